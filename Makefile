@@ -1,0 +1,28 @@
+# `make run` opens the studio; `make test` runs the tests. Each sets up .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint screenshots bench clean
+
+$(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
+	VENV=$(VENV) bash packaging/setup-env.sh
+
+run: $(STAMP)
+	$(PY) -m studio
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
+
+screenshots: $(STAMP)
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) packaging/screenshots.py docs/screenshots
+
+bench: $(STAMP)
+	$(PY) benchmarks/folder_vs_plain.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

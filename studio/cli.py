@@ -1,0 +1,196 @@
+"""`studio ...`: the headless command line on top of the same engine the GUI uses.
+
+Exit codes: 0 done (also early stop and a user's stop), 2 bad input with one `error: ...` line,
+1 an unexpected failure, 130 interrupted by Ctrl-C after the last checkpoint was saved.
+This module never imports Qt; only `studio gui` (and bare `studio`) load the GUI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from studio import __version__
+from studio.errors import StudioError
+
+
+class UsageError(StudioError):
+    """A command-line usage mistake (argparse's own errors come here too)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_run_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by `studio train`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="studio", description="Train a neural network, headless or in the studio window.")
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("gui", help="open the studio window")
+    p.add_argument("target", nargs="?", metavar="CONFIG.toml|RUN_DIR")
+
+    p = sub.add_parser("train", help="train headless from a TOML config")
+    p.add_argument("config", metavar="CONFIG.toml")
+    p.add_argument("--run-dir", help="where the run goes (default: a new folder under $STUDIO_RUNS_DIR or ./runs)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set train.lr=0.01 (repeatable)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    p = sub.add_parser("resume", help="continue a run from checkpoints/last.pt")
+    _add_run_dir(p)
+    p.add_argument("--epochs", type=int, help="raise the total number of epochs")
+    p.add_argument("--quiet", "-q", action="store_true")
+
+    p = sub.add_parser("eval", help="print a run's metrics as one JSON object")
+    _add_run_dir(p)
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--split", choices=("val", "test", "train"), default="test")
+
+    p = sub.add_parser("export", help="write ONNX and check it against PyTorch")
+    _add_run_dir(p)
+    p.add_argument("-o", "--output", metavar="FILE.onnx")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--opset", type=int, default=None)
+    p.add_argument("--quantize", choices=("dynamic", "static"), default=None)
+
+    p = sub.add_parser("predict", help="predict with an exported model or a run")
+    p.add_argument("model", metavar="MODEL.onnx|RUN_DIR")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--top", type=int, default=3, help="how many classes in `top`")
+
+    p = sub.add_parser("lr-find", help="run a learning-rate range test")
+    p.add_argument("config", metavar="CONFIG.toml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def _default_run_dir(cfg: Any) -> Path:
+    import os
+
+    from studio.engine.run_dir import new_run_dir
+
+    base = Path(os.environ["STUDIO_RUNS_DIR"]) if os.environ.get("STUDIO_RUNS_DIR") else Path("runs")
+    return new_run_dir(base, cfg.data.source, cfg.model.arch)
+
+
+def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
+    from studio.engine.progress import ProgressPrinter
+    from studio.engine.trainer import Trainer, TrainingFailed
+
+    trainer = Trainer(cfg, run_dir, callbacks=[ProgressPrinter(quiet=quiet)], resume=resume)
+    try:
+        trainer.fit()
+    except TrainingFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from studio.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+    if (run_dir / "checkpoints" / "last.pt").exists():
+        raise UsageError(f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` "
+                         "or choose another folder")
+    return _fit(cfg, run_dir, args.quiet, resume=False)
+
+
+def load_run_config(run_dir: Path) -> Any:
+    from studio.config import load_config
+    from studio.engine.run_dir import check_run_dir
+
+    return load_config(check_run_dir(run_dir) / "config.toml")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from studio.engine.checkpoint import checkpoint_path, load_checkpoint
+    from studio.engine.run_dir import read_summary
+
+    run_dir = Path(args.run_dir)
+    cfg = load_run_config(run_dir)
+    state = load_checkpoint(checkpoint_path(run_dir, "last"))
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise UsageError(f"--epochs must be >= 1 (got {args.epochs})")
+        cfg = cfg.replace_value("train.epochs", args.epochs)
+    done = state["epoch"]
+    summary = read_summary(run_dir) or {}
+    if done >= cfg.train.epochs and state.get("pos", 0) == 0:
+        print(f"{run_dir}: all {cfg.train.epochs} epochs are done ({summary.get('status', 'completed')}); "
+              "use --epochs N to train further", file=sys.stderr)
+        return 0
+    return _fit(cfg, run_dir, args.quiet, resume=True)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from studio.engine.report import evaluate_run
+
+    report = evaluate_run(Path(args.run_dir), args.checkpoint, args.split)
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from studio.export.cli import run_export
+
+    return run_export(args)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from studio.export.cli import run_predict
+
+    return run_predict(args)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from studio.engine.lr_finder import run_lr_find_cli
+
+    return run_lr_find_cli(args)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from studio.ui.app import run_gui
+    except ImportError as exc:
+        raise StudioError(f"the studio window needs PySide6 and pyqtgraph ({exc})") from None
+    return run_gui(getattr(args, "target", None))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "gui": cmd_gui, "train": cmd_train, "resume": cmd_resume, "eval": cmd_eval,
+    "export": cmd_export, "predict": cmd_predict, "lr-find": cmd_lr_find,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `studio` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command or "gui"
+        return COMMANDS[command](args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the last checkpoint was saved", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)
+    except Exception as exc:  # noqa: BLE001 - the one place an unexpected failure is reported
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: unexpected failure: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,67 @@
+"""Batches for the training loop.
+
+`InMemoryBatches` is the fast path: the whole split lives in one tensor (on the training device
+when it is a GPU), and a batch is an index slice, converted to float and augmented on that device.
+The loop asks for the batch size before every batch, so a live change applies from the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, Protocol
+
+import torch
+
+from studio.data.base import Split
+
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+class BatchSource(Protocol):
+    """What the loop iterates: `batches(order, start, batch_size)` yields `(x, y)` on the device."""
+
+    def __len__(self) -> int: ...
+
+    def batches(self, order: torch.Tensor, start: int,
+                batch_size: Callable[[], int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch: a pure function of (seed, epoch), so resume is exact."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+class InMemoryBatches:
+    """Index-sliced batches from tensors held in memory (moved to the GPU once, when training there)."""
+
+    def __init__(self, split: Split, device: torch.device, augment: Augment | None = None) -> None:
+        self.device = device
+        self.augment = augment
+        x, y = split.x, split.y
+        if device.type == "cuda":
+            # Pinned host memory makes the one-off copy asynchronous and fast.
+            x, y = x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+        elif device.type != "cpu":
+            x, y = x.to(device), y.to(device)
+        self.x, self.y = x, y
+        self.is_image = x.dtype == torch.uint8
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def take(self, idx: torch.Tensor, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = idx.to(self.x.device)
+        xb = self.x[idx]
+        if self.is_image:
+            xb = xb.float().div_(255.0)
+            if augment and self.augment is not None:
+                xb = self.augment(xb)
+        return xb, self.y[idx]
+
+    def batches(self, order: torch.Tensor, start: int,
+                batch_size: Callable[[], int], augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        pos, n = start, len(order)
+        while pos < n:
+            idx = order[pos:pos + max(1, batch_size())]
+            pos += len(idx)
+            yield self.take(idx, augment)

@@ -1,0 +1,174 @@
+"""CSV data: numeric feature columns plus a target column.
+
+Rules (documented in the README):
+- the first row is the header; the target column is named by `data.target`;
+- an integer or text target means classification, a float target means regression
+  (`data.task` overrides the guess);
+- a feature column with no numeric cell at all (names, ids as text) is dropped with a warning;
+  a numeric column with a stray text cell is an error that names the row and column;
+- blank feature cells follow `data.blank_cells`: `error` (the default) names the first one,
+  `drop` drops those rows, `mean` leaves them as NaN for the model's input layer to fill with
+  the training mean (so the exported model does the same);
+- rows with a blank target are dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from studio.errors import DataError
+
+MISSING = {"", "na", "nan", "null", "none", "?"}
+
+
+@dataclass
+class Table:
+    features: torch.Tensor  # float32 [N, F], NaN where blank
+    feature_names: tuple[str, ...]
+    target: list[str]  # raw target cells, one per row
+    warnings: list[str]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Return (header, rows) of a CSV file, with clear errors for empty or ragged files."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text CSV file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not text.strip():
+        raise DataError(f"{path}: the CSV file is empty")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [r for r in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in r)]
+    header = [h.strip() for h in rows[0]]
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise DataError(f"{path}: the header names column '{dup}' twice")
+    body = rows[1:]
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {i} has {len(row)} cells but the header has {len(header)}")
+    if not body:
+        raise DataError(f"{path}: the CSV file has a header but no data rows")
+    return header, body
+
+
+def load_table(path: Path, target: str, blank_cells: str = "error", feature_names: tuple[str, ...] = ()) -> Table:
+    """Read a CSV into numeric features and raw target cells (see the module doc for the rules).
+
+    With `feature_names` (prediction), exactly those columns are read, in that order, and no
+    target is needed.
+    """
+    header, body = read_csv_rows(path)
+    warnings: list[str] = []
+    target_cells: list[str] = []
+    if not feature_names:
+        if target not in header:
+            near = difflib.get_close_matches(target, header, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else f"; columns are: {', '.join(header)}"
+            raise DataError(f"{path}: no target column '{target}'{hint}")
+        t = header.index(target)
+        blank_target = [r for r in body if r[t].strip().lower() in MISSING]
+        if blank_target:
+            warnings.append(f"{path}: dropped {len(blank_target)} row(s) with a blank '{target}' cell")
+            body = [r for r in body if r[t].strip().lower() not in MISSING]
+        if not body:
+            raise DataError(f"{path}: every row has a blank target '{target}'")
+        target_cells = [r[t].strip() for r in body]
+        columns = [i for i in range(len(header)) if i != t]
+    else:
+        missing = [f for f in feature_names if f not in header]
+        if missing:
+            raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}; "
+                            f"the model needs {', '.join(feature_names)}")
+        columns = [header.index(f) for f in feature_names]
+
+    kept: list[int] = []
+    dropped: list[str] = []
+    for c in columns:
+        cells = [r[c].strip() for r in body]
+        present = [v for v in cells if v.lower() not in MISSING]
+        numeric = [v for v in present if _is_number(v)]
+        if present and not numeric and not feature_names:
+            dropped.append(header[c])
+            continue
+        if len(numeric) != len(present):
+            row = next(i for i, v in enumerate(cells, start=2) if v.lower() not in MISSING and not _is_number(v))
+            raise DataError(f"{path}: line {row}, column '{header[c]}': '{body[row - 2][c].strip()}' is not a number")
+        kept.append(c)
+    if dropped:
+        warnings.append(f"{path}: ignored text column(s) {', '.join(dropped)} (features must be numbers)")
+    if not kept:
+        raise DataError(f"{path}: no numeric feature columns besides the target '{target}'")
+
+    values = [[float(r[c]) if r[c].strip().lower() not in MISSING else math.nan for c in kept] for r in body]
+    features = torch.tensor(values, dtype=torch.float32)
+    blank = torch.isnan(features) | torch.isinf(features)
+    if blank.any():
+        if blank_cells == "error":
+            row, col = (int(v) for v in torch.nonzero(blank)[0])
+            raise DataError(f"{path}: line {row + 2}, column '{header[kept[col]]}' is blank; "
+                            "set [data] blank_cells = \"drop\" or \"mean\" to handle blanks")
+        if blank_cells == "drop":
+            keep = ~blank.any(dim=1)
+            warnings.append(f"{path}: dropped {int((~keep).sum())} row(s) with blank cells")
+            features = features[keep]
+            target_cells = [v for v, k in zip(target_cells, keep.tolist()) if k] if target_cells else []
+            if features.shape[0] == 0:
+                raise DataError(f"{path}: every row has a blank cell")
+        else:
+            features[blank] = math.nan
+            warnings.append(f"{path}: {int(blank.sum())} blank cell(s) will be filled with the training mean")
+    return Table(features, tuple(header[c] for c in kept), target_cells, warnings)
+
+
+def guess_task(cells: list[str]) -> str:
+    """Integers or text mean classes; any fractional number means regression."""
+    for v in cells:
+        try:
+            f = float(v)
+        except ValueError:
+            return "classification"
+        if not f.is_integer():
+            return "regression"
+    return "classification"
+
+
+def encode_target(cells: list[str], task: str, path: Path, target: str) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Return (y, labels): class indices in sorted-label order, or float targets."""
+    if task == "regression":
+        try:
+            return torch.tensor([float(v) for v in cells], dtype=torch.float32), ()
+        except ValueError:
+            bad = next(v for v in cells if not _is_number(v))
+            raise DataError(f"{path}: target '{target}' has text ('{bad}') but the task is regression") from None
+    numeric = all(_is_number(v) for v in cells)
+    if numeric:
+        # "1" and "1.0" are the same class; sort numerically.
+        canon = [str(int(float(v))) if float(v).is_integer() else v for v in cells]
+        labels = tuple(sorted(set(canon), key=float))
+    else:
+        canon = cells
+        labels = tuple(sorted(set(cells)))
+    if len(labels) < 2:
+        raise DataError(f"{path}: target '{target}' has only one class ({labels[0]!r}); need at least two")
+    index = {label: i for i, label in enumerate(labels)}
+    return torch.tensor([index[v] for v in canon], dtype=torch.int64), labels

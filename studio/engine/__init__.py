@@ -1,0 +1,1 @@
+"""The headless training engine: `Trainer(config, run_dir, callbacks=[...]).fit()`."""

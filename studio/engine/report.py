@@ -1,0 +1,91 @@
+"""Load a trained run back (config, model, data) and report its metrics, for `eval` and `export`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from studio.config import Config, load_config
+from studio.data import DataBundle, DataSpec, load_data
+from studio.data.batches import InMemoryBatches
+from studio.engine.checkpoint import checkpoint_path, load_checkpoint
+from studio.engine.evaluate import classification_report, compute_loss, predict_all, regression_report
+from studio.engine.optim import build_loss
+from studio.engine.run_dir import check_run_dir
+from studio.errors import CheckpointError, StudioError
+from studio.models import StudioModel, build_model
+
+
+@dataclass
+class TrainedRun:
+    """A run's config, spec and model (eval mode, CPU) restored from one checkpoint."""
+
+    run_dir: Path
+    config: Config
+    spec: DataSpec
+    model: StudioModel
+    checkpoint: dict[str, Any] = field(repr=False)
+    _bundle: DataBundle | None = None
+
+    @property
+    def data(self) -> DataBundle:
+        """The run's data, split exactly as in training (same seed), loaded on first use."""
+        if self._bundle is None:
+            self._bundle = load_data(self.config)
+        return self._bundle
+
+
+def spec_from_dict(raw: dict[str, Any]) -> DataSpec:
+    return DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
+    """Restore a run's model from `best` or `last`; falls back to `last` when there is no best."""
+    run_dir = check_run_dir(Path(run_dir))
+    path = checkpoint_path(run_dir, which)
+    if which == "best" and not path.exists() and checkpoint_path(run_dir, "last").exists():
+        path = checkpoint_path(run_dir, "last")
+    if not path.exists():
+        raise CheckpointError(f"{run_dir}: no checkpoint yet ({path.relative_to(run_dir)} not found); "
+                              "train the run first")
+    state = load_checkpoint(path)
+    config = load_config(run_dir / "config.toml")
+    try:
+        spec = spec_from_dict(state["spec"])
+    except TypeError as exc:
+        raise CheckpointError(f"checkpoint '{path}' has an unreadable data spec ({exc})") from None
+    model = build_model(config.model, spec)
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint '{path}' does not fit the run's model "
+                              f"({str(exc).splitlines()[0][:160]})") from None
+    model.eval()
+    return TrainedRun(run_dir, config, spec, model, state)
+
+
+def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dict[str, Any]:
+    """Metrics of one split as a JSON-ready dict: loss, accuracy, confusion matrix, per-class figures."""
+    run = load_trained(run_dir, which)
+    data = run.data
+    if data.spec.input_shape != run.spec.input_shape or data.spec.labels != run.spec.labels:
+        raise StudioError(f"{run_dir}: the data no longer matches the run "
+                          f"(now {data.spec.describe()}, trained on {run.spec.describe()})")
+    part = {"train": data.train, "val": data.val, "test": data.test}[split]
+    if len(part) == 0 and split == "test":
+        split, part = "val", data.val
+    if len(part) == 0:
+        raise StudioError(f"{run_dir}: the {split} split is empty (see [data] val_split / test_split)")
+    out, y = predict_all(run.model, InMemoryBatches(part, torch.device("cpu")))
+    loss = float(compute_loss(out, y, build_loss(run.config.train.loss, run.spec.task), run.spec))
+    report: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "split": split,
+                              "epoch": run.checkpoint["epoch"], "task": run.spec.task, "loss": loss}
+    if run.spec.task == "classification":
+        report |= classification_report(out, y, run.spec.labels)
+    else:
+        report |= regression_report(out, y)
+        report["accuracy"] = None
+    return report
