@@ -303,6 +303,8 @@ class Trainer:
         bad_step = torch.full((), -1, device=device, dtype=torch.long)
         changed: dict[str, Any] = {}
         micro = 0
+        # The source asks for the batch size as it cuts each batch, so a live change applies next batch.
+        batches = src.batches(order, self.pos, lambda: self.batch_size)
         autocast = (torch.autocast(device_type=device.type, dtype=self.amp_dtype) if self.amp_dtype
                     else contextlib.nullcontext())
         while self.pos < n:
@@ -313,15 +315,14 @@ class Trainer:
                     pass
                 if self.control.stop_requested:
                     return None
-            idx = order[self.pos:self.pos + self.batch_size]
-            x, y = src.take(idx)
+            x, y = next(batches)
             with autocast:
                 out = model(x)
             loss = compute_loss(out, y, self.loss_fn, self.spec)
             self.scaler.scale(loss / cfg.accumulate).backward()
             micro += 1
-            self.pos += len(idx)
-            bs = len(idx)
+            bs = int(y.shape[0])
+            self.pos += bs
             detached = loss.detach().double() * bs
             win_loss += detached
             ep_loss += detached

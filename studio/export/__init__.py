@@ -1,0 +1,1 @@
+"""ONNX export and its onnxruntime check, and prediction from an exported model."""

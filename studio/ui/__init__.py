@@ -1,0 +1,1 @@
+"""Everything that imports Qt or pyqtgraph lives here, and nowhere else in studio."""
