@@ -29,6 +29,7 @@ TASKS = ("auto", "classification", "regression")
 LOSSES = ("auto", "cross_entropy", "mse", "l1", "huber")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BLANKS = ("error", "drop", "mean")
+FILLS = ("zeros", "border", "reflection")
 
 
 def _f(default: Any, help: str, **limits: Any) -> Any:
@@ -69,6 +70,8 @@ class AugmentConfig:
     translate: float = _f(0.0, "random shift, as a fraction of the image size", min=0.0, max=0.5)
     rotate: float = _f(0.0, "random rotation, in degrees either way", min=0.0, max=180.0)
     color_jitter: float = _f(0.0, "random brightness/contrast/saturation strength (RGB)", min=0.0, max=1.0)
+    fill: str = _f("zeros", "what a shift or rotation uncovers: zeros (black), border (edge pixels) or reflection",
+                   choices=FILLS)
 
 
 @dataclass(frozen=True)

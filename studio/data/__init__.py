@@ -64,7 +64,9 @@ def finish_bundle(config: Config, train: Split, val: Split, test: Split, *, kind
                   labels: tuple[str, ...] = (), feature_names: tuple[str, ...] = (),
                   warnings: list[str] | None = None) -> DataBundle:
     """Build the spec from the training split only (statistics never see val or test)."""
-    if kind == "image":
+    if kind == "image" and not isinstance(train.x, torch.Tensor):
+        mean, std = train.x.pixel_stats(seed=config.seed)  # decoded on demand (over the memory budget)
+    elif kind == "image":
         mean, std = image_stats(train.x)
     else:
         mean, std = feature_stats(train.x)
@@ -107,8 +109,16 @@ def _load_csv(config: Config) -> DataBundle:
                               feature_names=table.feature_names, warnings=table.warnings)
 
 
-def _not_yet(config: Config) -> DataBundle:
-    raise DataError(f"[data] source '{config.data.source}' is not available in this build")
+def _load_folder(config: Config) -> DataBundle:
+    from studio.data.folder import load_folder
+
+    return load_folder(config)
+
+
+def _load_torchvision(config: Config) -> DataBundle:
+    from studio.data.torchvision_sets import load_torchvision_set
+
+    return load_torchvision_set(config)
 
 
 # One loader per `data.source`; image sources add theirs here.
@@ -116,10 +126,10 @@ LOADERS: dict[str, Callable[[Config], DataBundle]] = {
     "digits": _load_digits,
     "linear": _load_linear,
     "csv": _load_csv,
-    "folder": _not_yet,
-    "mnist": _not_yet,
-    "fashion-mnist": _not_yet,
-    "cifar10": _not_yet,
+    "folder": _load_folder,
+    "mnist": _load_torchvision,
+    "fashion-mnist": _load_torchvision,
+    "cifar10": _load_torchvision,
 }
 
 

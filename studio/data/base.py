@@ -40,9 +40,13 @@ class DataSpec:
 
 @dataclass
 class Split:
-    """One split's samples: `x` (uint8 images or float32 features) and `y` (int64 or float32)."""
+    """One split's samples: `x` (uint8 images or float32 features) and `y` (int64 or float32).
 
-    x: torch.Tensor
+    For an image folder larger than the memory budget `x` is a `studio.data.images.ImageFiles`,
+    which indexes like the tensor it stands for and decodes on demand.
+    """
+
+    x: torch.Tensor  # or ImageFiles (see above)
     y: torch.Tensor
     indices: torch.Tensor | None = None  # positions in the source, for showing samples
 
@@ -63,6 +67,8 @@ class DataBundle:
     val: Split
     test: Split
     warnings: list[str] = field(default_factory=list)
+    paths: tuple[str, ...] = ()  # source files (folder source), indexed by `Split.indices`
+    image_sizes: dict[str, int] = field(default_factory=dict)  # "WxH" of the source images -> count
 
     def summary(self) -> str:
         return (f"{self.spec.source}: {self.spec.describe()}; "

@@ -2,6 +2,9 @@
 
 `InMemoryBatches` is the fast path: the whole split lives in one tensor (on the training device
 when it is a GPU), and a batch is an index slice, converted to float and augmented on that device.
+`studio.data.loader.LoaderBatches` is the fallback for image folders over the memory budget: a
+DataLoader decodes files in worker processes, and the batches come out the same (same samples,
+same order, same float conversion and augmentation). `make_batches` picks one for a split.
 The loop asks for the batch size before every batch, so a live change applies from the next one.
 """
 
@@ -21,14 +24,20 @@ class BatchSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batches(self, order: torch.Tensor, start: int,
-                batch_size: Callable[[], int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def batches(self, order: torch.Tensor, start: int, batch_size: Callable[[], int],
+                augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled sample order of one epoch: a pure function of (seed, epoch), so resume is exact."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=gen)
+
+
+def prepare_images(xb: torch.Tensor, augment: Augment | None) -> torch.Tensor:
+    """uint8 images to float pixels in [0, 1], then the training augmentation, on xb's device."""
+    xb = xb.float().div_(255.0)
+    return augment(xb) if augment is not None else xb
 
 
 class InMemoryBatches:
@@ -53,9 +62,7 @@ class InMemoryBatches:
         idx = idx.to(self.x.device)
         xb = self.x[idx]
         if self.is_image:
-            xb = xb.float().div_(255.0)
-            if augment and self.augment is not None:
-                xb = self.augment(xb)
+            xb = prepare_images(xb, self.augment if augment else None)
         return xb, self.y[idx]
 
     def batches(self, order: torch.Tensor, start: int,
@@ -65,3 +72,13 @@ class InMemoryBatches:
             idx = order[pos:pos + max(1, batch_size())]
             pos += len(idx)
             yield self.take(idx, augment)
+
+
+def make_batches(split: Split, device: torch.device, augment: Augment | None = None,
+                 num_workers: int = 0) -> BatchSource:
+    """The batch source for a split: index slicing when its images are in memory, else a DataLoader."""
+    if isinstance(split.x, torch.Tensor):
+        return InMemoryBatches(split, device, augment)
+    from studio.data.loader import LoaderBatches
+
+    return LoaderBatches(split, device, augment, num_workers=num_workers)

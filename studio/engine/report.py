@@ -10,7 +10,7 @@ import torch
 
 from studio.config import Config, load_config
 from studio.data import DataBundle, DataSpec, load_data
-from studio.data.batches import InMemoryBatches
+from studio.data.batches import make_batches
 from studio.engine.checkpoint import checkpoint_path, load_checkpoint
 from studio.engine.evaluate import classification_report, compute_loss, predict_all, regression_report
 from studio.engine.optim import build_loss
@@ -79,7 +79,7 @@ def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dic
         split, part = "val", data.val
     if len(part) == 0:
         raise StudioError(f"{run_dir}: the {split} split is empty (see [data] val_split / test_split)")
-    out, y = predict_all(run.model, InMemoryBatches(part, torch.device("cpu")))
+    out, y = predict_all(run.model, make_batches(part, torch.device("cpu"), None, run.config.data.num_workers))
     loss = float(compute_loss(out, y, build_loss(run.config.train.loss, run.spec.task), run.spec))
     report: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "split": split,
                               "epoch": run.checkpoint["epoch"], "task": run.spec.task, "loss": loss}

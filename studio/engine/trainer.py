@@ -20,7 +20,7 @@ import torch
 from studio.config import Config, config_from_dict, save_config
 from studio.data import DataBundle, load_data
 from studio.data.augment import build_augment
-from studio.data.batches import InMemoryBatches, epoch_order
+from studio.data.batches import epoch_order, make_batches
 from studio.engine import checkpoint as ckpt
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
@@ -109,10 +109,11 @@ class Trainer:
             else:
                 self.message(f"mixed precision ({cfg.train.precision}) needs CUDA; training in fp32", "warning")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.train_src = InMemoryBatches(self.bundle.train, self.device,
-                                         build_augment(cfg, self.spec, self.device))
-        self.val_src = InMemoryBatches(self.bundle.val, self.device) if len(self.bundle.val) else None
-        self.test_src = InMemoryBatches(self.bundle.test, self.device) if len(self.bundle.test) else None
+        workers = cfg.data.num_workers
+        self.train_src = make_batches(self.bundle.train, self.device, build_augment(cfg, self.spec, self.device),
+                                      workers)
+        self.val_src = make_batches(self.bundle.val, self.device, None, workers) if len(self.bundle.val) else None
+        self.test_src = make_batches(self.bundle.test, self.device, None, workers) if len(self.bundle.test) else None
 
         # Loop state; a checkpoint replaces it when resuming.
         self.epochs_done = 0  # completed epochs

@@ -1,0 +1,277 @@
+"""The `folder` source: a folder of images, one subfolder per class.
+
+Two layouts (the contract's):
+
+- `root/<class>/...`: the run's seed splits the images into train/val/test (stratified);
+- `root/{train,val,test}/<class>/...`: the folders are the splits (`valid` and `validation` also
+  name the val folder); a missing val or test folder is split off train by `val_split`/`test_split`.
+
+Rules users can rely on:
+
+- class names are the subfolder names in sorted order (as torchvision's `ImageFolder`); images may
+  sit deeper inside a class folder; hidden folders and files (`.ipynb_checkpoints`, `.DS_Store`)
+  are ignored, and so is every file that is not png, jpg/jpeg, bmp, gif, webp or tiff;
+- files that fail to decode are skipped with one warning giving their count and the first few
+  paths; no image left, or fewer than two classes with images, is an error;
+- `channels` comes from the data (1 when every image is grayscale, else 3) unless `[data]
+  channels` says otherwise; `image_size` defaults to the most common size's longer side, capped
+  at 224; other sizes are resized (squashed, never cropped) with a warning;
+- a strong class imbalance is reported;
+- when the decoded images fit `[data] memory_budget_mb` they are decoded once, in parallel, into
+  memory (the fast path); otherwise the splits hold `ImageFiles` and a DataLoader decodes them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio.config import Config
+from studio.data.base import DataBundle, Split
+from studio.data.images import ImageFiles, ImageProbe, decode_images, is_image_file, probe_images
+from studio.data.splits import split_indices
+from studio.errors import DataError
+
+MAX_DEFAULT_SIZE = 224
+IMBALANCE_RATIO = 5.0  # largest class / smallest class at which the user hears about it
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+_LAYOUT_HINT = "expected root/<class>/<images> or root/{train,val,test}/<class>/<images>"
+
+
+@dataclass
+class FolderListing:
+    """The image files of a folder by split ("all" for the class layout) and the class names."""
+
+    root: Path
+    classes: tuple[str, ...]
+    files: dict[str, list[tuple[str, int]]]  # split -> [(path, class index)]
+    ignored: int = 0  # files that are not images by their suffix
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def split_layout(self) -> bool:
+        return "all" not in self.files
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    try:
+        return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot list the folder ({exc.strerror})") from None
+
+
+def _class_files(class_dir: Path) -> tuple[list[str], int]:
+    """Image files under one class folder (recursively, sorted) and the count of other files."""
+    images: list[str] = []
+    ignored = 0
+    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            if is_image_file(name):
+                images.append(os.path.join(dirpath, name))
+            else:
+                ignored += 1
+    return images, ignored
+
+
+def _has_loose_images(path: Path) -> bool:
+    try:
+        return any(p.is_file() and is_image_file(p.name) for p in path.iterdir())
+    except OSError:
+        return False
+
+
+def list_folder(root: str | Path) -> FolderListing:
+    """Find the classes and image files of a folder in either layout; errors say what is wrong."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"[data] path '{root}' does not exist")
+    if not root.is_dir():
+        raise DataError(f"[data] path '{root}' is a file; the folder source needs a folder ({_LAYOUT_HINT})")
+    subdirs = _visible_dirs(root)
+    split_dirs = {SPLIT_FOLDERS[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_FOLDERS}
+    is_split_layout = (
+        "train" in split_dirs and len(split_dirs) == len(subdirs) and bool(_visible_dirs(split_dirs["train"]))
+    )
+    if not subdirs:
+        if _has_loose_images(root):
+            raise DataError(f"{root}: the images are not in class subfolders; put each class's images in "
+                            f"a folder named after the class ({_LAYOUT_HINT})")
+        raise DataError(f"{root}: the folder is empty (no class subfolders; {_LAYOUT_HINT})")
+    if not is_split_layout:
+        return _list_classes(root, {"all": root})
+    return _list_classes(root, split_dirs)
+
+
+def _list_classes(root: Path, split_dirs: dict[str, Path]) -> FolderListing:
+    warnings: list[str] = []
+    per_split: dict[str, dict[str, list[str]]] = {}
+    ignored = 0
+    for split, base in split_dirs.items():
+        found: dict[str, list[str]] = {}
+        for class_dir in _visible_dirs(base):
+            images, skipped = _class_files(class_dir)
+            ignored += skipped
+            found[class_dir.name] = images
+        per_split[split] = found
+    main = per_split.get("all", per_split.get("train", {}))
+    empty = [name for name, files in main.items() if not files]
+    classes = tuple(sorted(name for name, files in main.items() if files))
+    total = sum(len(f) for found in per_split.values() for f in found.values())
+    where = split_dirs.get("train", root)
+    if total == 0:
+        extra = f" ({ignored} other file(s) ignored: only png, jpg, bmp, gif, webp and tiff are read)" if ignored else ""
+        raise DataError(f"{root}: no images found{extra}")
+    if len(classes) < 2:
+        if not classes:
+            raise DataError(f"{where}: no class folder holds images; {_LAYOUT_HINT}")
+        raise DataError(f"{where}: only one class ('{classes[0]}') holds images; a classifier needs at least "
+                        f"two class folders ({_LAYOUT_HINT})")
+    if empty:
+        warnings.append(f"{where}: ignored {len(empty)} class folder(s) without images: "
+                        f"{', '.join(repr(e) for e in empty[:5])}{' ...' if len(empty) > 5 else ''}")
+    index = {name: i for i, name in enumerate(classes)}
+    files: dict[str, list[tuple[str, int]]] = {}
+    for split, found in per_split.items():
+        unknown = [name for name, f in found.items() if f and name not in index]
+        if unknown:
+            raise DataError(f"{split_dirs[split]}: class folder(s) {', '.join(repr(u) for u in unknown)} "
+                            f"are not in {where}; every {split} class needs training images")
+        files[split] = [(path, index[name]) for name in sorted(found) if name in index for path in found[name]]
+    return FolderListing(root, classes, files, ignored, warnings)
+
+
+def choose_size(probes: list[ImageProbe], requested: int) -> int:
+    """The training size: the request, else the most common size's longer side, capped at 224."""
+    if requested > 0:
+        return requested
+    (w, h), _ = Counter((p.width, p.height) for p in probes).most_common(1)[0]
+    return min(max(w, h), MAX_DEFAULT_SIZE)
+
+
+def _rel(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def _skip_warning(root: Path, bad: list[tuple[str, str]]) -> str:
+    shown = "; ".join(f"{_rel(p, root)} ({why})" for p, why in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return f"{root}: skipped {len(bad)} file(s) that could not be read as images: {shown}{more}"
+
+
+def _imbalance_warning(classes: tuple[str, ...], y: np.ndarray) -> str | None:
+    counts = np.bincount(y, minlength=len(classes))
+    big, small = int(counts.argmax()), int(counts.argmin())
+    if counts[small] == 0:
+        return f"class '{classes[small]}' has no usable images left"
+    ratio = counts[big] / counts[small]
+    if ratio < IMBALANCE_RATIO:
+        return None
+    return (f"strong class imbalance: '{classes[big]}' has {counts[big]} images but '{classes[small]}' only "
+            f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed")
+
+
+def load_folder(config: Config) -> DataBundle:
+    """Read an image folder into a `DataBundle` (see the module doc for the rules)."""
+    d = config.data
+    listing = list_folder(d.path)
+    root = listing.root
+    warnings = list(listing.warnings)
+    order = ["all"] if not listing.split_layout else [s for s in ("train", "val", "test") if s in listing.files]
+    paths = [p for s in order for p, _ in listing.files[s]]
+    labels = np.array([c for s in order for _, c in listing.files[s]], dtype=np.int64)
+    split_of = np.array([i for i, s in enumerate(order) for _ in listing.files[s]], dtype=np.int64)
+
+    probes = probe_images(paths)
+    bad = [(paths[i], p) for i, p in enumerate(probes) if isinstance(p, str)]
+    keep = np.array([not isinstance(p, str) for p in probes], dtype=bool)
+    good = [p for p in probes if not isinstance(p, str)]
+    if not good:
+        raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read "
+                        f"(first: {_rel(bad[0][0], root)}: {bad[0][1]})")
+    size = choose_size(good, d.image_size)
+    channels = d.channels or (1 if all(p.gray for p in good) else 3)
+    sizes = Counter((p.width, p.height) for p in good)
+    if len(sizes) > 1 or d.image_size == 0 and size != max(next(iter(sizes))):
+        (cw, ch), cn = sizes.most_common(1)[0]
+        why = f"images come in {len(sizes)} sizes (most common {cw}x{ch}: {cn} of {len(good)})" \
+            if len(sizes) > 1 else f"the images are {cw}x{ch}"
+        hint = " (set [data] image_size to choose)" if d.image_size == 0 else ""
+        warnings.append(f"{why}; all are resized to {size}x{size}{hint}")
+
+    kept_paths = [p for p, k in zip(paths, keep) if k]
+    decoded_bytes = len(kept_paths) * channels * size * size
+    if decoded_bytes <= d.memory_budget_mb * 2 ** 20:
+        arr, failures = decode_images(kept_paths, size, channels)
+        if failures:
+            ok = np.ones(len(kept_paths), dtype=bool)
+            ok[list(failures)] = False
+            where = np.flatnonzero(keep)
+            bad += [(kept_paths[i], why) for i, why in sorted(failures.items())]
+            keep[where[~ok]] = False
+            arr = arr[ok]
+            kept_paths = [p for p, k in zip(kept_paths, ok) if k]
+        x: torch.Tensor | ImageFiles = torch.from_numpy(arr)
+    else:
+        x = ImageFiles(kept_paths, size, channels)
+        warnings.append(f"{len(kept_paths)} images at {channels}x{size}x{size} need "
+                        f"{decoded_bytes / 2 ** 20:,.0f} MB, over [data] memory_budget_mb = "
+                        f"{d.memory_budget_mb}; images are decoded while training ({d.num_workers} workers)")
+    if bad:
+        warnings.append(_skip_warning(root, bad))
+    if len(kept_paths) == 0:
+        raise DataError(f"{root}: none of the {len(paths)} image file(s) could be decoded")
+    y = torch.from_numpy(labels[keep])
+    split_of = split_of[keep]
+    present = np.unique(labels[keep])
+    if len(present) < 2:
+        raise DataError(f"{root}: after skipping unreadable files only class '{listing.classes[present[0]]}' "
+                        "has images; a classifier needs at least two")
+    note = _imbalance_warning(listing.classes, labels[keep])
+    if note:
+        warnings.append(note)
+
+    from studio.data import finish_bundle
+
+    positions = torch.arange(len(y))
+    if listing.split_layout:
+        parts = {s: positions[torch.from_numpy(split_of == i)] for i, s in enumerate(order)}
+    else:
+        parts = {"all": positions}
+    train_idx, val_idx, test_idx = _assign_splits(config, parts, y)
+    if len(train_idx) == 0:
+        raise DataError(f"{root}: no training images left after the val/test splits ({len(y)} images in all)")
+
+    def split(idx: torch.Tensor) -> Split:
+        return Split(x[idx], y[idx], idx)
+
+    bundle = finish_bundle(config, split(train_idx), split(val_idx), split(test_idx), kind="image",
+                           task="classification", labels=listing.classes, warnings=warnings)
+    bundle.paths = tuple(kept_paths)
+    bundle.image_sizes = {f"{w}x{h}": n for (w, h), n in sizes.most_common()}
+    return bundle
+
+
+def _assign_splits(config: Config, parts: dict[str, torch.Tensor],
+                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Train/val/test positions: the split folders where they exist, else seeded stratified fractions."""
+    d = config.data
+    if "all" in parts:
+        return split_indices(len(y), d.val_split, d.test_split, config.seed, y)
+    train = parts["train"]
+    val_frac = 0.0 if "val" in parts else d.val_split
+    test_frac = 0.0 if "test" in parts else d.test_split
+    tr, va, te = split_indices(len(train), val_frac, test_frac, config.seed, y[train])
+    val = parts["val"] if "val" in parts else train[va]
+    test = parts["test"] if "test" in parts else train[te]
+    return train[tr], val, test

@@ -1,0 +1,213 @@
+"""Decoding image files: one conversion rule for training, statistics and prediction.
+
+`load_image(path, size, channels)` is the single place a file becomes a uint8 `[C, H, W]` array:
+the first frame, EXIF orientation applied (photos from phones), alpha dropped the way
+torchvision's loader drops it (`convert("RGB")`), 16-bit and float images scaled to 0..255,
+grayscale from RGB by ITU-R 601-2 luma (PIL's `convert("L")`, as torchvision's `Grayscale`), and
+a squash resize to `size` x `size` with PIL's antialiasing bilinear filter, so nothing is cropped.
+Prediction must use this function too, so a deployed model sees what training saw.
+
+`probe_image` reads only the header (size and whether the image is grayscale); `decode_images`
+decodes many files in parallel threads (Pillow releases the GIL while it decodes and resizes).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_WIDE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_EXIF_ORIENTATION = 0x0112
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True for a file whose suffix is one of the supported image formats (case-insensitive)."""
+    return os.path.splitext(str(path))[1].lower() in IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class ImageProbe:
+    """What a file's header says: the displayed size and whether every pixel is gray."""
+
+    width: int
+    height: int
+    gray: bool
+
+
+def _palette_is_gray(im: Image.Image) -> bool:
+    palette = im.getpalette() or []
+    return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+
+
+def _orientation(im: Image.Image) -> int:
+    if im.format not in ("JPEG", "TIFF", "WEBP", "MPO"):
+        return 1
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block is no reason to lose the image
+        return 1
+
+
+def probe_image(path: str) -> ImageProbe:
+    """Read a file's header; raises (any exception) when PIL cannot identify it or it is empty."""
+    with Image.open(path) as im:
+        w, h = im.size
+        if w < 1 or h < 1:
+            raise ValueError("the image has no pixels")
+        if _orientation(im) in (5, 6, 7, 8):  # rotated by 90 degrees when shown
+            w, h = h, w
+        gray = im.mode in _GRAY_MODES or (im.mode in ("P", "PA") and _palette_is_gray(im))
+        return ImageProbe(w, h, gray)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit and float images keep their contrast instead of clipping at 255."""
+    a = np.asarray(im)
+    if im.mode == "F":
+        a = a.astype(np.float32)
+        top = float(np.nanmax(a)) if a.size else 1.0
+        a = a * 255.0 if top <= 1.0 else a
+        return Image.fromarray(np.nan_to_num(a).clip(0, 255).astype(np.uint8), "L")
+    a = a.astype(np.int64)
+    a = a // 257 if a.max(initial=0) > 255 else a
+    return Image.fromarray(a.clip(0, 255).astype(np.uint8), "L")
+
+
+def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
+    """Decode one file into uint8 `[channels, size, size]` (see the module doc for the rules)."""
+    with Image.open(path) as im:
+        if im.format == "JPEG":
+            # Let libjpeg decode at a reduced scale when the file is much larger than needed.
+            im.draft("L" if channels == 1 else "RGB", (size, size))
+        im.load()
+        if _orientation(im) != 1:
+            im = ImageOps.exif_transpose(im)
+        if im.mode in _WIDE_MODES:
+            im = _to_8bit(im)
+        im = im.convert("L" if channels == 1 else "RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.Resampling.BILINEAR)
+        a = np.asarray(im)
+    return a[None] if channels == 1 else a.transpose(2, 0, 1)
+
+
+def _pool_size(n: int) -> int:
+    return max(1, min(8, os.cpu_count() or 1, n // 64 or 1))
+
+
+def _chunks(n: int, parts: int) -> list[range]:
+    step = max(1, -(-n // (parts * 4)))  # a few chunks per thread evens out slow files
+    return [range(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def probe_images(paths: Sequence[str]) -> list[ImageProbe | str]:
+    """Probe every file in parallel; a failure comes back as its reason (a string)."""
+
+    def work(r: range) -> list[ImageProbe | str]:
+        out: list[ImageProbe | str] = []
+        for i in r:
+            try:
+                out.append(probe_image(paths[i]))
+            except Exception as exc:  # noqa: BLE001 - every way a file can be broken is a skip
+                out.append(_reason(exc))
+        return out
+
+    with ThreadPoolExecutor(_pool_size(len(paths))) as pool:
+        return [p for part in pool.map(work, _chunks(len(paths), _pool_size(len(paths)))) for p in part]
+
+
+def decode_images(paths: Sequence[str], size: int, channels: int) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode files in parallel into one uint8 `[N, C, size, size]` array; failures by position.
+
+    A failed file leaves zeros in its row; the caller drops the rows named in the failures.
+    """
+    out = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
+    failures: dict[int, str] = {}
+
+    def work(r: range) -> None:
+        for i in r:
+            try:
+                out[i] = load_image(paths[i], size, channels)
+            except Exception as exc:  # noqa: BLE001 - a truncated or broken file is a skip
+                failures[i] = _reason(exc)
+
+    with ThreadPoolExecutor(_pool_size(len(paths))) as pool:
+        list(pool.map(work, _chunks(len(paths), _pool_size(len(paths)))))
+    return out, failures
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "cannot identify image file" in text:
+        return "not a readable image"
+    return text[:100]
+
+
+class ImageFiles:
+    """Images decoded on demand: what a split holds when the decoded data exceeds the memory budget.
+
+    It indexes like the uint8 tensor it stands for (`files[idx]` with an index tensor, a list or a
+    slice returns the subset, `shape` is `[N, C, H, W]`), so splitting code treats both alike;
+    `load(i)` decodes one image. A file that breaks after the first scan decodes as black rather
+    than stopping a long run.
+    """
+
+    dtype = torch.uint8
+
+    def __init__(self, paths: Sequence[str] | np.ndarray, size: int, channels: int) -> None:
+        self.paths = np.asarray(paths, dtype=object)
+        self.size = size
+        self.channels = channels
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return (len(self.paths), self.channels, self.size, self.size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, idx: torch.Tensor | np.ndarray | list[int] | slice) -> "ImageFiles":
+        if isinstance(idx, torch.Tensor):
+            idx = idx.cpu().numpy()
+        if isinstance(idx, int):
+            raise TypeError("ImageFiles[i] with one position: use load(i) to decode an image")
+        return ImageFiles(self.paths[idx], self.size, self.channels)
+
+    def load(self, i: int) -> torch.Tensor:
+        try:
+            return torch.from_numpy(load_image(self.paths[i], self.size, self.channels))
+        except Exception:  # noqa: BLE001 - see the class doc
+            return torch.zeros(self.channels, self.size, self.size, dtype=torch.uint8)
+
+    def decode(self, positions: Sequence[int] | None = None) -> torch.Tensor:
+        """Decode some (or all) images into one uint8 tensor, in parallel threads."""
+        paths = self.paths if positions is None else self.paths[np.asarray(positions, dtype=np.int64)]
+        arr, _ = decode_images(list(paths), self.size, self.channels)
+        return torch.from_numpy(arr)
+
+    def pixel_stats(self, limit: int = 10_000, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean/std of pixels in [0, 1] over (a seeded sample of at most `limit` of) the images."""
+        from studio.data import image_stats
+
+        n = len(self)
+        if n > limit:
+            pick = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+        else:
+            pick = np.arange(n)
+        return image_stats(self.decode(pick))
+
+
+def image_rows(x: torch.Tensor | ImageFiles, positions: Sequence[int]) -> torch.Tensor:
+    """uint8 `[k, C, H, W]` images at these positions of a split, whether in memory or on disk."""
+    if isinstance(x, ImageFiles):
+        return x.decode(positions)
+    return x[torch.as_tensor(list(positions), dtype=torch.long)]
