@@ -70,8 +70,10 @@ class LoaderBatches:
         self.files = split.x
         self.y = split.y.to(device)
         self.order = PassOrder()
+        # Its own generator: starting a pass must not draw from the global RNG, or augmentation and
+        # dropout would differ from the fast path's (and a resumed run from an uninterrupted one).
         options: dict = {"batch_size": CHUNK, "sampler": self.order, "num_workers": num_workers,
-                         "pin_memory": device.type == "cuda"}
+                         "pin_memory": device.type == "cuda", "generator": torch.Generator().manual_seed(0)}
         if num_workers > 0:
             options |= {"persistent_workers": True, "prefetch_factor": 4, "multiprocessing_context": _context()}
         self.loader = DataLoader(DecodedImages(self.files), **options)

@@ -147,6 +147,14 @@ def build_model(cfg: ModelConfig, spec: DataSpec) -> StudioModel:
         raise ConfigError(f"[model] arch '{cfg.arch}' needs image data; use mlp or linear for CSV data")
     net = ARCHITECTURES[cfg.arch](cfg, spec)
     init_weights(net, cfg.init)
+    if cfg.weights:  # after the init, so fine-tuning starts from the loaded weights
+        if cfg.arch != "resnet18":
+            raise ConfigError(f"[model] weights: loading weights is for resnet18, not '{cfg.arch}'")
+        from pathlib import Path
+
+        from studio.models.resnet import load_pretrained
+
+        load_pretrained(net, Path(cfg.weights).expanduser())
     return StudioModel(net, spec)
 
 
