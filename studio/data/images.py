@@ -96,8 +96,8 @@ def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
         im = im.convert("L" if channels == 1 else "RGB")
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR)
-        a = np.asarray(im)
-    return a[None] if channels == 1 else a.transpose(2, 0, 1)
+        a = np.array(im)  # a writable copy: torch refuses to wrap PIL's read-only buffer quietly
+    return a[None] if channels == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
 def _pool_size(n: int) -> int:
@@ -185,7 +185,7 @@ class ImageFiles:
     def load(self, i: int) -> torch.Tensor:
         try:
             return torch.from_numpy(load_image(self.paths[i], self.size, self.channels))
-        except Exception:  # noqa: BLE001 - see the class doc
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):  # see the class doc
             return torch.zeros(self.channels, self.size, self.size, dtype=torch.uint8)
 
     def decode(self, positions: Sequence[int] | None = None) -> torch.Tensor:
