@@ -3,8 +3,8 @@
 The batch sources call the transform on float images in [0, 1] right after the uint8 -> float
 conversion, for the training split only (evaluation asks for `augment=False`), so val and test
 are never augmented. Everything is a handful of batched tensor ops with per-sample random
-amounts (one `grid_sample` for shift and rotation together), so on a GPU it costs little
-next to a training step; `benchmarks/augment_cost.py` measures it.
+amounts drawn on the CPU (one `grid_sample` for flip, shift and rotation together), so on a
+GPU it costs little next to a training step; `benchmarks/augment_cost.py` measures it.
 
 - `flip`: mirror half of the images left-right (off by default: mirrored digits and text are
   different symbols);
@@ -35,28 +35,32 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L") and torchvis
 
 def random_flip(x: torch.Tensor) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    mask = torch.rand(x.shape[0], device=x.device) < 0.5
+    mask = (torch.rand(x.shape[0]) < 0.5).to(x.device, non_blocking=True)
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
-def random_affine(x: torch.Tensor, translate: float, rotate: float, fill: str = "zeros") -> torch.Tensor:
-    """Shift each image by whole pixels (up to `translate` of its size) and rotate it (up to `rotate` degrees)."""
+def random_affine(x: torch.Tensor, translate: float, rotate: float, fill: str = "zeros",
+                  flip: bool = False) -> torch.Tensor:
+    """Shift each image by whole pixels (up to `translate` of its size), rotate it (up to `rotate`
+    degrees) and, with `flip`, mirror half of them: one `grid_sample` for all three.
+
+    The per-image amounts are drawn on the CPU and copied over once: a few dozen numbers, where
+    drawing them on a GPU would launch a dozen tiny kernels per batch.
+    """
     n, _, h, w = x.shape
-    dev = x.device
-    theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
-    if rotate > 0:
-        angle = (torch.rand(n, device=dev, dtype=x.dtype) * 2 - 1) * math.radians(rotate)
-        cos, sin = angle.cos(), angle.sin()
-        theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
-    else:
-        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    angle = (torch.rand(n) * 2 - 1) * math.radians(rotate) if rotate > 0 else torch.zeros(n)
+    cos, sin = angle.cos(), angle.sin()
+    mirror = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = mirror * cos, -mirror * sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin, cos
     if translate > 0:
         # Whole pixels, so a pure shift copies pixels exactly (no blur), like a padded random crop.
         for axis, size in ((0, w), (1, h)):
             most = int(round(translate * size))
             if most > 0:
-                shift = torch.randint(-most, most + 1, (n,), device=dev).to(x.dtype)
-                theta[:, axis, 2] = shift * 2.0 / size
+                theta[:, axis, 2] = torch.randint(-most, most + 1, (n,)).float() * 2.0 / size
+    theta = theta.to(device=x.device, dtype=x.dtype, non_blocking=True)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=fill, align_corners=False)
 
@@ -64,17 +68,14 @@ def random_affine(x: torch.Tensor, translate: float, rotate: float, fill: str = 
 def color_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
     """Random brightness, contrast and (RGB) saturation factors in [1 - s, 1 + s] per image."""
     n, c = x.shape[:2]
-
-    def factor() -> torch.Tensor:
-        return (1.0 + (torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype) * 2 - 1) * strength).clamp_min(0)
-
-    x = x * factor()
-    gray = _gray(x)
-    mean = gray.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * factor() + mean
+    factors = (1.0 + (torch.rand(3, n, 1, 1, 1) * 2 - 1) * strength).clamp_min(0)
+    brightness, contrast, saturation = factors.to(device=x.device, dtype=x.dtype, non_blocking=True)
+    x = x * brightness
+    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+    x = torch.lerp(mean, x, contrast)
     if c == 3:
         gray = _gray(x)
-        x = (x - gray) * factor() + gray
+        x = torch.lerp(gray, x, saturation)
     return x.clamp_(0.0, 1.0)
 
 
@@ -91,10 +92,10 @@ class BatchAugment:
     def __init__(self, cfg: AugmentConfig) -> None:
         self.cfg = cfg
         self.steps: list[Transform] = []
-        if cfg.flip:
+        if cfg.translate > 0 or cfg.rotate > 0:  # the flip rides along in the same resampling
+            self.steps.append(lambda x: random_affine(x, cfg.translate, cfg.rotate, cfg.fill, cfg.flip))
+        elif cfg.flip:
             self.steps.append(random_flip)
-        if cfg.translate > 0 or cfg.rotate > 0:
-            self.steps.append(lambda x: random_affine(x, cfg.translate, cfg.rotate, cfg.fill))
         if cfg.color_jitter > 0:
             self.steps.append(lambda x: color_jitter(x, cfg.color_jitter))
 

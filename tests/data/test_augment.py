@@ -127,3 +127,12 @@ def test_bad_augment_keys_are_config_errors(key: str, value: object) -> None:
 
     with pytest.raises(ConfigError, match=f"\\[augment\\] {key}"):
         config_from_dict({"augment": {key: value}})
+
+
+def test_flip_rides_along_in_the_affine_resampling() -> None:
+    torch.manual_seed(6)
+    x = torch.rand(300, 1, 8, 8)
+    out = random_affine(x, 0.0, 0.0, flip=True)
+    flipped = torch.isclose(out, x.flip(-1), atol=1e-5).flatten(1).all(1)
+    same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+    assert bool((flipped | same).all()) and 100 < int(flipped.sum()) < 200
