@@ -97,9 +97,9 @@ def list_folder(root: str | Path) -> FolderListing:
         raise DataError(f"[data] path '{root}' is a file; the folder source needs a folder ({_LAYOUT_HINT})")
     subdirs = _visible_dirs(root)
     split_dirs = {SPLIT_FOLDERS[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_FOLDERS}
-    is_split_layout = (
-        "train" in split_dirs and len(split_dirs) == len(subdirs) and bool(_visible_dirs(split_dirs["train"]))
-    )
+    # A `train` folder of class folders means the split layout, even beside stray folders.
+    is_split_layout = "train" in split_dirs and bool(_visible_dirs(split_dirs["train"])) \
+        and not _has_loose_images(split_dirs["train"])
     if not subdirs:
         if _has_loose_images(root):
             raise DataError(f"{root}: the images are not in class subfolders; put each class's images in "
@@ -107,7 +107,12 @@ def list_folder(root: str | Path) -> FolderListing:
         raise DataError(f"{root}: the folder is empty (no class subfolders; {_LAYOUT_HINT})")
     if not is_split_layout:
         return _list_classes(root, {"all": root})
-    return _list_classes(root, split_dirs)
+    listing = _list_classes(root, split_dirs)
+    stray = [d.name for d in subdirs if d.name.lower() not in SPLIT_FOLDERS]
+    if stray:
+        listing.warnings.append(f"{root}: ignored folder(s) {', '.join(repr(s) for s in stray[:5])} beside "
+                                "train/val/test (the split layout reads only those)")
+    return listing
 
 
 def _list_classes(root: Path, split_dirs: dict[str, Path]) -> FolderListing:

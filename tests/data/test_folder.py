@@ -238,3 +238,13 @@ def test_load_image_is_the_shared_conversion(tmp_path: Path) -> None:
     with Image.open(path) as im:
         expected = np.asarray(im.resize((4, 4), Image.Resampling.BILINEAR))
     assert (rgb[0] == expected).all()
+
+
+def test_stray_folders_beside_the_split_folders_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    root = tmp_path / "d"
+    write_digit_folder(root / "train", per_class=5, classes=(0, 1))
+    write_digit_folder(root / "test", per_class=2, classes=(0, 1))
+    write_digit_folder(root / "extra", per_class=2, classes=(5,))
+    bundle = load_data(folder_config(root))
+    assert bundle.spec.labels == ("0", "1") and len(bundle.test) == 4
+    assert any("'extra'" in w and "split layout" in w for w in bundle.warnings)
