@@ -52,25 +52,17 @@ def available_devices() -> list[tuple[str, str]]:
 _TORCH_THREADS = torch.get_num_threads()  # the default, before any run lowered it
 
 
-def default_cpu_threads() -> int:
-    """torch's own intra-op thread count for this machine."""
-    return _TORCH_THREADS
-
-
 def cpu_threads() -> int:
-    """Intra-op threads for training on the CPU: torch's default, less the cores others keep busy.
+    """Intra-op threads for training on the CPU: torch's default, but one core left free.
 
-    OpenMP threads wait for each other at every op; on a machine whose cores are already busy one
-    of them is often descheduled and every small op stalls (a 100k-parameter MLP step went from
-    1 ms on one thread to 20-40 ms on two, measured on a loaded two-core machine). An explicit
-    OMP_NUM_THREADS or MKL_NUM_THREADS is always respected.
+    OpenMP threads wait for each other at every op, so when one is descheduled (by the GUI thread,
+    the data pipeline or anything else on the machine) every small op stalls: a 100k-parameter
+    MLP step took 20-40 ms on two threads and 1 ms on one, on a busy two-core machine. Leaving a
+    core free avoids that. The rule depends on the machine only, never on its momentary load, so
+    the same run on the same machine gives the same numbers (thread counts change float sums).
+    An explicit OMP_NUM_THREADS or MKL_NUM_THREADS is always respected.
     """
     default = _TORCH_THREADS
     if os.environ.get("OMP_NUM_THREADS") or os.environ.get("MKL_NUM_THREADS"):
         return default
-    try:
-        busy = os.getloadavg()[0]
-    except (OSError, AttributeError):  # Windows has no load average
-        return default
-    free = (os.cpu_count() or 1) - busy + 1  # +1: this process is part of the load
-    return max(1, min(default, int(free)))
+    return max(1, min(default, (os.cpu_count() or 1) - 1))

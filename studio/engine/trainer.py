@@ -24,7 +24,7 @@ from studio.data.batches import epoch_order, make_batches
 from studio.engine import checkpoint as ckpt
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
-from studio.engine.device import cpu_threads, default_cpu_threads, device_name, resolve_device
+from studio.engine.device import cpu_threads, device_name, resolve_device
 from studio.engine.early_stopping import EarlyStopping
 from studio.engine.evaluate import compute_loss, evaluate, loss_scale
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, StepEnd, ValidationEnd
@@ -98,12 +98,8 @@ class Trainer:
             self.message(w, "warning")
         self.spec = self.bundle.spec
         self.device = resolve_device(cfg.train.device)
-        if self.device.type == "cpu":
-            threads = cpu_threads()
-            if threads != torch.get_num_threads():
-                torch.set_num_threads(threads)
-            if threads < default_cpu_threads():
-                self.message(f"the CPU is busy: training on {threads} of {default_cpu_threads()} threads")
+        if self.device.type == "cpu" and torch.get_num_threads() != cpu_threads():
+            torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
         torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
         self.model = build_model(cfg.model, self.spec).to(self.device)
         self.optimizer = build_optimizer(self.model, cfg.train)
