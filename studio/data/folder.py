@@ -31,13 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.config import Config
+from studio.config import Config, DataConfig
 from studio.data.base import DataBundle, Split
 from studio.data.images import ImageFiles, ImageProbe, decode_images, is_image_file, probe_images
 from studio.data.splits import split_indices
 from studio.errors import DataError
 
 MAX_DEFAULT_SIZE = 224
+SAMPLED_PROBES = 1000  # headers read to guess the shape of a large folder before its one decoding pass
 IMBALANCE_RATIO = 5.0  # largest class / smallest class at which the user hears about it
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _LAYOUT_HINT = "expected root/<class>/<images> or root/{train,val,test}/<class>/<images>"
@@ -186,6 +187,56 @@ def _imbalance_warning(classes: tuple[str, ...], y: np.ndarray) -> str | None:
             f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed")
 
 
+def image_shape(probes: list[ImageProbe], data: DataConfig) -> tuple[int, int]:
+    """(size, channels) for these images: the config's values, else the data's (see the module doc)."""
+    return choose_size(probes, data.image_size), data.channels or (1 if all(p.gray for p in probes) else 3)
+
+
+def _read_images(paths: list[str], d: DataConfig) -> tuple[torch.Tensor | ImageFiles | None,
+                                                           list[ImageProbe | str], tuple[int, int]]:
+    """Decode (or, over the memory budget, only check) every file.
+
+    Returns the images of the readable files (a tensor, or `ImageFiles` to decode later; None when
+    none is readable), each file's probe or failure reason, and the (size, channels) chosen.
+    Large folders are read in one pass: a seeded sample of headers guesses the shape and the
+    decode checks the guess against every file (a second pass only when the guess was wrong).
+    """
+    budget = d.memory_budget_mb * 2 ** 20
+
+    def fits(n: int, shape: tuple[int, int]) -> bool:
+        return n * shape[1] * shape[0] ** 2 <= budget
+
+    n = len(paths)
+    if n > 2 * SAMPLED_PROBES:
+        pick = np.sort(np.random.default_rng(0).choice(n, SAMPLED_PROBES, replace=False))
+        sample = [p for p in probe_images([paths[i] for i in pick]) if not isinstance(p, str)]
+        if sample and fits(n, image_shape(sample, d)):
+            shape = image_shape(sample, d)
+            arr, failures, decoded = decode_images(paths, *shape)
+            good = [p for p in decoded if p is not None]
+            if good and image_shape(good, d) != shape and fits(n, image_shape(good, d)):
+                shape = image_shape(good, d)  # the sample missed the most common size or a colour image
+                arr, failures, decoded = decode_images(paths, *shape)
+                good = [p for p in decoded if p is not None]
+            if good and image_shape(good, d) == shape:
+                ok = np.array([i not in failures for i in range(n)], dtype=bool)
+                probes = [failures[i] if i in failures else decoded[i] for i in range(n)]
+                return torch.from_numpy(arr[ok]), probes, shape  # type: ignore[return-value]
+    probes: list[ImageProbe | str] = probe_images(paths)
+    idx = [i for i, p in enumerate(probes) if not isinstance(p, str)]
+    if not idx:
+        return None, probes, (0, 0)
+    shape = image_shape([probes[i] for i in idx], d)  # type: ignore[misc]
+    kept = [paths[i] for i in idx]
+    if not fits(len(kept), shape):
+        return ImageFiles(kept, *shape), probes, shape
+    arr, failures, _ = decode_images(kept, *shape)  # header fine, pixels broken: a truncated file
+    for j, why in failures.items():
+        probes[idx[j]] = why
+    ok = np.array([j not in failures for j in range(len(kept))], dtype=bool)
+    return torch.from_numpy(arr[ok]), probes, shape
+
+
 def load_folder(config: Config) -> DataBundle:
     """Read an image folder into a `DataBundle` (see the module doc for the rules)."""
     d = config.data
@@ -197,15 +248,14 @@ def load_folder(config: Config) -> DataBundle:
     labels = np.array([c for s in order for _, c in listing.files[s]], dtype=np.int64)
     split_of = np.array([i for i, s in enumerate(order) for _ in listing.files[s]], dtype=np.int64)
 
-    probes = probe_images(paths)
+    x, probes, shape = _read_images(paths, d)
     bad = [(paths[i], p) for i, p in enumerate(probes) if isinstance(p, str)]
     keep = np.array([not isinstance(p, str) for p in probes], dtype=bool)
     good = [p for p in probes if not isinstance(p, str)]
-    if not good:
+    if x is None or not good:
         raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read "
                         f"(first: {_rel(bad[0][0], root)}: {bad[0][1]})")
-    size = choose_size(good, d.image_size)
-    channels = d.channels or (1 if all(p.gray for p in good) else 3)
+    size, channels = shape
     sizes = Counter((p.width, p.height) for p in good)
     if len(sizes) > 1 or d.image_size == 0 and size != max(next(iter(sizes))):
         (cw, ch), cn = sizes.most_common(1)[0]
@@ -213,25 +263,12 @@ def load_folder(config: Config) -> DataBundle:
             if len(sizes) > 1 else f"the images are {cw}x{ch}"
         hint = " (set [data] image_size to choose)" if d.image_size == 0 else ""
         warnings.append(f"{why}; all are resized to {size}x{size}{hint}")
-
-    kept_paths = [p for p, k in zip(paths, keep) if k]
-    decoded_bytes = len(kept_paths) * channels * size * size
-    if decoded_bytes <= d.memory_budget_mb * 2 ** 20:
-        arr, failures = decode_images(kept_paths, size, channels)
-        if failures:
-            ok = np.ones(len(kept_paths), dtype=bool)
-            ok[list(failures)] = False
-            where = np.flatnonzero(keep)
-            bad += [(kept_paths[i], why) for i, why in sorted(failures.items())]
-            keep[where[~ok]] = False
-            arr = arr[ok]
-            kept_paths = [p for p, k in zip(kept_paths, ok) if k]
-        x: torch.Tensor | ImageFiles = torch.from_numpy(arr)
-    else:
-        x = ImageFiles(kept_paths, size, channels)
-        warnings.append(f"{len(kept_paths)} images at {channels}x{size}x{size} need "
-                        f"{decoded_bytes / 2 ** 20:,.0f} MB, over [data] memory_budget_mb = "
-                        f"{d.memory_budget_mb}; images are decoded while training ({d.num_workers} workers)")
+    kept_paths = [paths[i] for i in np.flatnonzero(keep)]
+    if isinstance(x, ImageFiles):
+        mb = len(kept_paths) * channels * size * size / 2 ** 20
+        warnings.append(f"{len(kept_paths)} images at {channels}x{size}x{size} need {mb:,.0f} MB, over "
+                        f"[data] memory_budget_mb = {d.memory_budget_mb}; images are decoded while training "
+                        f"({d.num_workers} workers)")
     if bad:
         warnings.append(_skip_warning(root, bad))
     if len(kept_paths) == 0:

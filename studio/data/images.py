@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -57,16 +57,35 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP",
+            ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """PIL's open, trying the format the suffix names first (skips probing every other plugin)."""
+    fmt = _FORMATS.get(os.path.splitext(str(path))[1].lower())
+    if fmt is not None:
+        try:
+            return Image.open(path, formats=[fmt])
+        except UnidentifiedImageError:
+            pass  # a misnamed file: let PIL look at the bytes
+    return Image.open(path)
+
+
+def _probe_of(im: Image.Image) -> ImageProbe:
+    w, h = im.size
+    if w < 1 or h < 1:
+        raise ValueError("the image has no pixels")
+    if _orientation(im) in (5, 6, 7, 8):  # rotated by 90 degrees when shown
+        w, h = h, w
+    gray = im.mode in _GRAY_MODES or (im.mode in ("P", "PA") and _palette_is_gray(im))
+    return ImageProbe(w, h, gray)
+
+
 def probe_image(path: str) -> ImageProbe:
     """Read a file's header; raises (any exception) when PIL cannot identify it or it is empty."""
-    with Image.open(path) as im:
-        w, h = im.size
-        if w < 1 or h < 1:
-            raise ValueError("the image has no pixels")
-        if _orientation(im) in (5, 6, 7, 8):  # rotated by 90 degrees when shown
-            w, h = h, w
-        gray = im.mode in _GRAY_MODES or (im.mode in ("P", "PA") and _palette_is_gray(im))
-        return ImageProbe(w, h, gray)
+    with open_image(path) as im:
+        return _probe_of(im)
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
@@ -84,7 +103,13 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
     """Decode one file into uint8 `[channels, size, size]` (see the module doc for the rules)."""
-    with Image.open(path) as im:
+    return decode_file(path, size, channels)[0]
+
+
+def decode_file(path: str | Path, size: int, channels: int) -> tuple[np.ndarray, ImageProbe]:
+    """`load_image`, plus what the file's header said (its size and whether it is grayscale)."""
+    with open_image(path) as im:
+        probe = _probe_of(im)
         if im.format == "JPEG":
             # Let libjpeg decode at a reduced scale when the file is much larger than needed.
             im.draft("L" if channels == 1 else "RGB", (size, size))
@@ -97,7 +122,7 @@ def load_image(path: str | Path, size: int, channels: int) -> np.ndarray:
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR)
         a = np.array(im)  # a writable copy: torch refuses to wrap PIL's read-only buffer quietly
-    return a[None] if channels == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))
+    return (a[None] if channels == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))), probe
 
 
 def _pool_size(n: int) -> int:
@@ -125,24 +150,27 @@ def probe_images(paths: Sequence[str]) -> list[ImageProbe | str]:
         return [p for part in pool.map(work, _chunks(len(paths), _pool_size(len(paths)))) for p in part]
 
 
-def decode_images(paths: Sequence[str], size: int, channels: int) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode files in parallel into one uint8 `[N, C, size, size]` array; failures by position.
+def decode_images(paths: Sequence[str], size: int,
+                  channels: int) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
+    """Decode files in parallel into one uint8 `[N, C, size, size]` array.
 
-    A failed file leaves zeros in its row; the caller drops the rows named in the failures.
+    Returns the array, the failures by position (their rows stay zero; the caller drops them)
+    and each file's probe (None where it failed).
     """
     out = np.zeros((len(paths), channels, size, size), dtype=np.uint8)
     failures: dict[int, str] = {}
+    probes: list[ImageProbe | None] = [None] * len(paths)
 
     def work(r: range) -> None:
         for i in r:
             try:
-                out[i] = load_image(paths[i], size, channels)
+                out[i], probes[i] = decode_file(paths[i], size, channels)
             except Exception as exc:  # noqa: BLE001 - a truncated or broken file is a skip
                 failures[i] = _reason(exc)
 
     with ThreadPoolExecutor(_pool_size(len(paths))) as pool:
         list(pool.map(work, _chunks(len(paths), _pool_size(len(paths)))))
-    return out, failures
+    return out, failures, probes
 
 
 def _reason(exc: BaseException) -> str:
@@ -191,7 +219,7 @@ class ImageFiles:
     def decode(self, positions: Sequence[int] | None = None) -> torch.Tensor:
         """Decode some (or all) images into one uint8 tensor, in parallel threads."""
         paths = self.paths if positions is None else self.paths[np.asarray(positions, dtype=np.int64)]
-        arr, _ = decode_images(list(paths), self.size, self.channels)
+        arr, _, _ = decode_images(list(paths), self.size, self.channels)
         return torch.from_numpy(arr)
 
     def pixel_stats(self, limit: int = 10_000, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -248,3 +248,30 @@ def test_stray_folders_beside_the_split_folders_are_ignored_with_a_warning(tmp_p
     bundle = load_data(folder_config(root))
     assert bundle.spec.labels == ("0", "1") and len(bundle.test) == 4
     assert any("'extra'" in w and "split layout" in w for w in bundle.warnings)
+
+
+@pytest.mark.parametrize("odd", ["colour", "size"])
+def test_large_folders_read_in_one_pass_give_what_the_careful_path_gives(tmp_path: Path, odd: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import studio.data.folder as folder
+
+    root = tmp_path / "d"
+    rng = np.random.default_rng(3)
+    for c in ("a", "b"):
+        for i in range(20):
+            write_image(root / c / f"{i:02d}.png", rng.integers(0, 255, (8, 8), dtype=np.uint8))
+    for i in range(25):  # what a small header sample can miss: the most common size, or a colour image
+        shape = (8, 8, 3) if odd == "colour" and i < 2 else (12, 12) if odd == "size" else (8, 8)
+        write_image(root / "b" / f"odd{i:02d}.png", rng.integers(0, 255, shape, dtype=np.uint8))
+    (root / "a" / "broken.png").write_bytes(b"")
+    careful = load_data(folder_config(root, val_split=0.0, test_split=0.0))
+    monkeypatch.setattr(folder, "SAMPLED_PROBES", 3)
+    calls = []
+    real = folder.decode_images
+    monkeypatch.setattr(folder, "decode_images", lambda *a: calls.append(a[1:]) or real(*a))
+    quick = load_data(folder_config(root, val_split=0.0, test_split=0.0))
+    assert quick.spec == careful.spec and quick.warnings == careful.warnings
+    assert torch.equal(quick.train.x, careful.train.x) and torch.equal(quick.train.y, careful.train.y)
+    assert quick.paths == careful.paths and quick.image_sizes == careful.image_sizes
+    c, h, _ = careful.spec.input_shape
+    assert calls and calls[-1] == (h, c)  # the pass that counted decoded at the right shape
