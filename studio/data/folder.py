@@ -33,7 +33,8 @@ import torch
 
 from studio.config import Config, DataConfig
 from studio.data.base import DataBundle, Split
-from studio.data.images import ImageFiles, ImageProbe, decode_images, is_image_file, probe_images
+from studio.data.images import (ImageFiles, ImageProbe, decode_images, decode_threads, is_image_file,
+                                 probe_images)
 from studio.data.splits import split_indices
 from studio.errors import DataError
 
@@ -212,11 +213,12 @@ def _read_images(paths: list[str], d: DataConfig) -> tuple[torch.Tensor | ImageF
         sample = [p for p in probe_images([paths[i] for i in pick]) if not isinstance(p, str)]
         if sample and fits(n, image_shape(sample, d)):
             shape = image_shape(sample, d)
-            arr, failures, decoded = decode_images(paths, *shape)
+            threads = decode_threads(sample, n)
+            arr, failures, decoded = decode_images(paths, *shape, threads)
             good = [p for p in decoded if p is not None]
             if good and image_shape(good, d) != shape and fits(n, image_shape(good, d)):
                 shape = image_shape(good, d)  # the sample missed the most common size or a colour image
-                arr, failures, decoded = decode_images(paths, *shape)
+                arr, failures, decoded = decode_images(paths, *shape, threads)
                 good = [p for p in decoded if p is not None]
             if good and image_shape(good, d) == shape:
                 ok = np.array([i not in failures for i in range(n)], dtype=bool)
@@ -230,7 +232,8 @@ def _read_images(paths: list[str], d: DataConfig) -> tuple[torch.Tensor | ImageF
     kept = [paths[i] for i in idx]
     if not fits(len(kept), shape):
         return ImageFiles(kept, *shape), probes, shape
-    arr, failures, _ = decode_images(kept, *shape)  # header fine, pixels broken: a truncated file
+    threads = decode_threads([probes[i] for i in idx], len(kept))  # type: ignore[misc]
+    arr, failures, _ = decode_images(kept, *shape, threads)  # header fine, pixels broken: a truncated file
     for j, why in failures.items():
         probes[idx[j]] = why
     ok = np.array([j not in failures for j in range(len(kept))], dtype=bool)

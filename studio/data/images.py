@@ -8,7 +8,8 @@ a squash resize to `size` x `size` with PIL's antialiasing bilinear filter, so n
 Prediction must use this function too, so a deployed model sees what training saw.
 
 `probe_image` reads only the header (size and whether the image is grayscale); `decode_images`
-decodes many files in parallel threads (Pillow releases the GIL while it decodes and resizes).
+decodes many files, in parallel threads when they are large enough for that to pay
+(`decode_threads`: Pillow releases the GIL while it decodes and resizes).
 """
 
 from __future__ import annotations
@@ -125,8 +126,20 @@ def decode_file(path: str | Path, size: int, channels: int) -> tuple[np.ndarray,
     return (a[None] if channels == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))), probe
 
 
+PARALLEL_PIXELS = 96 * 96  # below this many pixels a file, decoding threads only fight over the GIL
+
+
 def _pool_size(n: int) -> int:
     return max(1, min(8, os.cpu_count() or 1, n // 64 or 1))
+
+
+def decode_threads(probes: Sequence[ImageProbe], n: int) -> int:
+    """Threads worth using to decode `n` files like these: Pillow releases the GIL while it
+    decompresses and resizes, which pays off for photos; for thumbnails the Python around each
+    file dominates and threads only contend for the GIL (8,000 28x28 PNGs: 0.41 s on one thread,
+    0.78 s on two)."""
+    pixels = sorted(p.width * p.height for p in probes)
+    return _pool_size(n) if pixels and pixels[len(pixels) // 2] >= PARALLEL_PIXELS else 1
 
 
 def _chunks(n: int, parts: int) -> list[range]:
@@ -150,8 +163,8 @@ def probe_images(paths: Sequence[str]) -> list[ImageProbe | str]:
         return [p for part in pool.map(work, _chunks(len(paths), _pool_size(len(paths)))) for p in part]
 
 
-def decode_images(paths: Sequence[str], size: int,
-                  channels: int) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
+def decode_images(paths: Sequence[str], size: int, channels: int,
+                  threads: int | None = None) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
     """Decode files in parallel into one uint8 `[N, C, size, size]` array.
 
     Returns the array, the failures by position (their rows stay zero; the caller drops them)
@@ -168,8 +181,12 @@ def decode_images(paths: Sequence[str], size: int,
             except Exception as exc:  # noqa: BLE001 - a truncated or broken file is a skip
                 failures[i] = _reason(exc)
 
-    with ThreadPoolExecutor(_pool_size(len(paths))) as pool:
-        list(pool.map(work, _chunks(len(paths), _pool_size(len(paths)))))
+    threads = threads or _pool_size(len(paths))
+    if threads == 1:
+        work(range(len(paths)))
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(work, _chunks(len(paths), threads)))
     return out, failures, probes
 
 
