@@ -14,6 +14,7 @@ time ratio (studio / plain) and both median validation accuracies.
 
     python benchmarks/folder_vs_plain.py                  # CPU, 2 rounds (A B A B)
     python benchmarks/folder_vs_plain.py --rounds 3 --device cuda
+    python benchmarks/folder_vs_plain.py --threads 1      # both on one thread: no OpenMP contention
     python benchmarks/folder_vs_plain.py --lenet          # also: lenet, 8 epochs, test accuracy
 
 The PNG folder goes to `--folder` (default: the user's cache folder, studio/benchmarks/); it is
@@ -148,13 +149,19 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--folder", type=Path, default=None, help="where the PNG folder is written (once)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="OMP_NUM_THREADS for both programs (0 = each its default); 1 takes thread contention "
+                             "on a busy machine out of the comparison")
     parser.add_argument("--lenet", action="store_true", help="also train lenet 8 epochs and print its test accuracy")
     args = parser.parse_args()
 
     root = write_png_folder((args.folder or default_folder()).expanduser().resolve())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
     print(f"folder: {root} (8,000 PNGs); device {args.device}; {args.epochs} epochs; "
-          f"{args.rounds} rounds, plain then studio", flush=True)
+          f"{args.rounds} rounds, plain then studio; OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}",
+          flush=True)
     plain_t, studio_t, plain_acc, studio_acc = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
         work = Path(tmp)
