@@ -7,6 +7,8 @@ from pathlib import Path
 
 STUDIO = Path(__file__).resolve().parents[1] / "studio"
 QT = {"PySide6", "pyqtgraph", "shiboken6"}
+# The one sanctioned edge: `studio gui` imports the window inside cmd_gui, at call time.
+ALLOWED = {"cli.py: studio.ui.app"}
 
 
 def test_no_qt_outside_ui() -> None:
@@ -22,7 +24,7 @@ def test_no_qt_outside_ui() -> None:
                 names = [node.module]
             offenders += [f"{path.relative_to(STUDIO)}: {n}" for n in names
                           if n.split(".")[0] in QT or n.startswith("studio.ui")]
-    assert offenders == []
+    assert [o for o in offenders if o not in ALLOWED] == []
 
 
 def test_every_torch_load_is_weights_only() -> None:
