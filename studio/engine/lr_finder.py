@@ -24,7 +24,12 @@ from studio.data.base import DataSpec
 from studio.errors import ConfigError, StudioError
 
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss passes this multiple of its best (fastai's value)
-SMOOTHING = 0.98  # exponential moving average of the loss, debiased (fastai's AvgSmoothLoss)
+# The stop check uses an exponential moving average of the loss, debiased like fastai's AvgSmoothLoss.
+SMOOTHING = 0.9
+# The recorded curve is smoothed afterwards with a centred window instead: any running average lags,
+# and with the rate rising a decade every ~12 steps, fastai's 0.98 (a ~50-step memory) draws the fall
+# of the loss about a decade of lr too late, which drags the suggestion low. A centred window has no lag.
+SMOOTH_WINDOW = 9
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class LRFinderPoint:
     step: int
     num_steps: int
     lr: float
-    loss: float  # smoothed
+    loss: float  # running average (what the stop check uses)
     raw_loss: float
 
 
@@ -43,7 +48,7 @@ class LRFinderResult:
     """The recorded curve, the suggested rate and why the test ended."""
 
     lrs: list[float]
-    losses: list[float]  # smoothed, what the suggestion and the plot use
+    losses: list[float]  # `smooth_losses(raw_losses)`: what the suggestion and the plot use
     raw_losses: list[float]
     suggestion_index: int | None
     reason: str
@@ -71,14 +76,15 @@ def lr_schedule(start_lr: float, end_lr: float, num_steps: int) -> list[float]:
 
 
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> int | None:
-    """Index of the suggested rate: a third of the way down the descending part of the curve.
+    """Index of the suggested rate: halfway (in log-lr) along the descending part of the curve.
 
     Drops the first 10% of points (the loss has not started to move) and the last 5 (divergence).
     The descending part runs from the last point still on the starting plateau (within 5% of the
     total fall) to the lowest loss. The lowest point itself is too high a rate (the loss is about to
-    blow up, and the smoothed curve lags the real one), and fastai's "valley" midpoint lands on a
-    noisy plateau when the loss is flat for long; a third of the way along, in log-lr, the loss is
-    falling steadily and the rate is well clear of divergence. None when the loss never really fell.
+    blow up); halfway down, the loss falls fast and the rate is a safe distance from divergence.
+    This is fastai's "valley" idea, but the valley is bounded by the plateau and the minimum instead
+    of a longest falling subsequence, which can start in the noise of a long flat plateau.
+    None when the loss never really fell.
     """
     n = len(losses)
     if n != len(lrs):
@@ -97,8 +103,23 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> int | None:
     start = max([i for i in range(low) if seg[i] >= plateau], default=0)
     if low - start < 2:
         return None
-    idx = start + max(1, round((low - start) / 3))
+    idx = start + max(1, round((low - start) / 2))
     return lo + min(idx, low - 1)
+
+
+def smooth_losses(raw: Sequence[float], window: int = SMOOTH_WINDOW) -> list[float]:
+    """Centred triangular moving average (no lag); the window narrows at both ends of the curve."""
+    values = [float(v) for v in raw]
+    n, half = len(values), max(window // 2, 0)
+    out = []
+    for i in range(n):
+        total = weight = 0.0
+        for j in range(max(0, i - half), min(n, i + half + 1)):
+            w = half + 1 - abs(i - j)
+            total += w * values[j]
+            weight += w
+        out.append(total / weight)
+    return out
 
 
 def _snapshot(module: nn.Module | torch.optim.Optimizer) -> dict[str, Any]:
@@ -110,7 +131,7 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
                   loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
                   start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
                   on_point: Callable[[LRFinderPoint], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> LRFinderResult:
+                  should_stop: Callable[[], bool] | None = None, smoothing: float = SMOOTHING) -> LRFinderResult:
     """Run the range test on `model`; its weights and the optimizer's state are restored afterwards.
 
     `batches` yields `(x, y)` for as many steps as needed; `loss_of(output, y)` is the training loss.
@@ -119,7 +140,6 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
     rates = lr_schedule(start_lr, end_lr, num_steps)
     model_state, opt_state = _snapshot(model), _snapshot(optimizer)
     lrs: list[float] = []
-    losses: list[float] = []
     raw: list[float] = []
     avg, best = 0.0, math.inf
     reason = f"reached the end rate {end_lr:g}"
@@ -145,10 +165,9 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
             if not math.isfinite(value):
                 reason = f"the loss became non-finite at lr {lr:.3g}"
                 break
-            avg = SMOOTHING * avg + (1 - SMOOTHING) * value
-            smooth = avg / (1 - SMOOTHING ** (i + 1))
+            avg = smoothing * avg + (1 - smoothing) * value
+            smooth = avg / (1 - smoothing ** (i + 1))
             lrs.append(lr)
-            losses.append(smooth)
             raw.append(value)
             best = min(best, smooth)
             if on_point is not None:
@@ -161,7 +180,8 @@ def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
         optimizer.load_state_dict(opt_state)
         optimizer.zero_grad(set_to_none=True)
         model.train(was_training)
-    return LRFinderResult(lrs, losses, raw, suggest_lr(lrs, losses), reason)
+    smoothed = smooth_losses(raw)
+    return LRFinderResult(lrs, smoothed, raw, suggest_lr(lrs, smoothed), reason)
 
 
 def _endless_batches(source: Any, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
