@@ -37,6 +37,7 @@ def styled_plot(title: str = "", x_label: str = "", y_label: str = "", object_na
         axis.setPen(pg.mkPen(MUTED))
         axis.setTextPen(pg.mkPen(TEXT))
         axis.setTickFont(font)
+        axis.enableAutoSIPrefix(False)  # "loss (x0.001)" reads worse than plain numbers
     if x_label:
         item.setLabel("bottom", x_label, color=TEXT)
     if y_label:
