@@ -123,7 +123,8 @@ class EvaluationView(QWidget):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.table)
         right.addWidget(self.histogram)
-        right.setSizes([300, 260])
+        rows = 11 * (self.table.fontMetrics().height() + 6) + 8  # ten classes and the header, no scrolling
+        right.setSizes([rows, 320])
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.matrix)
         top.addWidget(right)
@@ -149,7 +150,7 @@ class EvaluationView(QWidget):
         page = QSplitter(Qt.Orientation.Vertical)
         page.addWidget(top)
         page.addWidget(bottom)
-        page.setSizes([560, 260])
+        page.setSizes([600, 200])
         return page
 
     def _build_regression(self) -> QWidget:

@@ -19,11 +19,14 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGridLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.engine.prediction_samples import PredictionSamples
-from studio.ui.chart_style import ACCENT, MUTED, TEXT, add_legend, styled_plot
+from studio.ui.chart_style import ACCENT, MUTED, add_legend, styled_plot
 from studio.ui.sample_grid import SampleGridView
 
 MB = 1024 * 1024
-FIELDS = ("step", "grad_norm", "lr", "samples_per_s", "cuda_allocated_mb", "cuda_reserved_mb")
+FIELDS = ("step", "grad_norm", "lr", "samples_per_s", "cuda_allocated_mb", "cuda_reserved_mb",
+          "grad_norm_smooth", "samples_per_s_smooth")
+SMOOTHED = {"grad_norm": "grad_norm_smooth", "samples_per_s": "samples_per_s_smooth"}
+SMOOTHING = 0.8  # running average drawn over the raw line, as TensorBoard's smoothing slider does
 
 
 class _Series:
@@ -32,6 +35,7 @@ class _Series:
     def __init__(self) -> None:
         self.n = 0
         self.data = {f: np.full(256, np.nan) for f in FIELDS}
+        self._avg = {f: (0.0, 0) for f in SMOOTHED}  # running sum and count for the debiased average
 
     def append(self, values: dict[str, float]) -> None:
         if self.n == len(self.data["step"]):
@@ -39,6 +43,14 @@ class _Series:
                 grown = np.full(2 * self.n, np.nan)
                 grown[:self.n] = self.data[f]
                 self.data[f] = grown
+        values = dict(values)
+        for raw, smooth in SMOOTHED.items():
+            v = values.get(raw, math.nan)
+            avg, k = self._avg[raw]
+            if math.isfinite(v):
+                avg, k = SMOOTHING * avg + (1 - SMOOTHING) * v, k + 1
+                self._avg[raw] = (avg, k)
+            values[smooth] = avg / (1 - SMOOTHING ** k) if k else math.nan
         for f in FIELDS:
             self.data[f][self.n] = values.get(f, math.nan)
         self.n += 1
@@ -63,34 +75,33 @@ class LiveInsightView(QWidget):
 
         self.grad_plot = styled_plot("Gradient norm (global L2)", "step", "‖g‖₂", object_name="gradNormPlot")
         self.lr_plot = styled_plot("Learning rate", "step", "lr", object_name="lrPlot")
-        self.lr_plot.setLogMode(x=False, y=True)
         self.speed_plot = styled_plot("Throughput", "step", "samples / s", object_name="throughputPlot")
         self.memory_plot = styled_plot("CUDA memory", "step", "MiB", object_name="cudaMemoryPlot")
         for plot in (self.grad_plot, self.lr_plot, self.speed_plot, self.memory_plot):
             plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
-        self.grad_curve = self.grad_plot.plot([], [], pen=pg.mkPen(ACCENT, width=1.8))
+        self.grad_raw = self.grad_plot.plot([], [], pen=pg.mkPen("#b9c9ec", width=1))
+        self.grad_curve = self.grad_plot.plot([], [], pen=pg.mkPen(ACCENT, width=2.2))
         self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#b07aa1", width=2))
-        self.speed_curve = self.speed_plot.plot([], [], pen=pg.mkPen("#59a14f", width=1.8))
-        self.memory_legend = legend = add_legend(self.memory_plot, offset=(10, 10))
+        self.speed_raw = self.speed_plot.plot([], [], pen=pg.mkPen("#c4e0bf", width=1))
+        self.speed_curve = self.speed_plot.plot([], [], pen=pg.mkPen("#59a14f", width=2.2))
+        legend = add_legend(self.memory_plot, offset=(10, 10))
         self.alloc_curve = self.memory_plot.plot([], [], pen=pg.mkPen("#4e79a7", width=2))
         self.reserved_curve = self.memory_plot.plot([], [], pen=pg.mkPen("#f28e2b", width=2,
                                                                           style=Qt.PenStyle.DashLine))
         legend.addItem(self.alloc_curve, "allocated")
         legend.addItem(self.reserved_curve, "reserved")
-        self.memory_note = pg.TextItem("no CUDA memory to show: this run is not on a CUDA GPU", color=MUTED,
-                                       anchor=(0.5, 0.5))
-        self.memory_plot.addItem(self.memory_note, ignoreBounds=True)
-        self.memory_plot.getPlotItem().vb.sigResized.connect(self._place_note)
         self.grad_stats = QLabel(objectName="gradNormStats")
         self.grad_stats.setStyleSheet(f"color: {MUTED};")
 
-        grid = QGridLayout()
+        # The CUDA plot only takes room once a step reports CUDA memory; until then (a CPU run)
+        # throughput spans the row instead of sitting beside an empty plot.
+        self._grid = grid = QGridLayout()
         grid.addWidget(self.grad_plot, 0, 0)
         grid.addWidget(self.lr_plot, 0, 1)
-        grid.addWidget(self.speed_plot, 1, 0)
-        grid.addWidget(self.memory_plot, 1, 1)
+        grid.addWidget(self.speed_plot, 1, 0, 1, 2)
+        self.memory_plot.setVisible(False)
         plots = QWidget()
         pl = QVBoxLayout(plots)
         pl.setContentsMargins(0, 0, 0, 0)
@@ -103,7 +114,7 @@ class LiveInsightView(QWidget):
         bold.setBold(True)
         self.samples_title.setFont(bold)
         self.samples_title.setWordWrap(True)
-        self.samples = SampleGridView(thumb=52)
+        self.samples = SampleGridView(thumb=60)
         self.samples.setObjectName("valSamplesGrid")
         self.samples.setMinimumWidth(300)
         side = QWidget()
@@ -173,10 +184,17 @@ class LiveInsightView(QWidget):
 
     # -- drawing -------------------------------------------------------------------------------
 
-    def _place_note(self) -> None:
-        vb = self.memory_plot.getPlotItem().vb
-        rect = vb.viewRect()
-        self.memory_note.setPos(rect.center())
+    def _show_memory_plot(self, on: bool) -> None:
+        if on == self.memory_plot.isVisible():
+            return
+        self._grid.removeWidget(self.speed_plot)
+        if on:
+            self._grid.addWidget(self.speed_plot, 1, 0)
+            self._grid.addWidget(self.memory_plot, 1, 1)
+        else:
+            self._grid.removeWidget(self.memory_plot)
+            self._grid.addWidget(self.speed_plot, 1, 0, 1, 2)
+        self.memory_plot.setVisible(on)
 
     def _redraw(self) -> None:
         if not self._dirty:
@@ -184,20 +202,21 @@ class LiveInsightView(QWidget):
         self._dirty = False
         s = self.series
         x = s.view("step")
-        self.grad_curve.setData(x, s.view("grad_norm"), connect="finite")
+        self.grad_raw.setData(x, s.view("grad_norm"), connect="finite")
+        self.grad_curve.setData(x, s.view("grad_norm_smooth"), connect="finite")
         lr = s.view("lr")
-        ok = np.isfinite(lr) & (lr > 0)  # a log axis cannot draw zero
+        ok = np.isfinite(lr)
         self.lr_curve.setData(x[ok], lr[ok])
-        self.speed_curve.setData(x, s.view("samples_per_s"), connect="finite")
-        self.memory_note.setVisible(not self._cuda_seen)
-        self.memory_legend.setVisible(self._cuda_seen)
-        if self._cuda_seen:
-            self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
-            self.reserved_curve.setData(x, s.view("cuda_reserved_mb"), connect="finite")
-        else:
-            self.alloc_curve.setData([], [])
-            self.reserved_curve.setData([], [])
-            self._place_note()
+        if ok.any():  # from zero, so a constant rate reads as a level line, not as noise around it
+            self.lr_plot.setYRange(0, float(lr[ok].max()) * 1.15, padding=0)
+        self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
+        self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
+        self._show_memory_plot(self._cuda_seen)
+        self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
+        self.reserved_curve.setData(x, s.view("cuda_reserved_mb"), connect="finite")
+        reserved = s.view("cuda_reserved_mb")
+        if self._cuda_seen and np.isfinite(reserved).any():  # headroom above the lines for the legend
+            self.memory_plot.setYRange(0, float(np.nanmax(reserved)) * 1.4, padding=0)
         g = s.view("grad_norm")
         g = g[np.isfinite(g)]
         speed = s.view("samples_per_s")
@@ -207,6 +226,8 @@ class LiveInsightView(QWidget):
             parts.append(f"gradient norm: last {g[-1]:.3g}, median {np.median(g):.3g}, max {g.max():.3g}")
         if len(speed):
             parts.append(f"throughput: last {speed[-1]:,.0f} samples/s")
+        if s.n and not self._cuda_seen:
+            parts.append("no CUDA memory plot: this run is not on a CUDA GPU")
         self.grad_stats.setText(" · ".join(parts))
 
     def point_count(self) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
                                QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -23,6 +23,24 @@ from studio.ui.chart_style import CORRECT, MUTED, WRONG, add_legend, series_colo
 COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
 STATUS_COLORS = {"completed": CORRECT, "early_stopped": CORRECT, "failed": WRONG, "running": "#3a6fd8",
                  "stopped": "#b35c00", "interrupted": "#b35c00", "new": MUTED}
+
+
+def display_path(path: Path) -> str:
+    """A short form for the user: relative to the working folder when inside it, `~` for home."""
+    path = Path(path).resolve()
+    for base, prefix in ((Path.cwd(), ""), (Path.home(), "~/")):
+        try:
+            rel = path.relative_to(base.resolve())
+        except ValueError:
+            continue
+        return prefix + (str(rel) if str(rel) != "." else "")
+    return str(path)
+
+
+def _swatch(color: str) -> QIcon:
+    pm = QPixmap(12, 12)
+    pm.fill(QColor(color))
+    return QIcon(pm)
 
 
 class _SortItem(QTableWidgetItem):
@@ -108,7 +126,7 @@ class RunsView(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
         split.addWidget(lower)
-        split.setSizes([300, 420])
+        split.setSizes([200, 560])
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -130,7 +148,8 @@ class RunsView(QWidget):
         self.runs_dir = Path(runs_dir)
         if self.runs_dir.is_dir():
             self._watcher.addPath(str(self.runs_dir))
-        self.folder_label.setText(f"runs folder: {self.runs_dir}")
+        self.folder_label.setText(f"runs folder: {display_path(self.runs_dir)}")
+        self.folder_label.setToolTip(str(self.runs_dir.resolve()))
         self.refresh()
 
     def refresh(self) -> None:
@@ -225,6 +244,13 @@ class RunsView(QWidget):
                                      symbolPen=None)
                     if split == "val":
                         legend.addItem(line, run.name)
+        # A colour swatch in the name cell ties each table row to its curves.
+        colors = {str(run.path): series_color(i) for i, run in enumerate(runs)}
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            color = colors.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
+            if item is not None:
+                item.setIcon(_swatch(color) if color else QIcon())
         for plot in (self.loss_plot, self.acc_plot):
             axis = plot.getPlotItem().getAxis("bottom")
             if 0 < last_epoch <= 20:  # whole epochs, not 1.5

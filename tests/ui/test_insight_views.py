@@ -366,14 +366,15 @@ def test_live_insight_plots_steps_on_a_timer(qtbot) -> None:  # noqa: ANN001
     for i in range(1, 51):
         view.add_step(_step(i))
     qtbot.waitUntil(lambda: _points(view.grad_curve) == 50, timeout=5000)
-    x, y = view.grad_curve.xData, view.grad_curve.yData
+    x, y = view.grad_raw.xData, view.grad_raw.yData
     assert x[-1] == 500 and y[-1] == pytest.approx(2.0 / 50)
     assert _points(view.speed_curve) == 50
-    assert view.memory_note.isVisible()  # a CPU run has no CUDA memory
+    assert view.memory_plot.isHidden()  # a CPU run has no CUDA memory: no empty plot
+    assert "not on a CUDA GPU" in view.grad_stats.text()
     assert "gradient norm: last 0.04" in view.grad_stats.text()
     for i in range(51, 61):
         view.add_step(_step(i, cuda=True))
-    qtbot.waitUntil(lambda: not view.memory_note.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: view.memory_plot.isVisible(), timeout=5000)
     alloc = view.alloc_curve.yData
     assert alloc[-1] == pytest.approx(160.0)  # MiB
     view.clear()
