@@ -69,10 +69,40 @@ class DuplicateReport:
         return out
 
 
-def _leak(name: str, train_index: dict[bytes, list[int]], train: Split, other: Split) -> SplitLeak:
+def file_hashes(paths: list[str]) -> list[bytes]:
+    """BLAKE2b digests of whole files: byte-identical files are exact duplicates."""
+    out = []
+    for path in paths:
+        h = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out.append(h.digest())
+    return out
+
+
+def split_hashes(bundle: DataBundle, split: Split) -> list[bytes]:
+    """One digest per sample: of its bytes in memory, or of its source file for a file-backed split."""
+    if len(split) == 0:
+        return []
+    if isinstance(split.x, torch.Tensor):
+        return sample_hashes(split.x)
+    paths = getattr(bundle, "paths", ())
+    if paths and split.indices is not None:  # an image folder too big for memory: hash the files
+        return file_hashes([paths[int(i)] for i in split.indices])
+    from studio.data.overview import take_images
+
+    out: list[bytes] = []
+    for start in range(0, len(split), 512):  # decode in chunks so memory stays bounded
+        out += sample_hashes(take_images(split.x, range(start, min(start + 512, len(split)))))
+    return out
+
+
+def _leak(name: str, train_index: dict[bytes, list[int]], train: Split, other: Split,
+          hashes: list[bytes]) -> SplitLeak:
     pairs: list[tuple[int, int]] = []
     conflicts = 0
-    for j, h in enumerate(sample_hashes(other.x)):
+    for j, h in enumerate(hashes):
         for i in train_index.get(h, ()):
             pairs.append((i, j))
             if train.y.dtype.is_floating_point:
@@ -86,11 +116,11 @@ def find_duplicates(bundle: DataBundle) -> DuplicateReport:
     """Hash every sample and report the ones val or test share with train."""
     train_index: dict[bytes, list[int]] = {}
     repeats = 0
-    for i, h in enumerate(sample_hashes(bundle.train.x)):
+    for i, h in enumerate(split_hashes(bundle, bundle.train)):
         seen = train_index.setdefault(h, [])
         repeats += bool(seen)
         seen.append(i)
-    leaks = {name: _leak(name, train_index, bundle.train, split)
+    leaks = {name: _leak(name, train_index, bundle.train, split, split_hashes(bundle, split))
              for name, split in (("val", bundle.val), ("test", bundle.test))}
     sizes = {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)}
     return DuplicateReport(leaks, repeats, sizes)

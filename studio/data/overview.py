@@ -8,6 +8,7 @@ and the loader's own), so the GUI only draws.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,19 @@ class DataOverview:
     checks: list[str] = field(default_factory=list)  # what was checked and found fine
 
 
+def take_images(x: Any, positions: Any) -> torch.Tensor:
+    """uint8 images [k, C, H, W] at these positions of a split's `x`.
+
+    `x` is an in-memory uint8 tensor, or a file-backed stand-in (an image folder too big for the
+    memory budget) that indexes like one and decodes on `decode()`; only the rows asked for are read.
+    """
+    idx = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
+    rows = x[idx]
+    if not isinstance(rows, torch.Tensor) and hasattr(rows, "decode"):
+        rows = rows.decode()
+    return torch.as_tensor(rows)
+
+
 def _class_samples(bundle: DataBundle, per_class: int, seed: int) -> dict[int, np.ndarray]:
     gen = torch.Generator().manual_seed(seed)
     y = bundle.train.y.long()
@@ -49,8 +63,17 @@ def _class_samples(bundle: DataBundle, per_class: int, seed: int) -> dict[int, n
     for c in range(len(bundle.spec.labels)):
         idx = torch.nonzero(y == c, as_tuple=True)[0]
         idx = idx[torch.randperm(len(idx), generator=gen)[:per_class]]
-        out[c] = bundle.train.x[idx].numpy()
+        out[c] = take_images(bundle.train.x, idx).numpy()
     return out
+
+
+def _image_sizes(bundle: DataBundle, total: int) -> dict[str, int]:
+    """Sizes of the source images before any resize when the loader recorded them, else the trained size."""
+    recorded = getattr(bundle, "image_sizes", None)  # image-folder sources record the original sizes
+    if recorded:
+        return {str(k).replace("x", "×"): int(v) for k, v in recorded.items()}
+    _, h, w = bundle.spec.input_shape
+    return {f"{w}×{h}": total}
 
 
 def data_overview(config: Config, bundle: DataBundle | None = None, per_class: int = 12) -> DataOverview:
@@ -76,7 +99,7 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         c, h, w = spec.input_shape
         return DataOverview(**common, samples=_class_samples(bundle, per_class, config.seed)
                             if spec.task == "classification" else {},
-                            image_shape=(c, h, w), image_sizes={f"{w}×{h}": total},
+                            image_shape=(c, h, w), image_sizes=_image_sizes(bundle, total),
                             pixel_mean=spec.mean, pixel_std=spec.std)
     x = bundle.train.x.double()
     table = []

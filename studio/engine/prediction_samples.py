@@ -81,7 +81,9 @@ class ValidationSamples(Callback):
         if spec.kind != "image" or spec.task != "classification" or len(val) == 0:
             return
         idx = pick_watch_indices(val.y, self.count, trainer.config.seed)
-        self._images, self._labels = val.x[idx].clone(), val.y[idx].clone()
+        from studio.data.overview import take_images
+
+        self._images, self._labels = take_images(val.x, idx).clone(), val.y[idx].clone()
 
     def on_epoch_end(self, trainer: Any, event: Any) -> None:
         if self._images is None or self._labels is None or trainer.model is None:

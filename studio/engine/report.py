@@ -12,6 +12,7 @@ import torch
 from studio.config import Config, load_config
 from studio.data import DataBundle, DataSpec, load_data
 from studio.data.batches import InMemoryBatches
+from studio.data.overview import take_images
 from studio.engine.checkpoint import checkpoint_path, load_checkpoint
 from studio.engine.evaluate import (ClassPredictions, RegressionPoints, class_predictions, classification_report,
                                     compute_loss, loss_scale, predict_all, regression_points,
@@ -112,8 +113,9 @@ class EvaluationDetails:
     """Everything the Evaluation tab shows for one split: the report plus per-sample detail.
 
     Arrays are numpy, never tensors, so the object can be handed from a worker thread to the GUI.
-    `images` holds the split's uint8 images [N, C, H, W] for image data (None for tables), in the
-    same order as the predictions, so a confusion-matrix cell's indices pick its pictures.
+    `images` holds the split's uint8 images [N, C, H, W] when they are in memory (None for tables
+    and for file-backed image folders), in the order of the predictions; `sample_images(positions)`
+    returns a cell's pictures in either case.
     """
 
     report: dict[str, Any]
@@ -123,6 +125,15 @@ class EvaluationDetails:
     regression: RegressionPoints | None
     images: np.ndarray | None
     source_indices: np.ndarray | None  # each sample's position in the data source
+    _pixels: Any = None  # the split's x: a uint8 tensor, or a file-backed stand-in that decodes on demand
+
+    def sample_images(self, positions: Any) -> np.ndarray:
+        """uint8 images [k, C, H, W] of these samples (in memory, or decoded from their files)."""
+        if self.images is not None:
+            return self.images[np.asarray(positions, dtype=np.int64)]
+        if self._pixels is None:
+            raise ValueError("these samples are not images")
+        return take_images(self._pixels, list(positions)).numpy()
 
 
 def evaluation_details(run_dir: Path, which: str = "best", split: str = "test") -> EvaluationDetails:
@@ -132,6 +143,8 @@ def evaluation_details(run_dir: Path, which: str = "best", split: str = "test") 
     report = _report(run, which, split, out, y)
     classes = class_predictions(out, y) if run.spec.task == "classification" else None
     points = regression_points(out, y) if run.spec.task == "regression" else None
-    images = part.x.numpy() if run.spec.kind == "image" else None
+    in_memory = run.spec.kind == "image" and isinstance(part.x, torch.Tensor)
+    images = part.x.numpy() if in_memory else None  # a view, not a copy
     indices = part.indices.numpy() if part.indices is not None else None
-    return EvaluationDetails(report, run.spec.task, run.spec.labels, classes, points, images, indices)
+    pixels = part.x if run.spec.kind == "image" else None
+    return EvaluationDetails(report, run.spec.task, run.spec.labels, classes, points, images, indices, pixels)

@@ -320,7 +320,7 @@ class EvaluationView(QWidget):
         more = f" (showing the first {MAX_SAMPLES})" if len(idx) > MAX_SAMPLES else ""
         hint = " · most confident first" if len(idx) > 1 else ""
         self.samples_title.setText(title + more + hint)
-        if d.images is None:
+        if d.task != "classification" or (d.images is None and d._pixels is None):
             self.samples.set_message("these samples are table rows, not images")
             return
         if not len(shown):
@@ -335,7 +335,7 @@ class EvaluationView(QWidget):
             states.append("wrong" if wrong else "right")
             src = f", sample #{int(d.source_indices[i])} of the data set" if d.source_indices is not None else ""
             tips.append(f"true '{t}', predicted '{p}' with {conf:.1%} confidence{src}")
-        self.samples.set_samples(d.images[shown], captions, states, tips)
+        self.samples.set_samples(d.sample_images(shown), captions, states, tips)
 
     def shown_indices(self) -> list[int]:
         """Positions (in the evaluated split) of the samples in the grid, for tests and tools."""

@@ -97,3 +97,46 @@ def test_imbalance_warnings() -> None:
     assert any("the val split has no samples of 'fox'" in s for s in w)
     assert not any("test split" in s for s in w)  # an empty split is not a missing class
     assert imbalance_warnings({}, labels) == []
+
+
+class _FileBacked:
+    """Stands in for an image folder too big for memory: indexes like a tensor, decodes on demand."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self._x = x
+        self.decoded = 0
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __getitem__(self, idx: torch.Tensor) -> "_FileBacked":
+        return _FileBacked(self._x[idx])
+
+    def decode(self) -> torch.Tensor:
+        return self._x.clone()
+
+
+def test_file_backed_splits_are_hashed_by_file(tmp_path) -> None:  # noqa: ANN001
+    paths = []
+    for i, content in enumerate([b"cat-1", b"cat-2", b"dog-1", b"cat-1", b"dog-9"]):
+        p = tmp_path / f"{i}.png"
+        p.write_bytes(content)
+        paths.append(str(p))
+    x = _FileBacked(_images(5, 9))
+    y = torch.tensor([0, 0, 1, 0, 1])
+    bundle = _bundle(Split(x[torch.tensor([0, 1, 2])], y[:3], torch.tensor([0, 1, 2])),  # type: ignore[arg-type]
+                     Split(x[torch.tensor([3])], y[3:4], torch.tensor([3])),  # type: ignore[arg-type]
+                     Split(x[torch.tensor([4])], y[4:5], torch.tensor([4])))  # type: ignore[arg-type]
+    bundle.paths = tuple(paths)  # type: ignore[attr-defined]  # what the folder source records
+    report = find_duplicates(bundle)
+    assert report.leaks["val"].pairs == [(0, 0)]  # file 3 has the bytes of file 0
+    assert report.leaks["test"].pairs == []
+
+
+def test_file_backed_splits_without_paths_are_decoded() -> None:
+    tr = _images(6, 10)
+    va = tr[:2].clone()
+    y = torch.zeros(6, dtype=torch.long)
+    bundle = _bundle(Split(_FileBacked(tr), y), Split(_FileBacked(va), y[:2]),  # type: ignore[arg-type]
+                     Split(tr[:0], y[:0]))
+    assert find_duplicates(bundle).leaks["val"].count == 2

@@ -156,3 +156,25 @@ def test_regression_run_details(tmp_path: Path) -> None:
     assert d.task == "regression" and d.regression is not None and d.classes is None and d.images is None
     assert d.report["accuracy"] is None and math.isfinite(d.report["mse"])
     assert d.report["mse"] == pytest.approx(float(np.mean(d.regression.residuals ** 2)))
+
+
+def test_sample_images_in_memory_and_file_backed(digits_run: Path) -> None:
+    from studio.engine.report import EvaluationDetails
+
+    d = evaluation_details(digits_run, "best", "test")
+    assert d.images is not None
+    np.testing.assert_array_equal(d.sample_images([5, 2]), d.images[[5, 2]])
+
+    class FileBacked:  # an image folder over the memory budget: indexes like a tensor, decodes on demand
+        def __init__(self, x: torch.Tensor) -> None:
+            self.x = x
+
+        def __getitem__(self, idx: torch.Tensor) -> "FileBacked":
+            return FileBacked(self.x[idx])
+
+        def decode(self) -> torch.Tensor:
+            return self.x
+
+    lazy = EvaluationDetails(d.report, d.task, d.labels, d.classes, None, None, d.source_indices,
+                             FileBacked(torch.from_numpy(d.images)))
+    np.testing.assert_array_equal(lazy.sample_images([5, 2]), d.images[[5, 2]])
