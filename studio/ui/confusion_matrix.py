@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from studio.ui.chart_style import MUTED, TEXT
+from studio.ui.chart_style import MUTED, text_color
 
 _BLUE = np.array([33, 102, 172])
 _RED = np.array([203, 24, 29])
 _WHITE = np.array([255, 255, 255])
 
 
-def _mix(color: np.ndarray, t: float) -> QColor:
+def _mix(color: np.ndarray, t: float, base: np.ndarray = _WHITE) -> QColor:
+    """From the background `base` (an empty cell) towards `color` as `t` goes from 0 to 1."""
     t = float(np.clip(t, 0.0, 1.0))
-    rgb = _WHITE + (color - _WHITE) * (0.12 + 0.88 * t) if t > 0 else np.array([250, 250, 251])
+    rgb = base + (color - base) * (0.12 + 0.88 * t) if t > 0 else base
     return QColor(*[int(v) for v in rgb])
 
 
@@ -140,6 +141,8 @@ class ConfusionMatrixView(QWidget):
         grid, cell = self._layout()
         k = len(self.labels)
         shades = cell_shades(self.cm, self.normalise)
+        bg = self.palette().color(QPalette.ColorRole.Base)
+        base = np.array([bg.red(), bg.green(), bg.blue()])
         rows = np.maximum(self.cm.sum(axis=1), 1)
         font = QFont(self.font())
         fm = QFontMetrics(font)
@@ -150,7 +153,7 @@ class ConfusionMatrixView(QWidget):
             for q in range(k):
                 r = QRectF(grid.left() + q * cell, grid.top() + t * cell, cell, cell)
                 n = int(self.cm[t, q])
-                color = _mix(_BLUE if t == q else _RED, shades[t, q]) if n else _mix(_WHITE, 0)
+                color = _mix(_BLUE if t == q else _RED, shades[t, q], base) if n else _mix(base, 0, base)
                 p.fillRect(r, color)
                 if show_values and (n or cell >= 30):
                     text = f"{n / rows[t]:.0%}" if self.normalise else f"{n}"
@@ -158,20 +161,23 @@ class ConfusionMatrixView(QWidget):
                         text = "<1%"
                     dark = color.lightnessF() < 0.55
                     p.setFont(value_font)
-                    p.setPen(QColor("white") if dark else QColor(TEXT if n else "#c3c7ce"))
+                    if n:
+                        p.setPen(QColor("white") if dark else QColor("#1d2330"))
+                    else:
+                        p.setPen(QColor("#9aa0aa") if bg.lightnessF() > 0.5 else QColor("#5c6475"))
                     p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
-        p.setPen(QPen(QColor("#e3e6ea"), 1))
+        p.setPen(QPen(self.palette().color(QPalette.ColorRole.Mid), 1))
         for i in range(k + 1):
             p.drawLine(QPointF(grid.left(), grid.top() + i * cell), QPointF(grid.right(), grid.top() + i * cell))
             p.drawLine(QPointF(grid.left() + i * cell, grid.top()), QPointF(grid.left() + i * cell, grid.bottom()))
-        for sel, pen in ((self._hover, QPen(QColor("#5b6472"), 1.5)), (self.selected, QPen(QColor("#111111"), 3))):
+        for sel, pen in ((self._hover, QPen(QColor("#5b6472"), 1.5)), (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
             if sel is not None:
                 p.setPen(pen)
                 p.setBrush(Qt.BrushStyle.NoBrush)
                 p.drawRect(QRectF(grid.left() + sel[1] * cell, grid.top() + sel[0] * cell, cell, cell).adjusted(1, 1, -1, -1))
         # Class names: rows on the left, columns underneath (rotated when they do not fit).
         p.setFont(font)
-        p.setPen(QColor(TEXT))
+        p.setPen(QColor(text_color()))
         step = max(1, int(np.ceil(fm.height() / cell)))
         longest = max(fm.horizontalAdvance(s) for s in self.labels)
         rotate = longest > cell - 4
@@ -203,7 +209,7 @@ class ConfusionMatrixView(QWidget):
         bold = QFont(font)
         bold.setBold(True)
         p.setFont(bold)
-        p.setPen(QColor(TEXT))
+        p.setPen(QColor(text_color()))
         below = grid.bottom() + 6 + (min(longest, 60) if rotate else fm.height()) + 6
         p.drawText(QRectF(grid.left(), below, grid.width(), fm.height() + 4), Qt.AlignmentFlag.AlignCenter,
                    "predicted class")

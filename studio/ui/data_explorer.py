@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHeaderView
 from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
 from studio.ui.background import BackgroundCall
-from studio.ui.chart_style import CORRECT, MUTED, SPLITS, TEXT, WRONG, add_legend, qcolor, styled_plot
+from studio.ui.chart_style import CORRECT, MUTED, SPLITS, text_color, WRONG, add_legend, qcolor, styled_plot
 from studio.ui.sample_grid import thumbnail
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -58,7 +58,7 @@ class _ClassRowsCanvas(QWidget):
         y = 6
         for label, count, pixmaps in self.rows:
             p.setFont(bold)
-            p.setPen(QColor(TEXT))
+            p.setPen(QColor(text_color()))
             fm = QFontMetrics(bold)
             p.drawText(QRect(4, y, self.label_w - 8, self.thumb // 2),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
@@ -204,8 +204,8 @@ class DataExplorerView(QWidget):
         total = sum(sizes.values())
         what = f"{len(o.labels)} classes" if o.task == "classification" else "regression"
         self.title.setText(
-            f"<span style='font-size:13pt;font-weight:600;color:{TEXT}'>{o.source}</span> "
-            f"<span style='color:{TEXT}'>&nbsp;{what} · {total:,} samples: "
+            f"<span style='font-size:13pt;font-weight:600;color:{text_color()}'>{o.source}</span> "
+            f"<span style='color:{text_color()}'>&nbsp;{what} · {total:,} samples: "
             + " · ".join(f"<span style='color:{SPLITS[s]};font-weight:600'>{sizes[s]:,} {s}</span>"
                          for s in SPLIT_NAMES) + "</span>")
         lines = [f"<span style='color:#b35c00'>⚠ {w}</span>" for w in o.warnings]
@@ -238,7 +238,7 @@ class DataExplorerView(QWidget):
             return
         if o.task == "regression" and o.target_histogram is not None:
             counts, edges = o.target_histogram
-            plot.setTitle(f"<span style='color:{TEXT};font-size:11pt;font-weight:600'>Target values (train)</span>")
+            plot.setTitle(f"<span style='color:{text_color()};font-size:11pt;font-weight:600'>Target values (train)</span>")
             plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
                                          brush=qcolor(SPLITS["train"], 200), pen=pg.mkPen("w")))
             plot.getAxis("bottom").setTicks(None)

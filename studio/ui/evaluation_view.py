@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
 from studio.engine.evaluate import confidence_histogram
 from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background import BackgroundCall
-from studio.ui.chart_style import ACCENT, CORRECT, MUTED, TEXT, WRONG, add_legend, qcolor, styled_plot
+from studio.ui.chart_style import ACCENT, CORRECT, MUTED, text_color, WRONG, add_legend, qcolor, styled_plot
 from studio.ui.confusion_matrix import ConfusionMatrixView
 from studio.ui.sample_grid import SampleGridView
 
@@ -226,7 +226,7 @@ class EvaluationView(QWidget):
     def _headline(self, parts: list[tuple[str, str]]) -> None:
         html = " &nbsp;&nbsp; ".join(
             f"<span style='color:{MUTED}'>{name}</span> <span style='font-size:14pt;font-weight:600;"
-            f"color:{TEXT}'>{value}</span>" for name, value in parts)
+            f"color:{text_color()}'>{value}</span>" for name, value in parts)
         self.headline.setText(html)
 
     def _show_classification(self, d: EvaluationDetails) -> None:

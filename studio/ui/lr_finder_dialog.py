@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
 from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
 from studio.ui.background import BackgroundCall
-from studio.ui.chart_style import ACCENT, MUTED, TEXT, WRONG, add_legend, styled_plot
+from studio.ui.chart_style import ACCENT, MUTED, text_color, WRONG, add_legend, styled_plot
 
 
 class LRFinderDialog(QDialog):
@@ -54,7 +54,7 @@ class LRFinderDialog(QDialog):
             "are left untouched. Pick a rate where the loss is still falling steeply, well before its lowest "
             "point.")
         intro.setWordWrap(True)
-        intro.setStyleSheet(f"color: {TEXT};")
+        intro.setStyleSheet(f"color: {text_color()};")
         self.plot = styled_plot("Loss against learning rate", "learning rate (log scale)", "training loss (smoothed)",
                                 object_name="lrFinderPlot")
         self.plot.setLogMode(x=True, y=False)

@@ -13,7 +13,7 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QScrollArea, QSizePolicy, QWidget
 
-from studio.ui.chart_style import CORRECT, MUTED, TEXT, WRONG
+from studio.ui.chart_style import CORRECT, MUTED, text_color, WRONG
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -121,7 +121,7 @@ class _GridCanvas(QWidget):
                 p.drawRect(img.adjusted(-1, -1, 0, 0))
             y = r.y() + self.thumb + 4
             for k, line in enumerate(tile.lines[:self.caption_lines]):
-                color = TEXT
+                color = text_color()
                 if k == 0 and tile.state == "wrong":
                     color = WRONG
                 elif k == 0 and tile.state == "right":
