@@ -138,6 +138,11 @@ class RunsView(QWidget):
         self._watcher.directoryChanged.connect(lambda _: self._debounce.start())
         self._debounce = QTimer(self, singleShot=True, interval=500)
         self._debounce.timeout.connect(self.refresh)
+        # A run's status and curves change inside its folder, which the watcher does not see; a slow
+        # poll while the view is on screen keeps "running" rows and their curves current.
+        self._poll = QTimer(self, interval=15000)
+        self._poll.timeout.connect(lambda: self.refresh() if self.isVisible() else None)
+        self._poll.start()
         self.set_runs_dir(self.runs_dir)
 
     # -- data ----------------------------------------------------------------------------------
@@ -179,7 +184,7 @@ class RunsView(QWidget):
         self.table.setSortingEnabled(True)
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).text() in keep:
-                self.table.selectRow(row) if len(keep) == 1 else self._add_row_to_selection(row)
+                self._add_row_to_selection(row)
         self.table.blockSignals(False)
         self._draw_selected()
         self.status.setText(f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
