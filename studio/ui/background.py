@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, ClassVar
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from studio.errors import StudioError
 
@@ -44,6 +44,7 @@ class BackgroundCall(QObject):
     errored = Signal(str)  # a one-line message for the user
 
     _alive: ClassVar[set["BackgroundCall"]] = set()
+    _quit_hooked: ClassVar[bool] = False
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         super().__init__()
@@ -58,8 +59,18 @@ class BackgroundCall(QObject):
 
     def start(self) -> "BackgroundCall":
         BackgroundCall._alive.add(self)
+        app = QCoreApplication.instance()
+        if app is not None and not BackgroundCall._quit_hooked:
+            # Destroying a running QThread aborts the process: let running calls end before exit.
+            app.aboutToQuit.connect(BackgroundCall.wait_all)
+            BackgroundCall._quit_hooked = True
         self._thread.start()
         return self
+
+    @classmethod
+    def wait_all(cls, ms: int = 30000) -> None:
+        for call in list(cls._alive):
+            call.wait(ms)
 
     def is_running(self) -> bool:
         return not self._done
@@ -80,5 +91,6 @@ class BackgroundCall(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
+        self._thread.wait()  # `finished` comes just before the thread really ends; this returns at once
         self._done = True
         BackgroundCall._alive.discard(self)
