@@ -89,7 +89,6 @@ class DataExplorerView(QWidget):
         self.setObjectName("dataExplorerView")
         self.overview: DataOverview | None = None
         self._call: BackgroundCall | None = None
-        self._generation = 0
 
         self.title = QLabel(objectName="dataSummary")
         self.title.setTextFormat(Qt.TextFormat.RichText)
@@ -172,27 +171,27 @@ class DataExplorerView(QWidget):
 
     def set_config(self, config: Config) -> None:
         """Load and summarise `config`'s data in a worker thread."""
-        self._generation += 1
-        generation = self._generation
         self.title.setText(f"<span style='color:{MUTED}'>loading {config.data.source} data…</span>")
+        if self._call is not None and self._call.is_running():  # a newer request makes it stale
+            for signal, slot in ((self._call.finished, self._on_loaded), (self._call.errored, self._on_failed)):
+                try:
+                    signal.disconnect(slot)
+                except (RuntimeError, TypeError):
+                    pass
         call = BackgroundCall(lambda: data_overview(config))
-        call.finished.connect(lambda o: self._on_loaded(generation, o))
-        call.errored.connect(lambda m: self._on_failed(generation, m))
+        call.finished.connect(self._on_loaded)  # bound methods: dropped if this view goes first
+        call.errored.connect(self._on_failed)
         self._call = call.start()
 
     def is_busy(self) -> bool:
         return self._call is not None and self._call.is_running()
 
-    def _on_failed(self, generation: int, message: str) -> None:
-        if generation != self._generation:
-            return
+    def _on_failed(self, message: str) -> None:
         self.title.setText(f"<span style='color:{WRONG}'>could not load the data: {message}</span>")
         self.findings_frame.setVisible(False)
         self.failed.emit(message)
 
-    def _on_loaded(self, generation: int, overview: DataOverview) -> None:
-        if generation != self._generation:
-            return
+    def _on_loaded(self, overview: DataOverview) -> None:
         self.show_overview(overview)
         self.loaded.emit(overview)
 

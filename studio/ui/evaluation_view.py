@@ -54,7 +54,6 @@ class EvaluationView(QWidget):
         self.run_dir: Path | None = None
         self.details: EvaluationDetails | None = None
         self._call: BackgroundCall | None = None
-        self._generation = 0
         self._shown_indices: np.ndarray = np.zeros(0, dtype=np.int64)
 
         self.split_combo = QComboBox(objectName="evalSplitCombo")
@@ -173,31 +172,36 @@ class EvaluationView(QWidget):
     def refresh(self) -> None:
         if self.run_dir is None:
             return
-        self._generation += 1
-        generation = self._generation
         run_dir, which, split = self.run_dir, self.checkpoint_combo.currentText(), self.split_combo.currentText()
         self.status.setText(f"evaluating {run_dir.name} ({which} checkpoint, {split} split)…")
         self.status.setStyleSheet(f"color: {MUTED};")
         self.evaluate_button.setEnabled(False)
+        self._forget_running_call()
         call = BackgroundCall(lambda: evaluation_details(run_dir, which, split))
-        call.finished.connect(lambda d: self._on_done(generation, d))
-        call.errored.connect(lambda msg: self._on_error(generation, msg))
+        # Bound methods, not lambdas: Qt drops the connection if this view is destroyed first.
+        call.finished.connect(self._on_done)
+        call.errored.connect(self._on_error)
         self._call = call.start()
+
+    def _forget_running_call(self) -> None:
+        """A newer request replaces a running one: its result, when it comes, is stale."""
+        if self._call is not None and self._call.is_running():
+            for signal, slot in ((self._call.finished, self._on_done), (self._call.errored, self._on_error)):
+                try:
+                    signal.disconnect(slot)
+                except (RuntimeError, TypeError):
+                    pass
 
     def is_busy(self) -> bool:
         return self._call is not None and self._call.is_running()
 
-    def _on_error(self, generation: int, message: str) -> None:
-        if generation != self._generation:
-            return
+    def _on_error(self, message: str) -> None:
         self.evaluate_button.setEnabled(True)
         self.status.setText(f"could not evaluate: {message}")
         self.status.setStyleSheet(f"color: {WRONG};")
         self.failed.emit(message)
 
-    def _on_done(self, generation: int, details: EvaluationDetails) -> None:
-        if generation != self._generation:  # a newer request is on its way; this one is stale
-            return
+    def _on_done(self, details: EvaluationDetails) -> None:
         self.evaluate_button.setEnabled(True)
         self.show_details(details)
         self.evaluated.emit(details)
@@ -336,6 +340,10 @@ class EvaluationView(QWidget):
             src = f", sample #{int(d.source_indices[i])} of the data set" if d.source_indices is not None else ""
             tips.append(f"true '{t}', predicted '{p}' with {conf:.1%} confidence{src}")
         self.samples.set_samples(d.sample_images(shown), captions, states, tips)
+
+    def report_split(self) -> str | None:
+        """The split the shown figures are of (test falls back to val when a run has no test split)."""
+        return self.details.report["split"] if self.details is not None else None
 
     def shown_indices(self) -> list[int]:
         """Positions (in the evaluated split) of the samples in the grid, for tests and tools."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,31 @@ def test_clicking_a_cell_shows_its_samples_and_normalise_toggles(qtbot, run_dir:
     assert not view.matrix.normalise
     view.normalise_box.setChecked(True)
     assert view.matrix.normalise
+
+
+def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    test_details = report.evaluation_details(run_dir, "best", "test")
+    val_details = report.evaluation_details(run_dir, "best", "val")
+
+    def fake(run_dir, which, split):  # noqa: ANN001, ANN202
+        if split == "test":
+            time.sleep(1.0)  # the first request is slow; the user switches split meanwhile
+            return test_details
+        return val_details
+
+    monkeypatch.setattr(evaluation_view, "evaluation_details", fake)
+    view = EvaluationView()
+    qtbot.addWidget(view)
+    view.set_run(run_dir)
+    with qtbot.waitSignal(view.evaluated, timeout=WAIT) as blocker:
+        view.split_combo.setCurrentText("val")
+    assert blocker.args[0] is val_details
+    qtbot.wait(1500)  # the stale test-split result arrives now and must be dropped
+    assert view.details is val_details and view.report_split() == "val"
+    doomed = EvaluationView()
+    doomed.set_run(run_dir)  # slow: still running when the view goes away
+    doomed.deleteLater()
+    qtbot.wait(1500)  # the result comes back to a destroyed view: no crash, no error
 
 
 def test_evaluation_of_a_broken_run_reports_the_error(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
