@@ -156,6 +156,8 @@ def test_regression_run_details(tmp_path: Path) -> None:
     assert d.task == "regression" and d.regression is not None and d.classes is None and d.images is None
     assert d.report["accuracy"] is None and math.isfinite(d.report["mse"])
     assert d.report["mse"] == pytest.approx(float(np.mean(d.regression.residuals ** 2)))
+    # The loss is reported in the target's units, like training's val/test loss: MSE here.
+    assert d.report["loss"] == pytest.approx(d.report["mse"], rel=1e-4)
 
 
 def test_sample_images_in_memory_and_file_backed(digits_run: Path) -> None:
