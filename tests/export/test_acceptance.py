@@ -109,11 +109,11 @@ def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest
 @pytest.mark.slow
 def test_heldout_digits_lenet_digits_source(tmp_path: Path) -> None:
     """lenet on the bundled digits source; its test split was never trained or selected on."""
-    run_dir = train_run(tmp_path, "lenet", toml_for("digits", "lenet", epochs=4, lr=0.002))
+    run_dir = train_run(tmp_path, "lenet", toml_for("digits", "lenet", epochs=8, lr=0.002))
     assert main(["export", str(run_dir)]) == 0
     test = load_trained(run_dir).data.test
     accuracy = heldout_accuracy(run_dir / "model.onnx", test.x[:, 0].numpy(), test.y.numpy())
-    print(f"lenet, digits source, 4 epochs: held-out accuracy {accuracy:.4f} on {len(test)} digits")
+    print(f"lenet, digits source, 8 epochs: held-out accuracy {accuracy:.4f} on {len(test)} digits")
     assert accuracy >= 0.955
 
 
@@ -125,8 +125,8 @@ def test_heldout_digits_lenet_png_folder(tmp_path: Path) -> None:
     root = write_digit_pngs(tmp_path / "digits", x[:7000], y[:7000])
     if not folder_source_ready(root):
         pytest.skip("the folder source is not in this build yet (it arrives with the image-data branch)")
-    run_dir = train_run(tmp_path, "lenet", toml_for("folder", "lenet", path=root, epochs=4, lr=0.002))
+    run_dir = train_run(tmp_path, "lenet", toml_for("folder", "lenet", path=root, epochs=8, lr=0.002))
     assert main(["export", str(run_dir)]) == 0
     accuracy = heldout_accuracy(run_dir / "model.onnx", x[7000:], y[7000:])
-    print(f"lenet, PNG folder, 4 epochs: held-out accuracy {accuracy:.4f} on 1000 digits")
+    print(f"lenet, PNG folder, 8 epochs: held-out accuracy {accuracy:.4f} on 1000 digits")
     assert accuracy >= 0.955
