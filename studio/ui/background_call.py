@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from studio.errors import StudioError
 
@@ -57,7 +57,8 @@ class BackgroundCall(QObject):
         self._worker.progressed.connect(self.progressed)
         self._worker.succeeded.connect(self.succeeded)
         self._worker.failed.connect(self.failed)
-        self._worker.done.connect(self._thread.quit)
+        # Direct: quit() is thread-safe, and the thread must stop even while the GUI thread waits on it.
+        self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self._on_thread_finished)
         self._running = False
 

@@ -148,7 +148,7 @@ class ExportDialog(QDialog):
         self.status_label.setText("Starting the export…")
         job = _export_job(self.run_dir, self.output_path(), self.checkpoint_combo.currentData(),
                           self.quantize_combo.currentData())
-        self._call = BackgroundCall(job, self)
+        self._call = BackgroundCall(job)  # owned by this Python reference, so its thread object is too
         self._call.progressed.connect(self._on_progress)
         self._call.succeeded.connect(self._on_succeeded)
         self._call.failed.connect(self._on_failed)

@@ -471,7 +471,8 @@ class PredictPanel(QWidget):
             real = job() if lazy else job
             if real is None:
                 return None
-            call = BackgroundCall(real, self)
+            # No Qt parent: the panel's Python references own it, so its thread object lives exactly as long.
+            call = BackgroundCall(real)
             call.succeeded.connect(lambda result: generation == self._generation and on_success(result))
             call.failed.connect(lambda message: generation == self._generation and on_failure(message))
             call.finished.connect(self._on_job_finished)
