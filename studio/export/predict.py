@@ -146,32 +146,42 @@ def open_predictor(target: str | Path, which: str = "best") -> Predictor:
 def load_image_for_model(path: str | Path, input_shape: tuple[int, ...] | list[int]) -> np.ndarray:
     """Read one image as the model takes it: float32 `[C, H, W]`, pixels in [0, 1].
 
-    Channels and size come from the model's `input_shape` only: 1 channel means grayscale ("L"),
-    3 means RGB (transparency is flattened onto white); another size is resized with PIL's bilinear
-    filter to (W, H), as the folder source does when it decodes training images.
+    Channels and size come from the model's `input_shape` only. The file is decoded by the
+    training decoder, `studio.data.images.load_image` (EXIF orientation, alpha dropped, 16-bit
+    scaled, luma for gray, bilinear squash resize), so a deployed model sees what training saw;
+    builds without the image sources use the same PIL steps here.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if len(input_shape) != 3:
         raise DataError(f"{path}: the model takes feature rows {list(input_shape)}, not images")
     c, h, w = (int(v) for v in input_shape)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "P", "PA") and ("transparency" in img.info or "A" in img.mode):
-                rgba = img.convert("RGBA")
-                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(background, rgba)
-            img = img.convert("L" if c == 1 else "RGB")
-            if img.size != (w, h):
-                img = img.resize((w, h), Image.Resampling.BILINEAR)
-            pixels = np.asarray(img, dtype=np.float32) / 255.0
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        pixels = _decode(path, c, h, w)
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's UnidentifiedImageError is an OSError
         raise DataError(f"{path}: not an image that can be read ({type(exc).__name__})") from None
-    return pixels[None] if c == 1 else pixels.transpose(2, 0, 1).copy()
+    return pixels.astype(np.float32) / np.float32(255.0)
+
+
+def _decode(path: Path, c: int, h: int, w: int) -> np.ndarray:
+    """uint8 `[C, H, W]`, decoded exactly as the training data was."""
+    try:
+        from studio.data.images import load_image  # the image sources' decoder (square sizes)
+    except ImportError:
+        load_image = None
+    if load_image is not None and h == w:
+        return np.asarray(load_image(path, h, c))
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        img = img.convert("L" if c == 1 else "RGB")
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.Resampling.BILINEAR)
+        a = np.array(img)
+    return a[None] if c == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
 def read_feature_rows(path: str | Path, feature_names: tuple[str, ...]) -> tuple[np.ndarray, list[str]]:

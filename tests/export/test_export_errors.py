@@ -152,3 +152,25 @@ def test_torchscript_fallback_is_reported(line_run: Path, monkeypatch: pytest.Mo
     assert "exporter   torchscript (torch.onnx.export, dynamo=False)" in out
     assert "note: the dynamo exporter failed: RuntimeError: simulated dynamo failure" in out
     assert "onnxruntime vs PyTorch      passed" in out
+
+
+def test_image_reading_follows_the_model_input_shape(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from studio.errors import DataError
+    from studio.export.predict import load_image_for_model
+
+    rgb = np.zeros((56, 40, 3), dtype=np.uint8)
+    rgb[..., 0] = 255  # pure red: luma 0.299 * 255 = 76
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    gray = load_image_for_model(tmp_path / "red.png", (1, 28, 28))
+    assert gray.shape == (1, 28, 28) and gray.dtype == np.float32
+    np.testing.assert_allclose(gray, 76 / 255, atol=1 / 255)
+    color = load_image_for_model(tmp_path / "red.png", [3, 16, 16])
+    assert color.shape == (3, 16, 16)
+    np.testing.assert_allclose(color[0], 1.0) and np.testing.assert_allclose(color[1:], 0.0)
+    (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(DataError, match="fake.png: not an image that can be read"):
+        load_image_for_model(tmp_path / "fake.png", (1, 28, 28))
+    with pytest.raises(DataError, match="takes feature rows"):
+        load_image_for_model(tmp_path / "red.png", (2,))
