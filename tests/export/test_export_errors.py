@@ -168,7 +168,8 @@ def test_image_reading_follows_the_model_input_shape(tmp_path: Path) -> None:
     np.testing.assert_allclose(gray, 76 / 255, atol=1 / 255)
     color = load_image_for_model(tmp_path / "red.png", [3, 16, 16])
     assert color.shape == (3, 16, 16)
-    np.testing.assert_allclose(color[0], 1.0) and np.testing.assert_allclose(color[1:], 0.0)
+    np.testing.assert_allclose(color[0], 1.0)
+    np.testing.assert_allclose(color[1:], 0.0)
     (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     with pytest.raises(DataError, match="fake.png: not an image that can be read"):
         load_image_for_model(tmp_path / "fake.png", (1, 28, 28))
