@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from studio.export.onnx_export import (INPUT_NAME, ExportFailed, Progress, QuantizeReport, first_line,
@@ -99,9 +97,3 @@ def quantize_onnx(src: str | Path, mode: str, *, metadata: dict[str, str], calib
                           float_value=_metric(float_out, val_y, classification),
                           int8_value=_metric(int8_out, val_y, classification), samples=len(val_x))
 
-
-def attach(report: Any, quantized: QuantizeReport) -> Any:
-    """The export report with its int8 part added."""
-    from dataclasses import replace
-
-    return replace(report, quantized=quantized)

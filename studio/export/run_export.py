@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from studio.data.base import DataSpec, Split
 from studio.engine.report import TrainedRun, load_trained
 from studio.errors import StudioError
 from studio.export.onnx_export import PROOF_SAMPLES, ExportReport, Progress, export_onnx, model_metadata
-from studio.export.quantize import attach, quantize_onnx
+from studio.export.quantize import quantize_onnx
 
 DEFAULT_NAME = "model.onnx"
 EVAL_SAMPLES = 5000  # the int8 accuracy check stops here, so a huge validation split stays quick
@@ -85,12 +86,12 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, checkpo
     say("loading validation samples")
     samples, where, notes = proof_samples(run)
     epoch = run.checkpoint.get("epoch")
-    meta = model_metadata(run.spec, {"arch": run.config.model.arch, "checkpoint": checkpoint,
+    # `best` falls back to `last` when a run never validated; the metadata says which one it was.
+    used = checkpoint if (run.run_dir / "checkpoints" / f"{checkpoint}.pt").exists() else "last"
+    meta = model_metadata(run.spec, {"arch": run.config.model.arch, "checkpoint": used,
                                      "epoch": str(epoch) if epoch is not None else ""})
     report = export_onnx(run.model, samples, out, metadata=meta, opset=opset, sample_source=where, progress=say)
     if notes:
-        from dataclasses import replace
-
         report = replace(report, notes=tuple(notes) + report.notes)
     if quantize:
         split = _eval_split(run)
@@ -100,8 +101,8 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, checkpo
         calibration = _calibration_samples(run, samples)
         val_x = as_model_input(split.x[:EVAL_SAMPLES]).numpy()
         val_y = split.y[:EVAL_SAMPLES].numpy()
-        report = attach(report, quantize_onnx(out, quantize, metadata=meta, calibration=calibration,
-                                              val_x=val_x, val_y=val_y, progress=say))
+        report = replace(report, quantized=quantize_onnx(out, quantize, metadata=meta, calibration=calibration,
+                                                         val_x=val_x, val_y=val_y, progress=say))
     return report
 
 

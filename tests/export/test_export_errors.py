@@ -175,3 +175,20 @@ def test_image_reading_follows_the_model_input_shape(tmp_path: Path) -> None:
         load_image_for_model(tmp_path / "fake.png", (1, 28, 28))
     with pytest.raises(DataError, match="takes feature rows"):
         load_image_for_model(tmp_path / "red.png", (2,))
+
+
+def test_export_when_the_training_data_changed_or_is_gone(line_run: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "line.csv"
+    # A new column since training: the proof cannot use these rows, so it runs on synthetic inputs.
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    csv.write_text("\n".join([lines[0] + ",z"] + [ln + ",1.0" for ln in lines[1:]]) + "\n", encoding="utf-8")
+    code, out, _ = run_cli(["export", str(line_run)], capsys)
+    assert code == 0
+    assert "passed on 64 samples from the synthetic inputs" in out
+    assert "note: the data no longer matches the run" in out
+    csv.unlink()
+    code, out, err = run_cli(["export", str(line_run), "-o", str(tmp_path / "again.onnx")], capsys)
+    assert code == 2 and out == ""
+    assert_one_error_line(err, "line.csv' does not exist")
+    assert not (tmp_path / "again.onnx").exists()
