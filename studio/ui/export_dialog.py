@@ -87,6 +87,7 @@ class ExportDialog(QDialog):
                                    "with onnxruntime on validation samples.")
         self.status_label.setObjectName("exportStatusLabel")
         self.status_label.setWordWrap(True)
+        self.status_label.setMinimumHeight(self.status_label.fontMetrics().lineSpacing() * 2 + 6)
 
         self.report_view = QPlainTextEdit()
         self.report_view.setObjectName("exportReportView")

@@ -273,8 +273,12 @@ class PredictPanel(QWidget):
         else:
             what = f"the checkpoint {origin.name} (export the run to predict with ONNX)"
         task = (f"{len(info.labels)} classes" if info.task == "classification" else "regression")
-        shape = "x".join(map(str, info.input_shape))
-        self.source_label.setText(f"Predicting with {what}: {task}, input {shape}.")
+        if info.kind == "image":
+            inputs = "images " + "x".join(map(str, info.input_shape))
+        else:
+            n = info.input_shape[0]
+            inputs = f"{n} feature{'s' if n != 1 else ''}"
+        self.source_label.setText(f"Predicting with {what}: {task}, {inputs}.")
         self.top_spin.setMaximum(max(1, len(info.labels)))
         if info.kind == "image":
             self._show_page(PAGE_IMAGES)
