@@ -57,7 +57,8 @@ def folder_source_ready(root: Path) -> bool:
     return True
 
 
-def test_line_fit_through_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_line_fit_through_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
     csv = write_line_csv(tmp_path / "line.csv")
     # The walkthrough fits all 100 points, so nothing is held out.
     toml = toml_for("csv", "linear", path=csv, target="y", epochs=100, lr=0.01, optimizer="sgd",
@@ -77,6 +78,9 @@ def test_line_fit_through_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str
     with capsys.disabled():
         print(f"line fit: predictions {predicted.round(4).tolist()}, miss {miss.round(4).tolist()}")
     assert miss.max() <= 0.12, miss
+    # The report's snippet feeds x = 0 and prints the intercept the model learned.
+    zero, _ = onnx_predict(run_dir / "model.onnx", np.zeros((1, 1)))
+    assert float(run_report_snippet(run_dir, tmp_path, monkeypatch, capsys)) == pytest.approx(float(zero[0, 0]))
 
 
 def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -87,6 +91,10 @@ def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest
     assert main(["export", str(run_dir)]) == 0
     images, targets, _ = load_digits()
     held_x, held_y = images[7000:, 0].numpy(), targets[7000:].numpy()
+    # The report's snippet runs as printed and names the digit in image.png.
+    Image.fromarray(held_x[0]).save(tmp_path / "image.png")
+    out, labels = onnx_predict(run_dir / "model.onnx", held_x[:1, None].astype(np.float32) / 255.0)
+    assert run_report_snippet(run_dir, tmp_path, monkeypatch, capsys) == labels[int(out[0].argmax())]
     accuracy = heldout_accuracy(run_dir / "model.onnx", held_x, held_y)
     with capsys.disabled():
         print(f"lenet on 1,500 digits, 2 epochs: held-out accuracy {accuracy:.4f}")
@@ -104,6 +112,20 @@ def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest
         assert row["label"] == labels[int(out[i].argmax())]
         probs = np.exp(out[i] - out[i].max()) / np.exp(out[i] - out[i].max()).sum()
         assert abs(row["probability"] - probs.max()) < 1e-5
+
+
+def run_report_snippet(run_dir: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                       capsys: pytest.CaptureFixture[str]) -> str:
+    """Execute the report's snippet as a user would paste it, in a folder holding its image.png."""
+    from studio.engine.report import load_trained as _load
+    from studio.export.onnx_export import model_metadata, run_snippet
+
+    snippet = run_snippet(run_dir / "model.onnx", model_metadata(_load(run_dir).spec))
+    assert len(snippet.splitlines()) <= 10
+    monkeypatch.chdir(workdir)
+    capsys.readouterr()
+    exec(compile(snippet, "snippet.py", "exec"), {})
+    return capsys.readouterr().out.strip()
 
 
 @pytest.mark.slow
