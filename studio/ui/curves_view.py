@@ -260,10 +260,14 @@ class CurvesView(QWidget):
         if len(lrs) and np.isfinite(lrs).any():
             # From zero, so a constant rate is a flat line rather than noise around it.
             self.lr_plot.setYRange(0.0, float(np.nanmax(lrs)) * 1.15, padding=0)
-        self.c_epoch_train.setData(h.epoch_x["train"].view(), h.epoch_loss["train"].view())
-        self.c_epoch_val.setData(h.epoch_x["val"].view(), h.epoch_loss["val"].view())
-        self.c_acc_train.setData(h.epoch_x["train"].view(), h.epoch_acc["train"].view() * 100)
-        self.c_acc_val.setData(h.epoch_x["val"].view(), h.epoch_acc["val"].view() * 100)
+        for curve, (ex, ey) in ((self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
+                                (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
+                                (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
+                                (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"]))):
+            xs, ys = ex.view(), ey.view()
+            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
+            ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
+            curve.setData(xs[keep], ys)
         t = self._theme
         while self._markers_drawn < len(h.markers):
             m = h.markers[self._markers_drawn]

@@ -467,10 +467,12 @@ class MainWindow(QMainWindow):
         return True
 
     def _connect_worker(self, worker: Any) -> None:
+        # Bound methods of this window only: PySide queues those to the GUI thread. A lambda here
+        # would run in the worker's thread and touch widgets from it.
         worker.fit_started.connect(self._on_fit_started)
         worker.step_ended.connect(self._on_steps)
         worker.epoch_ended.connect(self._on_epoch_end)
-        worker.message.connect(lambda m: self.log.append_message(m.text, m.level))
+        worker.message.connect(self._on_message)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
 
@@ -555,6 +557,9 @@ class MainWindow(QMainWindow):
                     acc = self.history.epoch_acc["val"].view()[i]
             self.metric_cards.best.set(f"epoch {epoch}", f"val loss {_num(loss)}" +
                                        (f" · acc {acc:.2%}" if acc is not None and math.isfinite(acc) else ""))
+
+    def _on_message(self, m: Any) -> None:
+        self.log.append_message(m.text, m.level)
 
     def _on_error(self, error: RunError) -> None:
         self._pending_error = error
