@@ -8,6 +8,7 @@ share an x axis in epochs, carry legends, and a hover line reads values out unde
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitte
 from studio.ui.history import RunHistory
 from studio.ui.theme import Theme, current_theme
 
-REDRAW_MS = 66
+REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -68,7 +69,9 @@ class _PlotCard(QFrame):
         self.plot.setMinimumHeight(120)
         self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         item = self.plot.getPlotItem()
-        item.showGrid(x=True, y=True, alpha=0.6)
+        # No grid: pyqtgraph redraws grid lines with every range change, which doubles the paint cost
+        # on the GUI thread while training; the hover read-out gives exact values instead.
+        item.showGrid(x=False, y=False)
         item.setLabel("left", y_label)
         item.setMenuEnabled(True)
         item.hideButtons()
@@ -86,6 +89,12 @@ class CurvesView(QWidget):
         self._dirty = True
         self._marker_items: list[tuple[Any, ...]] = []
         self._markers_drawn = 0
+        self._drawn_steps = -1
+        self._drawn_epochs = (-1, -1)
+        self._lr_top = -1.0
+        self._fitted_to = -1.0
+        self._lr_drawn_at = 0.0
+        self._drawn_lr_steps = -1
         self._task = "classification"
 
         self.loss_card = _PlotCard("Loss", "lossPlot", "loss")
@@ -235,6 +244,7 @@ class CurvesView(QWidget):
     def follow_run(self) -> None:
         """Show the whole run again (after a zoom), as a new run does."""
         self._follow = True
+        self._fitted_to = -1.0
         self._dirty = True
 
     def _on_reset(self) -> None:
@@ -243,6 +253,11 @@ class CurvesView(QWidget):
                 plot.removeItem(it)
         self._marker_items = []
         self._markers_drawn = 0
+        self._drawn_steps = -1
+        self._drawn_lr_steps = -1
+        self._drawn_epochs = (-1, -1)
+        self._lr_top = -1.0
+        self._fitted_to = -1.0
         self._follow = True
         self._dirty = True
 
@@ -253,21 +268,28 @@ class CurvesView(QWidget):
         self._dirty = False
         h = self.history
         x = h.step_x.view()
-        self.c_step_raw.setData(x, h.step_loss.view())
-        self.c_step_smooth.setData(x, h.step_smooth.view())
-        self.c_lr.setData(x, h.step_lr.view())
-        lrs = h.step_lr.view()
-        if len(lrs) and np.isfinite(lrs).any():
-            # From zero, so a constant rate is a flat line rather than noise around it.
-            self.lr_plot.setYRange(0.0, float(np.nanmax(lrs)) * 1.15, padding=0)
-        for curve, (ex, ey) in ((self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
-                                (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
-                                (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
-                                (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"]))):
-            xs, ys = ex.view(), ey.view()
-            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
-            ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
-            curve.setData(xs[keep], ys)
+        # Only curves with new points are touched: an unchanged plot is not repainted.
+        if len(x) != self._drawn_steps:
+            self._drawn_steps = len(x)
+            self.c_step_raw.setData(x, h.step_loss.view())
+            self.c_step_smooth.setData(x, h.step_smooth.view())
+        # The learning rate changes rarely: its plot is redrawn twice a second, or at once on a change.
+        now = time.perf_counter()
+        if len(x) != self._drawn_lr_steps and (now - self._lr_drawn_at >= 0.5 or len(h.markers) != self._markers_drawn):
+            self._drawn_lr_steps, self._lr_drawn_at = len(x), now
+            self.c_lr.setData(x, h.step_lr.view())
+            lrs = h.step_lr.view()
+            top = float(np.nanmax(lrs)) * 1.15 if len(lrs) and np.isfinite(lrs).any() else 1.0
+            if top != self._lr_top:
+                # From zero, so a constant rate is a flat line rather than noise around it.
+                self._lr_top = top
+                self.lr_plot.setYRange(0.0, top, padding=0)
+        if len(x) != self._drawn_lr_steps:
+            self._dirty = True  # the learning-rate plot still owes points: come back next tick
+        epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))
+        if epoch_counts != self._drawn_epochs:
+            self._drawn_epochs = epoch_counts
+            self._draw_epoch_curves()
         t = self._theme
         while self._markers_drawn < len(h.markers):
             m = h.markers[self._markers_drawn]
@@ -287,13 +309,16 @@ class CurvesView(QWidget):
         if self._follow:
             self._fit_x()
 
-    def _fit_x(self) -> None:
+    def _fit_x(self, force: bool = False) -> None:
         h = self.history
         xs = [h.epochs_total, 1.0]
         if len(h.step_x):
             xs.append(float(h.step_x.view()[-1]))
         if len(h.epoch_x["train"]):
             xs.append(float(h.epoch_x["train"].view()[-1]))
+        if max(xs) == self._fitted_to and not force:
+            return
+        self._fitted_to = max(xs)
         self._linking = True
         try:
             for p in self.plots:
@@ -303,6 +328,7 @@ class CurvesView(QWidget):
 
     def _on_manual_range(self, *_: Any) -> None:
         self._follow = False
+        self._fitted_to = -1.0
 
     def _sync_x(self, src: pg.PlotWidget, rng: Any) -> None:
         if self._linking:
@@ -318,7 +344,18 @@ class CurvesView(QWidget):
     def _on_click(self, event: Any) -> None:
         if event.double():  # double-click: back to showing the whole run
             self._follow = True
-            self._fit_x()
+            self._fit_x(force=True)
+
+    def _draw_epoch_curves(self) -> None:
+        h = self.history
+        for curve, (ex, ey) in ((self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
+                                (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
+                                (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
+                                (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"]))):
+            xs, ys = ex.view(), ey.view()
+            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
+            ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
+            curve.setData(xs[keep], ys)
 
     def point_count(self) -> int:
         """Step points on the loss plot (what tests and the status line read)."""

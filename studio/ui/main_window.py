@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self._engine_ready = False
         self._pending_error: RunError | None = None
         self.last_outcome: RunOutcome | None = None
+        self._latest_step: Any = None
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(app_icon())
@@ -85,6 +86,10 @@ class MainWindow(QMainWindow):
         self._inspect_timer.timeout.connect(self._validate_setup)
         for card in self.cards:
             card.changed.connect(self._inspect_timer.start)
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(250)
+        self._progress_timer.timeout.connect(self._show_progress)
+        self._progress_timer.start()
         self.training_panel.lr_committed.connect(self._on_lr_committed)
         self.training_panel.batch_size_committed.connect(self._on_batch_size_committed)
 
@@ -520,10 +525,16 @@ class MainWindow(QMainWindow):
         self.metric_cards.epoch.set(f"{e.start_epoch}/{e.epochs}", "starting")
 
     def _on_steps(self, events: list[Any]) -> None:
-        if not events:
+        if events:
+            self.history.add_steps(events)
+            self._latest_step = events[-1]
+
+    def _show_progress(self) -> None:
+        """Status bar and cards from the latest step, 4 times a second: text changes re-layout
+        widgets, and the curves already show every point."""
+        e, self._latest_step = self._latest_step, None
+        if e is None:
             return
-        self.history.add_steps(events)
-        e = events[-1]
         epochs = max(self._epochs_total, 1)
         frac = (e.epoch - 1 + e.epoch_progress) / epochs
         self.status.set_progress(e.epoch, epochs, frac)
@@ -565,6 +576,7 @@ class MainWindow(QMainWindow):
         self._pending_error = error
 
     def _on_finished(self, outcome: RunOutcome) -> None:
+        self._show_progress()
         self.last_outcome = outcome
         self._run_status = outcome.status
         s = outcome.summary
