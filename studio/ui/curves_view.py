@@ -15,7 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from studio.ui.history import RunHistory
 from studio.ui.theme import Theme, current_theme
@@ -63,6 +63,7 @@ class _PlotCard(QFrame):
         head.addWidget(self.title)
         head.addStretch(1)
         head.addWidget(self.readout)
+        self.head = head
         lay.addLayout(head)
         self.plot = pg.PlotWidget()
         self.plot.setObjectName(object_name)
@@ -142,6 +143,12 @@ class CurvesView(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
 
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setObjectName("lossLogScaleCheck")
+        self.log_scale.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
+        self.log_scale.toggled.connect(lambda on: self.loss_plot.getPlotItem().setLogMode(y=on))
+        self.loss_card.head.insertWidget(1, self.log_scale)
+        self.loss_card.head.insertSpacing(1, 12)
         self._make_curves()
         self._placeholder = QLabel("Press Train to start: the curves draw here live.\n"
                                    "Change the learning rate or batch size while it trains.",
@@ -226,8 +233,10 @@ class CurvesView(QWidget):
             for it in items:
                 if isinstance(it, pg.InfiniteLine):
                     it.setPen(pen(t.marker, 1.5, 220, Qt.PenStyle.DashLine))
-                    if it.label is not None:
+                    if getattr(it, "label", None) is not None:
                         it.label.setColor(QColor(t.marker))
+                        it.label.fill = pg.mkBrush(t.plot_bg)
+                        it.label.update()
         self._placeholder.setStyleSheet(f"color: {t.muted}; font-size: 11pt; background: transparent;")
         self._theme = t
 

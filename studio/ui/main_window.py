@@ -43,6 +43,7 @@ class MainWindow(QMainWindow):
 
     run_finished = Signal(object)  # RunOutcome, after the window has updated itself
     engine_loaded = Signal()
+    first_painted = Signal()
 
     def __init__(self, config: Config | None = None, runs_dir: str | Path | None = None) -> None:
         super().__init__()
@@ -232,14 +233,12 @@ class MainWindow(QMainWindow):
         container = QWidget()
         container.setObjectName("setupContainer")
         lay = QVBoxLayout(container)
-        lay.setContentsMargins(14, 14, 10, 14)
-        lay.setSpacing(12)
+        lay.setContentsMargins(12, 10, 10, 12)
+        lay.setSpacing(10)
         title = QLabel("Setup")
         title.setObjectName("sidebarTitle")
-        subtitle = QLabel("Choose data, a model and how to train it.")
-        subtitle.setObjectName("sidebarSubtitle")
+        title.setToolTip("Choose data, a model and how to train it; hover a field for what it does.")
         lay.addWidget(title)
-        lay.addWidget(subtitle)
         for card in self.cards:
             lay.addWidget(card)
         self.setup_error = QLabel("")
@@ -317,6 +316,7 @@ class MainWindow(QMainWindow):
         super().paintEvent(event)
         if self.first_paint_s is None:
             self.first_paint_s = time.perf_counter() - self._created_at
+            self.first_painted.emit()
             QTimer.singleShot(0, self.load_engine)
 
     def load_engine(self) -> None:
@@ -326,11 +326,15 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         import torch  # noqa: F401 - the import itself is the point
 
+        self.torch_thread_is_gui = QThread.currentThread() is QApplication.instance().thread()
         from studio.engine.device import available_devices
 
         self.torch_import_s = time.perf_counter() - t0
         self._engine_ready = True
-        self.training_panel.set_devices(available_devices())
+        devices = available_devices()
+        self.training_panel.set_devices(devices)
+        # Auto picks the first of CUDA, MPS, CPU: say which one that is before any run.
+        self.status.set_device(devices[0][1] if devices[0][0] != "cpu" else "CPU")
         self.inspector.enabled = True
         self._validate_setup()
         self.engine_loaded.emit()
@@ -755,6 +759,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.curves.apply_theme(theme)
+        self.log.apply_theme(theme)
         for a in (self.pause_action, self.resume_action, self.export_action):
             if a.data():
                 a.setIcon(themed_icon(a.data()))

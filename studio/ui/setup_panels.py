@@ -316,8 +316,8 @@ class SetupCard(QFrame):
         self.fields: dict[str, FieldEditor] = {}
         self._rules: dict[str, Callable[[], bool]] = {}
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(14, 12, 14, 12)
-        lay.setSpacing(8)
+        lay.setContentsMargins(14, 10, 14, 10)
+        lay.setSpacing(6)
         self.body_layout = lay
         head = QHBoxLayout()
         self.title = QLabel(title)
@@ -334,7 +334,7 @@ class SetupCard(QFrame):
         self.summary.setVisible(False)
         self.main = QGridLayout()
         self.main.setHorizontalSpacing(10)
-        self.main.setVerticalSpacing(6)
+        self.main.setVerticalSpacing(5)
         self.main.setColumnStretch(1, 1)
         self.main.setColumnMinimumWidth(0, 108)
         lay.addLayout(self.main)
