@@ -29,7 +29,7 @@ from studio.ui.metric_cards import MetricCards
 from studio.ui.settings import add_recent_run, app_settings, recent_runs
 from studio.ui.setup_inspector import SetupInspector
 from studio.ui.setup_panels import DataPanel, ModelPanel, TrainingPanel, config_dict
-from studio.ui.status_bar import TrainingStatusBar, format_duration
+from studio.ui.status_bar import TrainingStatusBar
 from studio.ui.theme import THEMES, app_icon, apply_theme, current_theme, themed_icon
 from studio.ui.worker import RunError, RunOutcome, start_training
 
@@ -829,5 +829,3 @@ def _num(v: float | None) -> str:
 def _pct(v: float | None) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.2%}"
 
-
-__all__ = ["MainWindow", "format_duration"]

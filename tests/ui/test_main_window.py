@@ -292,3 +292,34 @@ def test_add_view_adds_a_tab(make_window: Any) -> None:
     w = make_window()
     index = w.add_view(QLabel("runs"), "Runs")
     assert w.tabs.tabText(0) == "Training" and w.tabs.tabText(index) == "Runs"
+
+
+def test_dropping_a_csv_file_onto_the_window_chooses_it(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    csv = tmp_path / "houses.csv"
+    csv.write_text("area,label\n1,a\n2,b\n", encoding="utf-8")
+    w = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(csv))])
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                            Qt.KeyboardModifier.NoModifier)
+    w.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    w.dropEvent(QDropEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                           Qt.KeyboardModifier.NoModifier))
+    cfg = w.config()
+    assert cfg.data.source == "csv" and cfg.data.path == str(csv)
+    assert w.data_panel.fields["data.target"].widget.isVisible()  # CSV-only rows appear
+    qtbot.waitUntil(lambda: "2 classes" in w.data_panel.summary.text(), timeout=10000)
+
+
+def test_hover_reads_out_values(qtbot: Any, make_window: Any) -> None:
+    w = make_window(Config().replace_value("train.epochs", 2))
+    click(qtbot, w, "trainButton")
+    wait_finished(qtbot, w)
+    w.curves._update_readouts(1.0)
+    assert "train" in w.curves.loss_card.readout.text() and "val" in w.curves.loss_card.readout.text()
+    assert "%" in w.curves.acc_card.readout.text()
+    assert "lr 0.001" in w.curves.lr_card.readout.text()

@@ -82,12 +82,12 @@ def test_gui_timer_is_less_than_50ms_late_at_p99_while_training(qtbot: Any, make
     qtbot.waitUntil(lambda: w.curves.point_count() > 0, timeout=15000)
     probe = TimerLagProbe(10)
     probe.start()
-    qtbot.wait(10000)
+    qtbot.wait(8000)
     probe.stop()
     steps_seen = w.history.last_step
     qtbot.mouseClick(w.findChild(QToolButton, "stopButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.is_training, timeout=5000)
-    assert steps_seen > 100 and len(probe.lags_ms) > 500
+    assert steps_seen > 100 and len(probe.lags_ms) > 400
     with capfd.disabled():
         print(f"\ntimer lag while training the default setup: {probe.summary()}")
     assert probe.percentile(99) < 50.0, probe.summary()
