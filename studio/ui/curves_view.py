@@ -76,7 +76,8 @@ class _PlotCard(QFrame):
         item.setLabel("left", y_label)
         item.setMenuEnabled(True)
         item.hideButtons()
-        # Legends sit where the curves usually are not: top right for loss, bottom right for accuracy.
+        # Legends sit where the curves usually are not: top right for loss, bottom right for
+        # accuracy, bottom left for the learning rate (schedules end low on the right).
         self.legend = item.addLegend(offset=legend, labelTextSize="8pt", verSpacing=-4) if legend else None
         lay.addWidget(self.plot, 1)
 
@@ -100,7 +101,7 @@ class CurvesView(QWidget):
 
         self.loss_card = _PlotCard("Loss", "lossPlot", "loss")
         self.acc_card = _PlotCard("Accuracy", "accuracyPlot", "accuracy", legend=(-8, -8))
-        self.lr_card = _PlotCard("Learning rate", "lrPlot", "lr", legend=None)
+        self.lr_card = _PlotCard("Learning rate", "lrPlot", "lr", legend=(8, -8))
         self.loss_plot = self.loss_card.plot
         self.accuracy_plot = self.acc_card.plot
         self.lr_plot = self.lr_card.plot

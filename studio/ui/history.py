@@ -13,7 +13,8 @@ from typing import Any, Iterable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-SMOOTHING = 0.85  # weight of the running average in the smoothed loss (TensorBoard-style, debiased)
+SMOOTHING_EPOCHS = 0.25  # the smoothed loss averages over about a quarter of an epoch
+MIN_ALPHA = 0.01  # however dense the points, a new one always counts a little
 
 
 class GrowingBuffer:
@@ -75,7 +76,8 @@ class RunHistory(QObject):
         self.epochs_total = 0
         self.last_step = 0
         self._ema = 0.0
-        self._ema_n = 0
+        self._ema_weight = 0.0
+        self._last_x = 0.0
         self.clear()
 
     def clear(self) -> None:
@@ -86,7 +88,7 @@ class RunHistory(QObject):
         self.epoch_acc = {s: GrowingBuffer(64) for s in ("train", "val")}
         self.markers = []
         self.last_step = 0
-        self._ema, self._ema_n = 0.0, 0
+        self._ema, self._ema_weight, self._last_x = 0.0, 0.0, 0.0
         self.reset.emit()
 
     # -- adding points ---------------------------------------------------------------------------
@@ -95,10 +97,15 @@ class RunHistory(QObject):
                   changed: dict[str, Any] | None) -> None:
         self.step_x.append(x)
         self.step_loss.append(loss)
+        last_x, self._last_x = self._last_x, x
         if loss is not None and math.isfinite(loss):
-            self._ema = SMOOTHING * self._ema + (1 - SMOOTHING) * loss
-            self._ema_n += 1
-            self.step_smooth.append(self._ema / (1 - SMOOTHING ** self._ema_n))
+            # An exponential average over a span of epochs, not of points, so runs logged densely and
+            # runs with two steps an epoch look equally smooth; debiased by the weight so far.
+            dx = max(x - last_x, 0.0)
+            alpha = min(max(1.0 - math.exp(-dx / SMOOTHING_EPOCHS), MIN_ALPHA), 1.0)
+            self._ema = (1 - alpha) * self._ema + alpha * loss
+            self._ema_weight = (1 - alpha) * self._ema_weight + alpha
+            self.step_smooth.append(self._ema / self._ema_weight)
         else:
             self.step_smooth.append(None)
         self.step_lr.append(lr)

@@ -560,6 +560,8 @@ class MainWindow(QMainWindow):
             self.metric_cards.val_acc.set(f"{m['val_accuracy']:.2%}", f"train {_pct(m.get('train_accuracy'))}")
         self._show_best()
         self.status.set_speed(None, e.eta_s)
+        if not self.export_action.isEnabled() and self.current_run_dir is not None:
+            self.export_action.setEnabled((self.current_run_dir / "checkpoints" / "best.pt").is_file())
 
     def _show_best(self) -> None:
         best = self.history.best_val()
@@ -601,6 +603,7 @@ class MainWindow(QMainWindow):
         self._thread, self._worker, self.control = None, None, None
         status = self._run_status or "failed"
         self._set_state(status)
+        self.status.set_speed(None, None)
         if self.current_run_dir is not None and (self.current_run_dir / "config.toml").exists():
             add_recent_run(self.settings, str(self.current_run_dir))
         if self._close_after_stop:
@@ -637,7 +640,8 @@ class MainWindow(QMainWindow):
         self.pause_action.setData("play" if paused else "pause")
         run = self.current_run_dir
         has_ckpt = run is not None and any((run / "checkpoints" / f).is_file() for f in ("best.pt", "last.pt"))
-        self.export_action.setEnabled(has_ckpt and not training)
+        # A run can be exported as soon as it has a checkpoint, even while it goes on training.
+        self.export_action.setEnabled(has_ckpt)
         self.resume_action.setEnabled(not training and run is not None and (run / "checkpoints" / "last.pt").is_file()
                                       and self._run_status in ("stopped", "failed", "completed", "early_stopped"))
         self._lock_setup(training)
@@ -697,6 +701,7 @@ class MainWindow(QMainWindow):
         self._epochs_total = cfg.train.epochs
         self._run_status = summary.get("status") or ("stopped" if records else None)
         self.metric_cards.clear()
+        self.status.reset()
         done = int(summary.get("epochs_completed") or 0)
         self.metric_cards.epoch.set(f"{done}/{cfg.train.epochs}", STATE_TEXT.get(self._run_status or "", ""))
         latest = self.history.latest_epoch_metrics()

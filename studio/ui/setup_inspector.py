@@ -109,8 +109,12 @@ def _describe(bundle: Any) -> str:
         c, h, w = spec.input_shape
         what = f"{len(spec.labels)} classes · {h}×{w} {'grey' if c == 1 else 'RGB'}"
     elif spec.task == "classification":
-        what = f"{len(spec.labels)} classes · {spec.input_shape[0]} features"
+        what = f"{len(spec.labels)} classes · {_features(spec.input_shape[0])}"
     else:
-        what = f"regression · {spec.input_shape[0]} features"
+        what = f"regression · {_features(spec.input_shape[0])}"
     counts = f"{len(bundle.train):,} train / {len(bundle.val):,} val / {len(bundle.test):,} test"
     return f"{what}\n{counts}"
+
+
+def _features(n: int) -> str:
+    return f"{n} feature" if n == 1 else f"{n} features"

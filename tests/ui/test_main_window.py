@@ -91,6 +91,8 @@ def test_live_learning_rate_and_batch_size_reach_metrics(qtbot: Any, make_window
     assert lr_spin.isEnabled() and bs_spin.isEnabled()
     assert not w.findChild(QComboBox, "datasetCombo").isEnabled()
     assert "Fixed while a run trains" in w.findChild(QComboBox, "modelCombo").toolTip()
+    # Export opens up as soon as the run has a checkpoint (the end of its first epoch).
+    qtbot.waitUntil(lambda: w.findChild(QToolButton, "exportButton").isEnabled(), timeout=20000)
 
     before = len(step_records(w.current_run_dir))
     type_into(qtbot, lr_spin, "0.0123")
