@@ -218,6 +218,9 @@ class FieldEditor(QObject):
             return e.currentData()
         if isinstance(e, QCheckBox):
             return e.isChecked()
+        if isinstance(e, (QSpinBox, QDoubleSpinBox)):
+            # Typed but not yet confirmed (the user clicked Train without pressing Enter): take it.
+            e.interpretText()
         if isinstance(e, QSpinBox):
             return int(e.value())
         if isinstance(e, QDoubleSpinBox):

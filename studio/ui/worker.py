@@ -12,7 +12,6 @@ every logged point while the GUI's event queue stays short however fast training
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -91,7 +90,6 @@ class TrainingWorker(QObject):
         self.step_interval = step_interval
         self._pending: list[Any] = []
         self._last_emit = 0.0
-        self._lock = threading.Lock()
         self._fit_end: Any = None
 
     # -- engine callback hooks (called on the worker thread) -----------------------------------

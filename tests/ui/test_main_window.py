@@ -325,3 +325,29 @@ def test_hover_reads_out_values(qtbot: Any, make_window: Any) -> None:
     assert "train" in w.curves.loss_card.readout.text() and "val" in w.curves.loss_card.readout.text()
     assert "%" in w.curves.acc_card.readout.text()
     assert "lr 0.001" in w.curves.lr_card.readout.text()
+
+
+def test_keyboard_shortcuts_drive_the_run(qtbot: Any, make_window: Any) -> None:
+    w = make_window(Config().replace_value("train.epochs", 50))
+    w.activateWindow()
+    qtbot.waitUntil(lambda: w.isActiveWindow(), timeout=3000)
+    spin = w.findChild(QSpinBox, "epochsSpinBox")
+    spin.setFocus()  # even with the cursor in a field
+    qtbot.keyClick(spin, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.is_training, timeout=3000)
+    qtbot.keyClick(w, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert w.state_label.text() == "Paused"
+    qtbot.keyClick(w, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
+    assert w.state_label.text() == "Training"
+    qtbot.keyClick(w, Qt.Key.Key_Period, Qt.KeyboardModifier.ControlModifier)
+    assert wait_finished(qtbot, w).status == "stopped"
+
+
+def test_a_typed_value_counts_without_enter(qtbot: Any, make_window: Any) -> None:
+    w = make_window()
+    spin = w.findChild(QSpinBox, "epochsSpinBox")
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "1")  # typed, then straight to the Train button
+    click(qtbot, w, "trainButton")
+    assert wait_finished(qtbot, w).summary["epochs_completed"] == 1
