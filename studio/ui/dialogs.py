@@ -11,7 +11,7 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
     box.setIcon(QMessageBox.Icon.Critical)
     box.setWindowTitle(title)
     box.setText(f"<b>{title}</b>")
-    box.setInformativeText(message)
+    box.setInformativeText(message[:1].upper() + message[1:])  # engine messages start lower-case
     if details:
         box.setDetailedText(details)
     box.setStandardButtons(QMessageBox.StandardButton.Ok)

@@ -602,6 +602,9 @@ class MainWindow(QMainWindow):
             self._worker.deleteLater()
         self._thread, self._worker, self.control = None, None, None
         status = self._run_status or "failed"
+        if self.current_run_dir is not None and not self.current_run_dir.exists():
+            self.current_run_dir = None  # the setup failed before the run folder was made
+            self._update_run_label()
         self._set_state(status)
         self.status.set_speed(None, None)
         if self.current_run_dir is not None and (self.current_run_dir / "config.toml").exists():

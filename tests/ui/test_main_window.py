@@ -240,6 +240,7 @@ def test_bad_csv_content_fails_in_the_engine_with_a_dialog(qtbot: Any, make_wind
     assert dialogs.titles() == ["Cannot train with this setup"]
     assert "label" in dialogs.shown[0][2]
     assert w.findChild(QComboBox, "datasetCombo").isEnabled()
+    assert w.current_run_dir is None and not (tmp_path / "runs").exists()  # no empty run folder left
 
 
 def test_nan_loss_shows_a_dialog_and_the_setup_stays_editable(qtbot: Any, make_window: Any, dialogs: Any) -> None:
