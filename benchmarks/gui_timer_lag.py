@@ -49,7 +49,6 @@ def main() -> int:
     window.show()
     while not window._engine_ready:
         app.processEvents()
-    print("window shown; training", file=sys.stderr)
     window.start_training()
     while window.curves.point_count() == 0:
         app.processEvents()
@@ -74,7 +73,6 @@ def main() -> int:
     QTimer.singleShot(int(args.seconds * 1000), loop.quit)
     loop.exec()
     probe.stop()
-    print("measured; stopping", file=sys.stderr)
     steps = window.history.last_step
     window.shutdown(30.0)
     print(f"training {args.seconds:.0f}s (log_every={args.log_every}, {steps} steps): {probe.summary()}, "
