@@ -45,6 +45,12 @@ def run_gui(target: str | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
 
+    if (sys.platform.startswith("linux") and not QApplication.instance() and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the process here; say what is wrong instead.
+        print("error: no display to open the studio window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+              "train headless with `studio train CONFIG.toml`, or run under Xvfb", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Studio")
     app.setOrganizationName("studio")

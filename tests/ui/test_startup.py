@@ -49,3 +49,12 @@ def test_gui_opens_a_run_folder_and_rejects_a_bad_config(tmp_path: Path) -> None
     proc = run_gui(["gui", str(bad)], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "lr" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11/Wayland displays are a Linux matter")
+def test_no_display_is_a_clear_error_not_an_abort(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    proc = subprocess.run([sys.executable, "-m", "studio", "gui"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "no display" in proc.stderr and "Traceback" not in proc.stderr
