@@ -366,6 +366,11 @@ class CurvesView(QWidget):
             keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
             ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
             curve.setData(xs[keep], ys)
+        vb = self.accuracy_plot.getPlotItem().getViewBox()
+        if len(h.epoch_x["train"]) == 0:
+            vb.setYRange(0, 100, padding=0.02)  # an empty accuracy plot still reads as 0-100 %
+        else:
+            vb.enableAutoRange(y=True)
 
     def point_count(self) -> int:
         """Step points on the loss plot (what tests and the status line read)."""

@@ -370,6 +370,9 @@ class MainWindow(QMainWindow):
             self.setup_error.setVisible(True)
             return
         self.setup_error.setVisible(False)
+        if not self.is_training and len(self.history.step_x) == 0 and len(self.history.epoch_x["train"]) == 0:
+            self.history.epochs_total = cfg.train.epochs  # an empty plot already spans the run to come
+            self.curves.follow_run()
         if self._engine_ready:
             self.data_panel.set_summary("Reading the data…")
         self.inspector.inspect(cfg)
