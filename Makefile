@@ -26,6 +26,7 @@ bench: $(STAMP)
 
 bench-gui: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_startup.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_train_stop.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_timer_lag.py
 
 clean:

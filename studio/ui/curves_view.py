@@ -258,6 +258,9 @@ class CurvesView(QWidget):
         self._dirty = True
 
     def _on_reset(self) -> None:
+        for curve in (self.c_step_raw, self.c_step_smooth, self.c_lr, self.c_epoch_train, self.c_epoch_val,
+                      self.c_acc_train, self.c_acc_val):
+            curve.setData([], [])
         for items in self._marker_items:
             for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot)):
                 plot.removeItem(it)
