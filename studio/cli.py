@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lr-find", help="run a learning-rate range test")
     p.add_argument("config", metavar="CONFIG.toml")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--steps", type=int, default=100, help="most steps of the test (default 100)")
+    p.add_argument("--start-lr", type=float, default=1e-7, help="first rate (default 1e-7)")
+    p.add_argument("--end-lr", type=float, default=10.0, help="last rate (default 10)")
     return parser
 
 

@@ -176,20 +176,20 @@ def _coerce(where: str, tp: Any, value: Any) -> Any:
     raise TypeError(f"unsupported config type {tp}")
 
 
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _check_limits(where: str, value: Any, meta: dict[str, Any]) -> None:
     values = value if isinstance(value, list) else [value]
     for v in values:
         if "choices" in meta and v not in meta["choices"]:
             raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])} "
                               f"(got {v!r}){_suggest(str(v), list(meta['choices']))}")
-        if "min" in meta and v < meta["min"]:
-            raise ConfigError(f"{where} must be >= {meta['min']} (got {v})")
-        if "min_exclusive" in meta and v <= meta["min_exclusive"]:
-            raise ConfigError(f"{where} must be > {meta['min_exclusive']} (got {v})")
-        if "max" in meta and v > meta["max"]:
-            raise ConfigError(f"{where} must be <= {meta['max']} (got {v})")
-        if "max_exclusive" in meta and v >= meta["max_exclusive"]:
-            raise ConfigError(f"{where} must be < {meta['max_exclusive']} (got {v})")
+        for key, op, ok in (("min", ">=", lambda a, b: a >= b), ("min_exclusive", ">", lambda a, b: a > b),
+                            ("max", "<=", lambda a, b: a <= b), ("max_exclusive", "<", lambda a, b: a < b)):
+            if key in meta and not ok(v, meta[key]):
+                raise ConfigError(f"{where} must be {op} {_num(meta[key])} (got {_num(v)})")
 
 
 def _build_section(cls: type, raw: Any, name: str) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -87,3 +89,109 @@ def regression_report(out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     ss_tot = float(((y - y.mean()) ** 2).sum())
     return {"mse": float((err ** 2).mean()), "mae": float(err.abs().mean()),
             "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else None, "n": int(len(y))}
+
+
+# -- per-sample detail for the Evaluation tab ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassPredictions:
+    """What a classifier said about each sample: predicted class, its probability, and the truth.
+
+    Plain numpy arrays (never tensors), so the result can cross from a worker thread to the GUI.
+    """
+
+    true: np.ndarray  # int64 [N]
+    pred: np.ndarray  # int64 [N]
+    confidence: np.ndarray  # float64 [N]: softmax probability of the predicted class
+    probabilities: np.ndarray  # float32 [N, K]
+
+    def __len__(self) -> int:
+        return int(self.true.shape[0])
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.true
+
+    @property
+    def wrong_indices(self) -> np.ndarray:
+        """Positions of the misclassified samples, the most confident mistakes first."""
+        idx = np.flatnonzero(~self.correct)
+        return idx[np.argsort(-self.confidence[idx], kind="stable")]
+
+    def cell_indices(self, true_class: int, pred_class: int) -> np.ndarray:
+        """Positions of the samples in one confusion-matrix cell, the most confident first.
+
+        For an off-diagonal cell that puts the model's surest mistakes at the top, which is what a
+        person looking for mislabelled or confusing samples wants to see first.
+        """
+        idx = np.flatnonzero((self.true == true_class) & (self.pred == pred_class))
+        return idx[np.argsort(-self.confidence[idx], kind="stable")]
+
+
+def class_predictions(out: torch.Tensor, y: torch.Tensor) -> ClassPredictions:
+    """Per-sample predicted class and confidence from logits [N, K] and targets [N]."""
+    probs = torch.softmax(out.float(), dim=1)
+    conf, pred = probs.max(dim=1)
+    return ClassPredictions(true=y.long().cpu().numpy(), pred=pred.cpu().numpy().astype(np.int64),
+                            confidence=conf.double().cpu().numpy(), probabilities=probs.cpu().numpy())
+
+
+@dataclass(frozen=True)
+class ConfidenceHistogram:
+    """Counts of predictions per confidence bin, split by whether they were right."""
+
+    edges: np.ndarray  # [bins + 1], from the lowest possible confidence (1/K) to 1
+    correct: np.ndarray  # int64 [bins]
+    wrong: np.ndarray  # int64 [bins]
+
+
+def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, bins: int = 10,
+                         low: float = 0.0) -> ConfidenceHistogram:
+    """Histogram of confidences over [low, 1] for correct and wrong predictions separately.
+
+    A confidence of exactly 1.0 falls in the last bin (numpy's closed last edge), so no sample is lost.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1 (got {bins})")
+    edges = np.linspace(low, 1.0, bins + 1)
+    confidence = np.clip(np.asarray(confidence, dtype=np.float64), low, 1.0)
+    correct = np.asarray(correct, dtype=bool)
+    right, _ = np.histogram(confidence[correct], bins=edges)
+    wrong, _ = np.histogram(confidence[~correct], bins=edges)
+    return ConfidenceHistogram(edges, right.astype(np.int64), wrong.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class RegressionPoints:
+    """Predicted against true values, residuals, and the least-squares line through them."""
+
+    true: np.ndarray  # float64 [N]
+    pred: np.ndarray  # float64 [N]
+    slope: float
+    intercept: float
+
+    @property
+    def residuals(self) -> np.ndarray:
+        return self.pred - self.true
+
+
+def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares (slope, intercept) of y on x; a flat line through the mean when x is constant."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) == 0:
+        return 0.0, 0.0
+    xm, ym = x.mean(), y.mean()
+    var = float(((x - xm) ** 2).sum())
+    if var == 0.0:
+        return 0.0, float(ym)
+    slope = float(((x - xm) * (y - ym)).sum()) / var
+    return slope, float(ym - slope * xm)
+
+
+def regression_points(out: torch.Tensor, y: torch.Tensor) -> RegressionPoints:
+    true = y.double().cpu().numpy().reshape(-1)
+    pred = out[:, 0].double().cpu().numpy()
+    slope, intercept = fit_line(true, pred)
+    return RegressionPoints(true, pred, slope, intercept)

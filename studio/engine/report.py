@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from studio.config import Config, load_config
 from studio.data import DataBundle, DataSpec, load_data
 from studio.data.batches import make_batches
+from studio.data.overview import take_images
 from studio.engine.checkpoint import checkpoint_path, load_checkpoint
-from studio.engine.evaluate import classification_report, compute_loss, predict_all, regression_report
+from studio.engine.evaluate import (ClassPredictions, RegressionPoints, class_predictions, classification_report,
+                                    compute_loss, loss_scale, predict_all, regression_points,
+                                    regression_report)
 from studio.engine.optim import build_loss
 from studio.engine.run_dir import check_run_dir
 from studio.errors import CheckpointError, StudioError
@@ -67,21 +71,27 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
     return TrainedRun(run_dir, config, spec, model, state)
 
 
-def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dict[str, Any]:
-    """Metrics of one split as a JSON-ready dict: loss, accuracy, confusion matrix, per-class figures."""
-    run = load_trained(run_dir, which)
+def _split_outputs(run: TrainedRun, split: str) -> tuple[str, Any, torch.Tensor, torch.Tensor]:
+    """(split actually used, its Split, model outputs, targets); test falls back to val when empty."""
     data = run.data
     if data.spec.input_shape != run.spec.input_shape or data.spec.labels != run.spec.labels:
-        raise StudioError(f"{run_dir}: the data no longer matches the run "
+        raise StudioError(f"{run.run_dir}: the data no longer matches the run "
                           f"(now {data.spec.describe()}, trained on {run.spec.describe()})")
+    if split not in ("train", "val", "test"):
+        raise StudioError(f"split must be train, val or test (got {split!r})")
     part = {"train": data.train, "val": data.val, "test": data.test}[split]
     if len(part) == 0 and split == "test":
         split, part = "val", data.val
     if len(part) == 0:
-        raise StudioError(f"{run_dir}: the {split} split is empty (see [data] val_split / test_split)")
+        raise StudioError(f"{run.run_dir}: the {split} split is empty (see [data] val_split / test_split)")
     out, y = predict_all(run.model, make_batches(part, torch.device("cpu"), None, run.config.data.num_workers))
+    return split, part, out, y
+
+
+def _report(run: TrainedRun, which: str, split: str, out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     loss = float(compute_loss(out, y, build_loss(run.config.train.loss, run.spec.task), run.spec))
-    report: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": which, "split": split,
+    loss *= loss_scale(run.config.train.loss, run.spec)
+    report: dict[str, Any] = {"run_dir": str(run.run_dir), "checkpoint": which, "split": split,
                               "epoch": run.checkpoint["epoch"], "task": run.spec.task, "loss": loss}
     if run.spec.task == "classification":
         report |= classification_report(out, y, run.spec.labels)
@@ -89,3 +99,52 @@ def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dic
         report |= regression_report(out, y)
         report["accuracy"] = None
     return report
+
+
+def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dict[str, Any]:
+    """Metrics of one split as a JSON-ready dict: loss, accuracy, confusion matrix, per-class figures."""
+    run = load_trained(run_dir, which)
+    split, _, out, y = _split_outputs(run, split)
+    return _report(run, which, split, out, y)
+
+
+@dataclass(frozen=True)
+class EvaluationDetails:
+    """Everything the Evaluation tab shows for one split: the report plus per-sample detail.
+
+    Arrays are numpy, never tensors, so the object can be handed from a worker thread to the GUI.
+    `images` holds the split's uint8 images [N, C, H, W] when they are in memory (None for tables
+    and for file-backed image folders), in the order of the predictions; `sample_images(positions)`
+    returns a cell's pictures in either case.
+    """
+
+    report: dict[str, Any]
+    task: str
+    labels: tuple[str, ...]
+    classes: ClassPredictions | None
+    regression: RegressionPoints | None
+    images: np.ndarray | None
+    source_indices: np.ndarray | None  # each sample's position in the data source
+    _pixels: Any = None  # the split's x: a uint8 tensor, or a file-backed stand-in that decodes on demand
+
+    def sample_images(self, positions: Any) -> np.ndarray:
+        """uint8 images [k, C, H, W] of these samples (in memory, or decoded from their files)."""
+        if self.images is not None:
+            return self.images[np.asarray(positions, dtype=np.int64)]
+        if self._pixels is None:
+            raise ValueError("these samples are not images")
+        return take_images(self._pixels, list(positions)).numpy()
+
+
+def evaluation_details(run_dir: Path, which: str = "best", split: str = "test") -> EvaluationDetails:
+    """Evaluate a run on a split and keep each sample's prediction, for the GUI's Evaluation tab."""
+    run = load_trained(run_dir, which)
+    split, part, out, y = _split_outputs(run, split)
+    report = _report(run, which, split, out, y)
+    classes = class_predictions(out, y) if run.spec.task == "classification" else None
+    points = regression_points(out, y) if run.spec.task == "regression" else None
+    in_memory = run.spec.kind == "image" and isinstance(part.x, torch.Tensor)
+    images = part.x.numpy() if in_memory else None  # a view, not a copy
+    indices = part.indices.numpy() if part.indices is not None else None
+    pixels = part.x if run.spec.kind == "image" else None
+    return EvaluationDetails(report, run.spec.task, run.spec.labels, classes, points, images, indices, pixels)

@@ -295,6 +295,7 @@ class Trainer:
         model, opt, src, device = self.model, self.optimizer, self.train_src, self.device
         assert model is not None
         model.train()
+        self._boundary_pos = self.pos
         n = len(src)
         order = epoch_order(n, self.config.seed, epoch)
         classify = self.spec.task == "classification"
@@ -312,7 +313,6 @@ class Trainer:
                     else contextlib.nullcontext())
         while self.pos < n:
             if micro == 0:  # only between optimizer steps, so a stop or change never splits one
-                self._boundary_pos = self.pos
                 self._apply_control(changed)
                 while not self.control.wait_if_paused(0.1):
                     pass
@@ -357,6 +357,7 @@ class Trainer:
             self.scaler.step(opt)
             self.scaler.update()
             opt.zero_grad(set_to_none=True)
+            self._boundary_pos = self.pos  # weights, step and pos agree here: a safe place to resume
             if not log_now:
                 continue
             bad = int(bad_step)
@@ -379,7 +380,6 @@ class Trainer:
             win_loss.zero_()
             win_correct.zero_()
             win_n, win_t = 0, now
-        self._boundary_pos = self.pos
         if ep_n == 0:  # resumed after the epoch's last step (interrupted during validation)
             return {"loss": self.last_metrics.get("train_loss"), "accuracy": self.last_metrics.get("train_accuracy")}
         return {"loss": float(ep_loss) / ep_n * scale,

@@ -1,0 +1,88 @@
+"""`run_gui(target)`: open the studio window (what `studio` and `studio gui [CONFIG|RUN_DIR]` call)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+_T0 = time.perf_counter()
+
+
+def run_gui(target: str | None = None) -> int:
+    """Show the main window on `target` (a config TOML or a run folder) and run the event loop.
+
+    Returns the exit code: 0 after a normal close, 2 when `target` cannot be opened.
+    STUDIO_STARTUP_TIMING=1 prints the time to the first paint and to the loaded engine on stderr
+    (=exit also quits then, for benchmarks/gui_startup.py; STUDIO_LAUNCH_T, a `time.time()`
+    taken before the process started, adds the time since launch).
+    """
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from studio.config import load_config
+    from studio.errors import StudioError
+    from studio.ui.settings import app_settings
+    from studio.ui.theme import app_icon, apply_theme
+
+    config = None
+    run_dir: Path | None = None
+    if target:
+        path = Path(target).expanduser()
+        if path.is_dir():
+            from studio.engine.run_dir import check_run_dir
+
+            try:
+                run_dir = check_run_dir(path)
+            except StudioError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+        else:
+            try:
+                config = load_config(path)
+            except StudioError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+
+    if (sys.platform.startswith("linux") and not QApplication.instance() and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        # Qt would abort the process here; say what is wrong instead.
+        print("error: no display to open the studio window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+              "train headless with `studio train CONFIG.toml`, or run under Xvfb", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Studio")
+    app.setOrganizationName("studio")
+    app.setApplicationDisplayName("Studio")
+    app.setDesktopFileName("studio")
+    app.setWindowIcon(app_icon())
+    apply_theme(app, str(app_settings().value("view/theme", "system")))
+
+    from studio.ui.main_window import MainWindow
+
+    window = MainWindow(config)
+    if run_dir is not None:
+        window.open_run(run_dir)
+    timing = os.environ.get("STUDIO_STARTUP_TIMING")
+    if timing:
+        launch = float(os.environ.get("STUDIO_LAUNCH_T", "nan"))
+
+        def on_paint() -> None:
+            since = f"{time.time() - launch:.3f}s after launch, " if launch == launch else ""
+            print(f"first paint: {since}{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported "
+                  f"(window built and painted in {window.first_paint_s:.3f}s; torch not yet imported: "
+                  f"{'torch' not in sys.modules})", file=sys.stderr)
+
+        def on_engine() -> None:
+            print(f"engine ready (torch imported on the GUI thread: {window.torch_thread_is_gui}, in "
+                  f"{window.torch_import_s:.3f}s): "
+                  f"{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported", file=sys.stderr)
+            if timing == "exit":
+                QTimer.singleShot(0, app.quit)
+
+        window.first_painted.connect(on_paint)
+        window.engine_loaded.connect(on_engine)
+    window.show()
+    app.aboutToQuit.connect(lambda: window.shutdown(30.0))
+    return int(app.exec())

@@ -1,0 +1,433 @@
+"""`CurvesView(history)`: the live loss, accuracy and learning-rate plots (pyqtgraph).
+
+Curves are created once; a `QTimer` copies what arrived into them at most ~15 times a second,
+with auto downsampling ("peak") and clip-to-view so 100k+ step points stay smooth. The plots
+share an x axis in epochs, carry legends, and a hover line reads values out under each plot.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+
+from studio.ui.history import RunHistory
+from studio.ui.theme import Theme, current_theme
+
+REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v:.{digits}g}"
+
+
+def _nearest(xs: np.ndarray, ys: np.ndarray, x: float, max_dx: float) -> float | None:
+    """y of the point nearest to x (xs ascending), or None when none is within max_dx."""
+    if not len(xs):
+        return None
+    i = int(np.searchsorted(xs, x))
+    best = None
+    for j in (i - 1, i):
+        if 0 <= j < len(xs) and (best is None or abs(xs[j] - x) < abs(xs[best] - x)):
+            best = j
+    if best is None or abs(xs[best] - x) > max_dx:
+        return None
+    v = float(ys[best])
+    return v if math.isfinite(v) else None
+
+
+class _PlotCard(QFrame):
+    """A titled card around one PlotWidget, with a read-out line under the title."""
+
+    def __init__(self, title: str, object_name: str, y_label: str, legend: tuple[int, int] | None = (-8, 8)) -> None:
+        super().__init__()
+        self.setObjectName("plotCard")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 8)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        self.title = QLabel(title)
+        self.title.setObjectName("plotTitle")
+        self.readout = QLabel("")
+        self.readout.setObjectName("plotReadout")
+        self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.readout.setTextFormat(Qt.TextFormat.RichText)
+        head.addWidget(self.title)
+        head.addStretch(1)
+        head.addWidget(self.readout)
+        self.head = head
+        lay.addLayout(head)
+        self.plot = pg.PlotWidget()
+        self.plot.setObjectName(object_name)
+        self.plot.setMinimumHeight(120)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        item = self.plot.getPlotItem()
+        # No grid: pyqtgraph redraws grid lines with every range change, which doubles the paint cost
+        # on the GUI thread while training; the hover read-out gives exact values instead.
+        item.showGrid(x=False, y=False)
+        item.setLabel("left", y_label)
+        item.setMenuEnabled(True)
+        item.hideButtons()
+        # Legends sit where the curves usually are not: top right for loss, bottom right for
+        # accuracy, bottom left for the learning rate (schedules end low on the right).
+        self.legend = item.addLegend(offset=legend, labelTextSize="8pt", verSpacing=-4) if legend else None
+        lay.addWidget(self.plot, 1)
+
+
+class CurvesView(QWidget):
+    """The three live plots of a `RunHistory`; call `apply_theme` after the app's theme changes."""
+
+    def __init__(self, history: RunHistory, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self._dirty = True
+        self._marker_items: list[tuple[Any, ...]] = []
+        self._markers_drawn = 0
+        self._drawn_steps = -1
+        self._drawn_epochs = (-1, -1)
+        self._lr_top = -1.0
+        self._fitted_to = -1.0
+        self._lr_drawn_at = 0.0
+        self._drawn_lr_steps = -1
+        self._task = "classification"
+
+        self.loss_card = _PlotCard("Loss", "lossPlot", "loss")
+        self.acc_card = _PlotCard("Accuracy", "accuracyPlot", "accuracy", legend=(-8, -8))
+        self.lr_card = _PlotCard("Learning rate", "lrPlot", "lr", legend=(8, -8))
+        self.loss_plot = self.loss_card.plot
+        self.accuracy_plot = self.acc_card.plot
+        self.lr_plot = self.lr_card.plot
+        self.plots = (self.loss_plot, self.accuracy_plot, self.lr_plot)
+        # The plots share the x axis (epochs) by value, not by pixels: pyqtgraph's setXLink aligns
+        # screen positions, which skews plots that sit side by side. Until the user zooms, the axis
+        # spans the whole run, so the curves fill in as training goes.
+        self._follow = True
+        self._linking = False
+        for p in self.plots:
+            item = p.getPlotItem()
+            item.setLabel("bottom", "epoch")
+            for axis in ("left", "bottom"):
+                item.getAxis(axis).enableAutoSIPrefix(False)
+            vb = item.getViewBox()
+            vb.enableAutoRange(x=False, y=True)
+            vb.setAutoVisible(y=True)
+            vb.sigRangeChangedManually.connect(self._on_manual_range)
+            vb.sigXRangeChanged.connect(lambda _vb, rng, src=p: self._sync_x(src, rng))
+            p.scene().sigMouseClicked.connect(self._on_click)
+        self.accuracy_plot.getPlotItem().setLabel("left", "accuracy (%)")
+        self.lr_plot.getPlotItem().getViewBox().enableAutoRange(y=False)
+
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(self.acc_card)
+        lower.addWidget(self.lr_card)
+        lower.setStretchFactor(0, 3)
+        lower.setStretchFactor(1, 2)
+        lower.setChildrenCollapsible(False)
+        lower.setHandleWidth(10)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.loss_card)
+        split.addWidget(lower)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        split.setHandleWidth(10)
+        split.setStyleSheet("QSplitter::handle { background: transparent; }")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
+
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setObjectName("lossLogScaleCheck")
+        self.log_scale.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
+        self.log_scale.toggled.connect(lambda on: self.loss_plot.getPlotItem().setLogMode(y=on))
+        self.loss_card.head.insertWidget(1, self.log_scale)
+        self.loss_card.head.insertSpacing(1, 12)
+        self._make_curves()
+        self._placeholder = QLabel("Press Train to start: the curves draw here live.\n"
+                                   "Change the learning rate or batch size while it trains.",
+                                   self.loss_plot)
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.loss_plot.installEventFilter(self)
+
+        self._hover_lines = []
+        for p in (self.loss_plot, self.accuracy_plot, self.lr_plot):
+            line = pg.InfiniteLine(angle=90, movable=False)
+            line.setVisible(False)
+            line.setZValue(50)
+            p.addItem(line, ignoreBounds=True)
+            self._hover_lines.append(line)
+            p.scene().sigMouseMoved.connect(lambda pos, plot=p: self._on_hover(plot, pos))
+        self.apply_theme(current_theme())
+
+        history.changed.connect(self._mark_dirty)
+        history.reset.connect(self._on_reset)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self.redraw)
+        self._timer.start()
+
+    # -- construction ----------------------------------------------------------------------------
+
+    def _make_curves(self) -> None:
+        def curve(plot: pg.PlotWidget, name: str | None, symbol: str | None = None) -> pg.PlotDataItem:
+            item = plot.plot([], [], name=name, symbol=symbol, symbolSize=7 if symbol else None)
+            # Loss can be NaN: skipFiniteCheck stays off so pyqtgraph breaks the line there.
+            if symbol is None:  # step curves grow to 100k+ points; epoch curves stay small
+                item.setDownsampling(auto=True, method="peak")
+                item.setClipToView(True)
+            return item
+
+        self.c_step_raw = curve(self.loss_plot, None)
+        self.c_step_smooth = curve(self.loss_plot, "train (per step)")
+        self.c_epoch_train = curve(self.loss_plot, "train (epoch)", "o")
+        self.c_epoch_val = curve(self.loss_plot, "val (epoch)", "s")
+        self.c_acc_train = curve(self.accuracy_plot, "train", "o")
+        self.c_acc_val = curve(self.accuracy_plot, "val", "s")
+        self.c_lr = curve(self.lr_plot, "learning rate")
+
+    def apply_theme(self, t: Theme) -> None:
+        def pen(color: str, width: float = 2.0, alpha: int = 255, style: Any = Qt.PenStyle.SolidLine) -> Any:
+            c = QColor(color)
+            c.setAlpha(alpha)
+            return pg.mkPen(c, width=width, style=style)
+
+        font = QFont()
+        font.setPointSizeF(8.5)
+        for card in (self.loss_card, self.acc_card, self.lr_card):
+            p = card.plot
+            p.setBackground(t.plot_bg)
+            item = p.getPlotItem()
+            for axis in ("left", "bottom"):
+                ax = item.getAxis(axis)
+                ax.setPen(pg.mkPen(t.grid))
+                ax.setTextPen(pg.mkPen(t.plot_fg))
+                ax.setTickFont(font)
+                ax.label.setDefaultTextColor(QColor(t.plot_fg))
+            if card.legend is not None:
+                bg = QColor(t.plot_bg)
+                bg.setAlpha(200)
+                card.legend.setLabelTextColor(t.plot_fg)
+                card.legend.setBrush(pg.mkBrush(bg))
+        self.c_step_raw.setPen(pen(t.train, 1.0, 70))
+        self.c_step_smooth.setPen(pen(t.train, 2.0))
+        self.c_epoch_train.setPen(pen(t.train, 1.5, 160, Qt.PenStyle.DashLine))
+        self.c_epoch_val.setPen(pen(t.val, 2.2))
+        self.c_acc_train.setPen(pen(t.train, 2.2))
+        self.c_acc_val.setPen(pen(t.val, 2.2))
+        self.c_lr.setPen(pen(t.lr, 2.0))
+        for c, color in ((self.c_epoch_train, t.train), (self.c_epoch_val, t.val),
+                         (self.c_acc_train, t.train), (self.c_acc_val, t.val)):
+            c.setSymbolBrush(pg.mkBrush(color))
+            c.setSymbolPen(pg.mkPen(t.plot_bg, width=1.5))
+        for line in self._hover_lines:
+            line.setPen(pen(t.plot_fg, 1.0, 110, Qt.PenStyle.DotLine))
+        for items in self._marker_items:
+            for it in items:
+                if isinstance(it, pg.InfiniteLine):
+                    it.setPen(pen(t.marker, 1.5, 220, Qt.PenStyle.DashLine))
+                    if getattr(it, "label", None) is not None:
+                        it.label.setColor(QColor(t.marker))
+                        it.label.fill = pg.mkBrush(t.plot_bg)
+                        it.label.update()
+        self._placeholder.setStyleSheet(f"color: {t.muted}; font-size: 11pt; background: transparent;")
+        self._theme = t
+
+    # -- updates ---------------------------------------------------------------------------------
+
+    def set_task(self, task: str) -> None:
+        """Regression has no accuracy; the plot says so instead of staying blank."""
+        self._task = task
+        self.acc_card.title.setText("Accuracy" if task == "classification" else "Accuracy (not for regression)")
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def follow_run(self) -> None:
+        """Show the whole run again (after a zoom), as a new run does."""
+        self._follow = True
+        self._fitted_to = -1.0
+        self._dirty = True
+
+    def _on_reset(self) -> None:
+        for curve in (self.c_step_raw, self.c_step_smooth, self.c_lr, self.c_epoch_train, self.c_epoch_val,
+                      self.c_acc_train, self.c_acc_val):
+            curve.setData([], [])
+        for items in self._marker_items:
+            for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot)):
+                plot.removeItem(it)
+        self._marker_items = []
+        self._markers_drawn = 0
+        self._drawn_steps = -1
+        self._drawn_lr_steps = -1
+        self._drawn_epochs = (-1, -1)
+        self._lr_top = -1.0
+        self._fitted_to = -1.0
+        self._follow = True
+        self._dirty = True
+
+    def redraw(self) -> None:
+        """Copy what is new in the history into the curves (the timer calls this)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        h = self.history
+        x = h.step_x.view()
+        # Only curves with new points are touched: an unchanged plot is not repainted.
+        if len(x) != self._drawn_steps:
+            self._drawn_steps = len(x)
+            self.c_step_raw.setData(x, h.step_loss.view())
+            self.c_step_smooth.setData(x, h.step_smooth.view())
+        # The learning rate changes rarely: its plot is redrawn twice a second, or at once on a change.
+        now = time.perf_counter()
+        if len(x) != self._drawn_lr_steps and (now - self._lr_drawn_at >= 0.5 or len(h.markers) != self._markers_drawn):
+            self._drawn_lr_steps, self._lr_drawn_at = len(x), now
+            self.c_lr.setData(x, h.step_lr.view())
+            lrs = h.step_lr.view()
+            top = float(np.nanmax(lrs)) * 1.15 if len(lrs) and np.isfinite(lrs).any() else 1.0
+            if top != self._lr_top:
+                # From zero, so a constant rate is a flat line rather than noise around it.
+                self._lr_top = top
+                self.lr_plot.setYRange(0.0, top, padding=0)
+        if len(x) != self._drawn_lr_steps:
+            self._dirty = True  # the learning-rate plot still owes points: come back next tick
+        epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))
+        if epoch_counts != self._drawn_epochs:
+            self._drawn_epochs = epoch_counts
+            self._draw_epoch_curves()
+        t = self._theme
+        while self._markers_drawn < len(h.markers):
+            m = h.markers[self._markers_drawn]
+            items = []
+            for i, plot in enumerate((self.loss_plot, self.accuracy_plot, self.lr_plot)):
+                label = m.label if i != 1 else None
+                line = pg.InfiniteLine(pos=m.x, angle=90, movable=False, label=label,
+                                       labelOpts={"position": 0.92, "color": t.marker, "fill": pg.mkBrush(t.plot_bg),
+                                                  "anchors": [(0, 0.5), (0, 0.5)]})
+                line.setPen(pg.mkPen(QColor(t.marker), width=1.5, style=Qt.PenStyle.DashLine))
+                line.setZValue(40)
+                plot.addItem(line, ignoreBounds=True)
+                items.append(line)
+            self._marker_items.append(tuple(items))
+            self._markers_drawn += 1
+        self._placeholder.setVisible(len(x) == 0 and len(h.epoch_x["train"]) == 0)
+        if self._follow:
+            self._fit_x()
+
+    def _fit_x(self, force: bool = False) -> None:
+        h = self.history
+        xs = [h.epochs_total, 1.0]
+        if len(h.step_x):
+            xs.append(float(h.step_x.view()[-1]))
+        if len(h.epoch_x["train"]):
+            xs.append(float(h.epoch_x["train"].view()[-1]))
+        if max(xs) == self._fitted_to and not force:
+            return
+        self._fitted_to = max(xs)
+        self._linking = True
+        try:
+            for p in self.plots:
+                p.setXRange(0.0, max(xs), padding=0.02)
+        finally:
+            self._linking = False
+
+    def _on_manual_range(self, *_: Any) -> None:
+        self._follow = False
+        self._fitted_to = -1.0
+
+    def _sync_x(self, src: pg.PlotWidget, rng: Any) -> None:
+        if self._linking:
+            return
+        self._linking = True
+        try:
+            for p in self.plots:
+                if p is not src:
+                    p.setXRange(*rng, padding=0)
+        finally:
+            self._linking = False
+
+    def _on_click(self, event: Any) -> None:
+        if event.double():  # double-click: back to showing the whole run
+            self._follow = True
+            self._fit_x(force=True)
+
+    def _draw_epoch_curves(self) -> None:
+        h = self.history
+        for curve, (ex, ey) in ((self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
+                                (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
+                                (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
+                                (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"]))):
+            xs, ys = ex.view(), ey.view()
+            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
+            ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
+            curve.setData(xs[keep], ys)
+        vb = self.accuracy_plot.getPlotItem().getViewBox()
+        if len(h.epoch_x["train"]) == 0:
+            vb.setYRange(0, 100, padding=0.02)  # an empty accuracy plot still reads as 0-100 %
+        else:
+            vb.enableAutoRange(y=True)
+
+    def point_count(self) -> int:
+        """Step points on the loss plot (what tests and the status line read)."""
+        x, _ = self.c_step_smooth.getOriginalDataset()
+        return 0 if x is None else len(x)
+
+    # -- hover read-out --------------------------------------------------------------------------
+
+    def _on_hover(self, plot: pg.PlotWidget, pos: QPointF) -> None:
+        vb = plot.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            for line in self._hover_lines:
+                line.setVisible(False)
+            self._update_readouts(None)
+            return
+        x = vb.mapSceneToView(pos).x()
+        for line in self._hover_lines:
+            line.setPos(x)
+            line.setVisible(True)
+        self._update_readouts(x)
+
+    def _update_readouts(self, x: float | None) -> None:
+        t = self._theme
+        if x is None:
+            for card in (self.loss_card, self.acc_card, self.lr_card):
+                card.readout.setText("")
+            return
+        h = self.history
+        (x0, x1), _ = self.loss_plot.getPlotItem().getViewBox().viewRange()
+        max_dx = max((x1 - x0) * 0.03, 1e-9)
+        sx = h.step_x.view()
+
+        def span(color: str, text: str) -> str:
+            return f"<span style='color:{color}'>{text}</span>"
+
+        step_loss = _nearest(sx, h.step_smooth.view(), x, max_dx)
+        ex = {s: h.epoch_x[s].view() for s in ("train", "val")}
+        parts = [f"epoch {x:.2f}"]
+        if step_loss is not None:
+            parts.append(span(t.train, f"train {_fmt(step_loss)}"))
+        val = _nearest(ex["val"], h.epoch_loss["val"].view(), x, max(max_dx, 0.25))
+        if val is not None:
+            parts.append(span(t.val, f"val {_fmt(val)}"))
+        self.loss_card.readout.setText("  ·  ".join(parts))
+        acc_parts = [f"epoch {x:.2f}"]
+        for split, color in (("train", t.train), ("val", t.val)):
+            v = _nearest(ex[split], h.epoch_acc[split].view(), x, max(max_dx, 0.25))
+            if v is not None:
+                acc_parts.append(span(color, f"{split} {v:.2%}"))
+        self.acc_card.readout.setText("  ·  ".join(acc_parts))
+        lr = _nearest(sx, h.step_lr.view(), x, max_dx)
+        self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
+            self._placeholder.setGeometry(0, 0, self.loss_plot.width(), self.loss_plot.height())
+        return super().eventFilter(obj, event)

@@ -1,0 +1,120 @@
+"""`SetupInspector`: the data summary line and the live parameter count, computed off the GUI thread.
+
+Loading a data set or building a ResNet can take a while, so both run on the global thread
+pool; results are tagged with a generation number and stale ones are dropped. Sources that
+would download are not touched here: their summary arrives when training starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from studio.config import Config
+from studio.errors import StudioError
+
+DOWNLOAD_SOURCES = ("mnist", "fashion-mnist", "cifar10")
+
+
+@dataclass(frozen=True)
+class Inspection:
+    generation: int
+    data_summary: str
+    data_error: bool
+    param_count: int | None
+    model_detail: str
+    task: str | None
+
+
+class _Job(QRunnable):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def run(self) -> None:
+        self.fn()
+
+
+class SetupInspector(QObject):
+    """Call `inspect(config)` after each setup change; `inspected(Inspection)` follows."""
+
+    inspected = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._cache: dict[str, Any] = {}  # data key -> (spec, summary) or DataError text
+        self.enabled = False  # set once torch is imported on the GUI thread
+        self.pool = QThreadPool.globalInstance()
+
+    def inspect(self, cfg: Config) -> int:
+        self._generation += 1
+        gen = self._generation
+        if not self.enabled:
+            return gen
+        self.pool.start(_Job(lambda: self._run(gen, cfg)))
+        return gen
+
+    def _data_key(self, cfg: Config) -> str:
+        return repr((cfg.seed, cfg.data))
+
+    def _run(self, gen: int, cfg: Config) -> None:
+        key = self._data_key(cfg)
+        spec = None
+        error = False
+        if cfg.data.source in DOWNLOAD_SOURCES:
+            summary = f"{cfg.data.source}: downloads on first use; the summary appears when training starts"
+        else:
+            with self._lock:
+                cached = self._cache.get(key)
+            if cached is None:
+                try:
+                    from studio.data import load_data
+
+                    bundle = load_data(cfg)
+                    cached = (bundle.spec, _describe(bundle))
+                except StudioError as exc:
+                    cached = str(exc)
+                except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
+                    cached = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    self._cache = {key: cached}  # keep one: data sets can be large
+            if isinstance(cached, str):
+                summary, error = cached, True
+            else:
+                spec, summary = cached
+        count, detail, task = None, "", None
+        if spec is not None:
+            task = spec.task
+            try:
+                from studio.models import build_model, param_count, shape_summary
+
+                model = build_model(cfg.model, spec)
+                count, detail = param_count(model), shape_summary(model, spec)
+            except StudioError as exc:
+                detail = str(exc)
+            except Exception as exc:  # noqa: BLE001
+                detail = f"{type(exc).__name__}: {exc}"
+        if gen == self._generation:
+            self.inspected.emit(Inspection(gen, summary, error, count, detail, task))
+
+
+def _describe(bundle: Any) -> str:
+    spec = bundle.spec
+    if spec.kind == "image":
+        c, h, w = spec.input_shape
+        what = f"{len(spec.labels)} classes · {h}×{w} {'grey' if c == 1 else 'RGB'}"
+    elif spec.task == "classification":
+        what = f"{len(spec.labels)} classes · {_features(spec.input_shape[0])}"
+    else:
+        what = f"regression · {_features(spec.input_shape[0])}"
+    counts = f"{len(bundle.train):,} train / {len(bundle.val):,} val / {len(bundle.test):,} test"
+    return f"{what}\n{counts}"
+
+
+def _features(n: int) -> str:
+    return f"{n} feature" if n == 1 else f"{n} features"

@@ -1,0 +1,72 @@
+"""`TrainingStatusBar`: device, epoch x/y with a progress bar, samples/s, ETA and CUDA memory."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+
+
+def format_duration(s: float | None) -> str:
+    if s is None or s != s or s == float("inf") or s < 0:
+        return "–"
+    s = int(round(s))
+    if s >= 3600:
+        return f"{s // 3600}h {s // 60 % 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
+
+
+class TrainingStatusBar(QStatusBar):
+    """Permanent fields on the right; transient messages (`showMessage`) on the left."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizeGripEnabled(False)
+        self.device = QLabel("Device: –")
+        self.device.setObjectName("deviceLabel")
+        self.epoch = QLabel("Epoch –")
+        self.epoch.setObjectName("epochLabel")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("epochProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setFixedWidth(180)
+        # Fixed widths: changing numbers must not re-layout the window several times a second.
+        self.epoch.setMinimumWidth(110)
+        self.speed = QLabel("")
+        self.speed.setObjectName("speedLabel")
+        self.speed.setMinimumWidth(150)
+        self.eta = QLabel("")
+        self.eta.setObjectName("etaLabel")
+        self.eta.setMinimumWidth(100)
+        self.memory = QLabel("")
+        self.memory.setObjectName("gpuMemoryLabel")
+        self.memory.setVisible(False)
+        for w in (self.device, self.epoch, self.progress, self.speed, self.eta, self.memory):
+            self.addPermanentWidget(w)
+
+    def set_device(self, name: str) -> None:
+        self.device.setText(f"Device: {name}")
+
+    def set_progress(self, epoch: int, epochs: int, fraction: float) -> None:
+        """`fraction` is the position in the whole run (0..1)."""
+        self.epoch.setText(f"Epoch {epoch}/{epochs}")
+        self.progress.setValue(int(max(0.0, min(fraction, 1.0)) * 1000))
+
+    def set_speed(self, samples_per_s: float | None, eta_s: float | None) -> None:
+        self.speed.setText(f"{samples_per_s:,.0f} samples/s" if samples_per_s else "")
+        self.eta.setText(f"ETA {format_duration(eta_s)}" if eta_s is not None else "")
+
+    def set_memory(self, allocated: int | None, reserved: int | None) -> None:
+        if allocated is None:
+            self.memory.setVisible(False)
+            return
+        self.memory.setVisible(True)
+        self.memory.setText(f"GPU {allocated / 2**20:,.0f} MB (reserved {(reserved or 0) / 2**20:,.0f} MB)")
+
+    def reset(self) -> None:
+        self.epoch.setText("Epoch –")
+        self.progress.setValue(0)
+        self.speed.setText("")
+        self.eta.setText("")
+        self.memory.setVisible(False)

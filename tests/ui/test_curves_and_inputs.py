@@ -1,0 +1,105 @@
+"""Curves data (RunHistory), the plots at 100k points, and the learning-rate spin box."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QValidator
+
+from studio.engine.events import EpochEnd, StepEnd
+from studio.ui.curves_view import CurvesView
+from studio.ui.history import GrowingBuffer, RunHistory
+from studio.ui.spin_boxes import ScientificSpinBox, next_nice
+
+pytestmark = pytest.mark.usefixtures("qapp")
+
+
+def test_growing_buffer_keeps_every_value() -> None:
+    buf = GrowingBuffer(4)
+    for i in range(1000):
+        buf.append(float(i))
+    buf.append(None)
+    assert len(buf) == 1001 and buf.view()[999] == 999 and np.isnan(buf.view()[-1])
+
+
+def test_history_from_events_and_markers() -> None:
+    h = RunHistory()
+    steps = [StepEnd(epoch=1, step=i, loss=2.0 / i, accuracy=0.5, lr=0.1, batch_size=8, time=0.0,
+                     epoch_progress=i / 10, samples_per_s=1.0,
+                     changed={"lr": [0.1, 0.0123]} if i == 5 else None) for i in range(1, 11)]
+    h.add_steps(steps)
+    h.add_epoch(EpochEnd(1, 3, 10, 1.0, {"train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6,
+                                         "val_accuracy": 0.75}, 1, True))
+    assert h.step_x.view()[-1] == pytest.approx(1.0)
+    smooth = h.step_smooth.view()
+    assert smooth[0] == pytest.approx(2.0)  # debiased: the first point is the first loss
+    assert np.all(np.diff(smooth) < 0)
+    assert [m.label for m in h.markers] == ["lr → 0.0123"] and h.markers[0].x == pytest.approx(0.5)
+    assert h.best_val() == (1, pytest.approx(0.6))
+
+
+def test_history_from_metrics_records_places_steps_within_epochs() -> None:
+    records = [{"kind": "step", "split": "train", "epoch": 1, "step": s, "loss": 1.0, "lr": 0.1} for s in (5, 10)]
+    records += [{"kind": "epoch", "split": "train", "epoch": 1, "step": 10, "loss": 0.9, "accuracy": 0.5},
+                {"kind": "epoch", "split": "val", "epoch": 1, "step": 10, "loss": 1.1, "accuracy": 0.4}]
+    records += [{"kind": "step", "split": "train", "epoch": 2, "step": 15, "loss": 0.8, "lr": 0.1,
+                 "changed": {"batch_size": [64, 32]}}]
+    h = RunHistory()
+    h.load_records(records, epochs_total=4)
+    assert list(h.step_x.view()) == pytest.approx([0.5, 1.0, 1.5])  # epoch 2 unfinished: its length is guessed
+    assert [m.label for m in h.markers] == ["batch → 32"]
+    assert list(h.epoch_loss["val"].view()) == [1.1]
+
+
+def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
+    h = RunHistory()
+    view = CurvesView(h)
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    n = 100_000
+    h.epochs_total = 100
+    rng = np.random.default_rng(0)
+    for i in range(0, n, 1000):  # as the worker delivers them, in batches
+        h.add_steps(StepEnd(epoch=1 + j // 1000, step=j + 1, loss=float(1 / (1 + j * 1e-3) + rng.random() * 0.1),
+                            accuracy=None, lr=0.01, batch_size=64, time=0.0, epoch_progress=(j % 1000 + 1) / 1000,
+                            samples_per_s=1.0) for j in range(i, i + 1000))
+    t0 = time.perf_counter()
+    view.redraw()
+    view.grab()  # paint once, with downsampling and clip-to-view doing their work
+    first = time.perf_counter() - t0
+    h.add_steps([StepEnd(epoch=100, step=n + 1, loss=0.5, accuracy=None, lr=0.01, batch_size=64, time=0.0,
+                         epoch_progress=1.0, samples_per_s=1.0)])
+    t0 = time.perf_counter()
+    view.redraw()
+    view.grab()
+    again = time.perf_counter() - t0
+    assert view.point_count() == n + 1
+    assert first < 2.0 and again < 1.0, (first, again)
+
+
+def test_learning_rate_ladder_and_typing(qtbot: Any) -> None:
+    assert next_nice(0.001, 1, 1e-6) == 0.002
+    assert next_nice(0.005, 1, 1e-6) == 0.01
+    assert next_nice(0.001, -1, 1e-6) == 0.0005
+    assert next_nice(0.0123, -1, 1e-6) == 0.01
+    assert next_nice(0.0123, 1, 1e-6) == 0.02
+    spin = ScientificSpinBox(1e-6, 100.0)
+    qtbot.addWidget(spin)
+    spin.setValue(1e-5)
+    assert spin.text() == "1e-05"
+    for _ in range(18):  # 1e-5 to 10 in 18 presses of the up arrow
+        spin.stepBy(1)
+    assert spin.value() == pytest.approx(10.0)
+    for text, state in (("0.0", QValidator.State.Intermediate), ("3e-", QValidator.State.Intermediate),
+                        ("3e-4", QValidator.State.Acceptable), ("abc", QValidator.State.Invalid),
+                        ("1000", QValidator.State.Intermediate)):
+        assert spin.validate(text, len(text))[0] == state, text
+    spin.selectAll()
+    qtbot.keyClicks(spin, "2.5e-4")
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+    assert spin.value() == pytest.approx(2.5e-4)
