@@ -118,3 +118,19 @@ def test_resnet18_trains_on_small_images_and_refuses_unsafe_weights(tmp_path, ca
     code, err = _train(tmp_path, root, capsys, "model.arch=\"resnet18\"", f"model.weights=\"{unsafe.as_posix()}\"",
                        run="run2")
     assert code == 2 and "cannot load safely" in _one_error(err)
+
+
+@pytest.mark.parametrize("name", ["folder", "mnist", "fashion-mnist", "cifar10"])
+def test_image_example_configs_load(name: str) -> None:
+    from studio.config import load_config
+
+    cfg = load_config(f"examples/{name}.toml")
+    assert cfg.data.source == name
+
+
+def test_the_folder_example_trains_on_its_bundled_shapes(tmp_path, capsys) -> None:
+    code = main(["train", "examples/folder.toml", "--run-dir", str(tmp_path / "run"), "--quiet",
+                 "--set", "train.epochs=1"])
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 1
