@@ -280,10 +280,3 @@ class ImageFiles:
         else:
             pick = np.arange(n)
         return image_stats(self.decode(pick))
-
-
-def image_rows(x: torch.Tensor | ImageFiles, positions: Sequence[int]) -> torch.Tensor:
-    """uint8 `[k, C, H, W]` images at these positions of a split, whether in memory or on disk."""
-    if isinstance(x, ImageFiles):
-        return x.decode(positions)
-    return x[torch.as_tensor(list(positions), dtype=torch.long)]

@@ -275,3 +275,22 @@ def test_large_folders_read_in_one_pass_give_what_the_careful_path_gives(tmp_pat
     assert quick.paths == careful.paths and quick.image_sizes == careful.image_sizes
     c, h, _ = careful.spec.input_shape
     assert calls and calls[-1][:2] == (h, c)  # the pass that counted decoded at the right shape
+
+
+@pytest.mark.parametrize("budget", [2048, 0])
+def test_the_data_explorer_overview_reads_folders_in_memory_and_on_disk(tmp_path: Path, budget: int) -> None:
+    from studio.data.overview import data_overview
+
+    root = tmp_path / "d"
+    written = write_digit_folder(root, per_class=6, classes=(0, 1))
+    write_image(root / "1" / "big.png", np.zeros((40, 40), np.uint8))
+    cfg = folder_config(root, memory_budget_mb=budget)
+    overview = data_overview(cfg, per_class=3)
+    assert overview.image_sizes == {"28×28": 12, "40×40": 1}  # the sizes before resizing
+    assert sum(sum(c) for c in overview.counts.values()) == 13
+    bundle = load_data(cfg)
+    originals = {tuple(a.flatten().tolist()) for a in written.values()} | {(0,) * 784}
+    for c, images in overview.samples.items():
+        assert images.shape == (3, 1, 28, 28)
+        assert all(tuple(img[0].flatten().tolist()) in originals for img in images)
+    assert overview.pixel_mean == bundle.spec.mean
