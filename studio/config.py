@@ -277,9 +277,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         p = Path(data["path"]).expanduser()
         if not p.is_absolute() and not p.exists():
             data["path"] = str(base / p)
+    # Overrides go into the raw table before validation, so `--set data.path=...` can fix a bad path.
     try:
-        cfg = config_from_dict(raw)
-        return with_overrides(cfg, overrides or [])
+        raw = _apply_overrides(raw, overrides or [])
+    except ConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        return config_from_dict(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -294,7 +298,12 @@ def _parse_value(text: str) -> Any:
 
 def with_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Apply `--set section.key=value` overrides; values are TOML (`[64, 32]`, `true`, `"x"`)."""
-    raw = cfg.to_dict()
+    return config_from_dict(_apply_overrides(cfg.to_dict(), overrides))
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set each `KEY=VALUE` in a copy of plain config data (validation comes after)."""
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for item in overrides:
         key, sep, text = item.partition("=")
         key = key.strip()
@@ -305,10 +314,13 @@ def with_overrides(cfg: Config, overrides: list[str]) -> Config:
             if section not in _SECTION_TYPES:
                 raise ConfigError(f"--set {key}: unknown section '{section}'"
                                   f"{_suggest(section, list(_SECTION_TYPES))}")
-            raw[section][name] = _parse_value(text.strip())
+            table = raw.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {key}: [{section}] is not a table")
+            table[name] = _parse_value(text.strip())
         else:
             raw[name] = _parse_value(text.strip())
-    return config_from_dict(raw)
+    return raw
 
 
 def _drop_empty(d: dict[str, Any]) -> dict[str, Any]:

@@ -94,3 +94,12 @@ def test_field_specs_carry_help_and_limits() -> None:
     rows = {name: (tp, default, meta) for name, tp, default, meta in field_specs("train")}
     assert rows["lr"][0] is float and rows["lr"][2]["min_exclusive"] == 0.0 and rows["lr"][2]["help"]
     assert rows["optimizer"][2]["choices"] == ("sgd", "adam", "adamw")
+
+
+def test_set_can_fix_a_bad_path_before_validation(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
+    path = _write(tmp_path, '[data]\nsource = "csv"\npath = "missing.csv"\n')
+    assert load_config(path, [f'data.path="{good}"']).data.path == str(good)
+    with pytest.raises(ConfigError, match="missing.csv' does not exist"):
+        load_config(path)
