@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint screenshots insight-screenshots bench bench-gui clean
+.PHONY: run test test-fast lint screenshots insight-screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
@@ -34,3 +34,7 @@ bench-gui: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+
+# A wheel that carries resources/ inside the package (studio/_resources links to it).
+dist: $(STAMP)
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation . -w dist
