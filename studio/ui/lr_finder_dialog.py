@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
 
 from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
-from studio.ui.background import BackgroundCall
+from studio.ui.background_call import BackgroundCall, Progress
 from studio.ui.chart_style import ACCENT, MUTED, text_color, WRONG, add_legend, styled_plot
 
 
@@ -144,13 +144,13 @@ class LRFinderDialog(QDialog):
         self.stop_button.setEnabled(True)
         config, start, end, steps = self.config, self.start_lr, self.end_lr, self.num_steps
 
-        def work() -> LRFinderResult:
+        def work(_progress: Progress) -> LRFinderResult:
             return find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=self._queue,
                            should_stop=self._stop.is_set)
 
         call = BackgroundCall(work)
-        call.finished.connect(self._on_finished)
-        call.errored.connect(self._on_failed)
+        call.succeeded.connect(self._on_finished)
+        call.failed.connect(self._on_failed)
         self._call = call.start()
         self._timer.start()
 
