@@ -20,7 +20,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, ClassVar
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from studio.errors import StudioError
 
@@ -130,4 +130,10 @@ class BackgroundCall(QObject):
         self._thread.wait()  # `finished` comes just before the thread really ends; this returns at once
         self._running = False
         self.finished.emit()
-        BackgroundCall._alive.discard(self)
+        # Released from the next turn of the event loop: dropping the last reference here would
+        # delete this object inside its own slot, which crashes Qt.
+        QTimer.singleShot(0, BackgroundCall._release_finished)
+
+    @classmethod
+    def _release_finished(cls) -> None:
+        cls._alive = {call for call in cls._alive if call.is_running()}

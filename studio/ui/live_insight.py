@@ -94,6 +94,7 @@ class LiveInsightView(QWidget):
         legend.addItem(self.reserved_curve, "reserved")
         self.grad_stats = QLabel(objectName="gradNormStats")
         self.grad_stats.setStyleSheet(f"color: {MUTED};")
+        self.grad_stats.setWordWrap(True)  # a long read-out wraps instead of widening the window
 
         # The CUDA plot only takes room once a step reports CUDA memory; until then (a CPU run)
         # throughput spans the row instead of sitting beside an empty plot.
@@ -126,7 +127,10 @@ class LiveInsightView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(plots)
         split.addWidget(side)
-        split.setSizes([820, 380])
+        # Room for four columns of samples, so a 24-image grid fits without scrolling.
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setSizes([760, 372])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
 

@@ -323,6 +323,7 @@ class MainWindow(QMainWindow):
 
         dialog = ExportDialog(run, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.resize(max(dialog.width(), 860), max(dialog.height(), 640))  # the report's lines fit
         dialog.exported.connect(self._on_exported)
         dialog.destroyed.connect(self._on_export_dialog_gone)
         self.export_dialog = dialog
@@ -810,8 +811,7 @@ class MainWindow(QMainWindow):
         add_recent_run(self.settings, str(run_dir))
         self.log.append_message(f"opened run {run_dir.name} ({STATE_TEXT.get(self._run_status or '', 'no summary')}, "
                                 f"{done} epoch(s), {len(records)} records)")
-        self.load_engine()
-        self.views.run_opened(run_dir)
+        self.views.run_opened(run_dir)  # before the first paint, the views take it up once built
         return True
 
     def _fill_recent_menu(self) -> None:

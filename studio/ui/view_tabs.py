@@ -33,6 +33,9 @@ class _TabHost(QWidget):
     def __init__(self, key: str) -> None:
         super().__init__()
         self.setObjectName(f"{key}Tab")
+        # The tab widget is as wide as its widest page's minimum: an explicit floor keeps one
+        # toolbar-heavy view from widening the whole window and squeezing the setup sidebar.
+        self.setMinimumSize(560, 360)
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(10, 8, 10, 8)
         self._placeholder = QLabel("Loading…")
@@ -69,6 +72,7 @@ class ViewTabs(QObject):
         self._data_config: Config | None = None  # the setup the Data tab should show
         self._data_shown: Config | None = None  # the setup it shows (or is loading)
         self._evaluated: Path | None = None
+        self._opened_early: Path | None = None  # a run opened before the views were built
         tabs.currentChanged.connect(self._on_tab_changed)
 
     # -- building (after the first paint) ------------------------------------------------------
@@ -93,6 +97,9 @@ class ViewTabs(QObject):
                           ("data", self.explorer), ("runs", self.runs)):
             self.hosts[key].set_view(view)
         self.built = True
+        if self._opened_early is not None:
+            self.run_opened(self._opened_early)
+            self._opened_early = None
         self._on_tab_changed(self.tabs.currentIndex())
 
     def show_tab(self, key: str) -> None:
@@ -136,6 +143,7 @@ class ViewTabs(QObject):
 
     def run_opened(self, run_dir: Path) -> None:
         if not self.built:
+            self._opened_early = run_dir
             return
         from studio.engine.run_dir import read_metrics
 
@@ -147,6 +155,7 @@ class ViewTabs(QObject):
             self.predict.set_run(None)
 
     def run_forgotten(self) -> None:
+        self._opened_early = None
         if self.built:
             self.signals.clear()
             self.predict.set_run(None)

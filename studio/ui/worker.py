@@ -27,7 +27,7 @@ from studio.engine.events import Message
 from studio.errors import StudioError
 
 STEP_INTERVAL_S = 0.05  # at most ~20 step emissions a second
-SAMPLES_INTERVAL_S = 0.5  # validation-sample grids: at most two a second (tiny epochs can be faster)
+SAMPLES_INTERVAL_S = 0.1  # validation-sample grids: at most ten a second (tiny epochs can be faster)
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ class TrainingWorker(QObject):
         # A live change is shown at once so the user sees the marker right after pressing Enter.
         if now - self._last_emit >= self.step_interval or event.changed:
             self._flush_steps(now)
+        if self._pending_samples is not None and now - self._last_samples_emit >= SAMPLES_INTERVAL_S:
+            self._flush_samples()  # a grid held back by the throttle goes out with the next steps
 
     def on_epoch_end(self, trainer: Any, event: Any) -> None:
         self._flush_steps(time.perf_counter())
