@@ -79,8 +79,7 @@ class LRFinderDialog(QDialog):
 
         self.progress = QProgressBar(objectName="lrFinderProgress")
         self.progress.setRange(0, num_steps)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("step %v of at most %m")
+        self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
         self.status = QLabel(objectName="lrFinderStatus")
         self.status.setStyleSheet(f"color: {MUTED};")
         self.rate_label = QLabel(objectName="lrFinderRate")
@@ -171,7 +170,8 @@ class LRFinderDialog(QDialog):
             self._raw.append(p.raw_loss)
         self._losses = smooth_losses(self._raw)  # the same centred smoothing the result will carry
         self.progress.setValue(points[-1].step)
-        self.status.setText(f"lr {points[-1].lr:.2e} · loss {points[-1].loss:.4f}")
+        self.status.setText(f"step {points[-1].step} of at most {self.num_steps} · lr {points[-1].lr:.2e} · "
+                            f"loss {points[-1].loss:.4f}")
         self._redraw()
 
     def _redraw(self) -> None:
@@ -191,7 +191,7 @@ class LRFinderDialog(QDialog):
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.progress.setValue(len(result.lrs))
-        self.status.setText(f"stopped: {result.reason}")
+        self.status.setText(f"{len(result.lrs)} steps; stopped: {result.reason}")
         if result.min_loss_lr is not None:
             x = math.log10(result.min_loss_lr)
             self.min_line.setPos(x)

@@ -194,9 +194,9 @@ class PredictPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.stack, 3)  # the list of images gets more room than the five bars need
         layout.addWidget(self.result_label)
-        layout.addWidget(self.bar_plot, 1)
+        layout.addWidget(self.bar_plot, 2)
         self._show_page(PAGE_EMPTY)
 
     def _build_images_page(self) -> QWidget:
