@@ -325,7 +325,7 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.resize(max(dialog.width(), 860), max(dialog.height(), 640))  # the report's lines fit
         dialog.exported.connect(self._on_exported)
-        dialog.destroyed.connect(self._on_export_dialog_gone)
+        dialog.finished.connect(self._on_export_dialog_gone)  # not `destroyed`: that also fires as this window goes
         self.export_dialog = dialog
         dialog.open()
 
@@ -337,7 +337,7 @@ class MainWindow(QMainWindow):
         self.log.append_message(f"exported {report.get('path', 'the model')}")
         self.status.showMessage("Exported: the Predict tab now uses the ONNX model", 8000)
 
-    def _on_export_dialog_gone(self) -> None:
+    def _on_export_dialog_gone(self, _result: int = 0) -> None:
         self.export_dialog = None
 
     def open_lr_finder(self) -> None:
@@ -358,11 +358,11 @@ class MainWindow(QMainWindow):
         dialog = LRFinderDialog(cfg, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.rate_chosen.connect(self.use_learning_rate)
-        dialog.destroyed.connect(self._on_lr_finder_gone)
+        dialog.finished.connect(self._on_lr_finder_gone)
         self.lr_finder_dialog = dialog
         dialog.open()
 
-    def _on_lr_finder_gone(self) -> None:
+    def _on_lr_finder_gone(self, _result: int = 0) -> None:
         self.lr_finder_dialog = None
 
     def use_learning_rate(self, lr: float) -> None:
