@@ -12,6 +12,7 @@ prediction shown, Data, Runs and the LR finder.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -26,7 +27,12 @@ def main(out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="studio-shots-"))
-    os.environ["STUDIO_RUNS_DIR"] = str(tmp / "runs")
+    # Runs in the (git-ignored) build folder, named relative to the repository: the pictures then
+    # show short paths such as build/screenshots/runs/..., not this machine's temporary folders.
+    work = Path("build") / "screenshots"
+    shutil.rmtree(work, ignore_errors=True)
+    runs = work / "runs"
+    os.environ["STUDIO_RUNS_DIR"] = str(runs)
 
     from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
@@ -58,7 +64,6 @@ def main(out_dir: str) -> int:
     from studio.config import load_config
     from studio.engine.trainer import Trainer
 
-    runs = tmp / "runs"
     examples = Path(__file__).resolve().parents[1] / "resources" / "examples" / "digits.toml"
     for name, overrides in (("20261122-091500-digits-mlp", ["train.epochs=5", "train.lr=0.02"]),
                             ("20261122-094000-digits-lenet", ["train.epochs=4", 'model.arch="lenet"'])):
@@ -178,6 +183,8 @@ def main(out_dir: str) -> int:
 
     w.shutdown(30.0)
     w.close()
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     for p in shots:
         print(p)
     return 0
