@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint screenshots insight-screenshots bench bench-gui clean dist
+.PHONY: run test test-fast lint screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
@@ -20,9 +20,6 @@ test-fast: $(STAMP)
 
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) packaging/screenshots.py docs/screenshots
-
-insight-screenshots: $(STAMP)
-	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) packaging/insight_screenshots.py docs/screenshots
 
 bench: $(STAMP)
 	$(PY) benchmarks/folder_vs_plain.py

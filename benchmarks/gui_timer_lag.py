@@ -1,6 +1,6 @@
 """How late a 10 ms QTimer fires on the GUI thread while the studio trains (the UI's responsiveness).
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/gui_timer_lag.py [--seconds 20] [--log-every 10]
+    QT_QPA_PLATFORM=offscreen python benchmarks/gui_timer_lag.py [--seconds 20] [--log-every 10] [--tab Signals]
 
 Opens the main window on the default setup (bundled digits, MLP), clicks Train, and for
 `--seconds` records how late each tick of a precise 10 ms timer comes; prints p50, p95, p99 and
@@ -25,6 +25,8 @@ def main() -> int:
     parser.add_argument("--log-every", type=int, default=10, help="train.log_every (1 = an event per step)")
     parser.add_argument("--live-changes", action="store_true",
                         help="change the learning rate or batch size every half second, as a user might")
+    parser.add_argument("--tab", default="Training",
+                        help="the tab on screen while it trains (Signals redraws its plots and sample grid live)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
@@ -49,6 +51,10 @@ def main() -> int:
     window.show()
     while not window._engine_ready:
         app.processEvents()
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    if args.tab not in titles:
+        parser.error(f"--tab must be one of {', '.join(titles)}")
+    window.tabs.setCurrentIndex(titles.index(args.tab))
     window.start_training()
     while window.curves.point_count() == 0:
         app.processEvents()
@@ -75,7 +81,7 @@ def main() -> int:
     probe.stop()
     steps = window.history.last_step
     window.shutdown(30.0)
-    print(f"training {args.seconds:.0f}s (log_every={args.log_every}, {steps} steps): {probe.summary()}, "
+    print(f"training {args.seconds:.0f}s ({args.tab} tab, log_every={args.log_every}, {steps} steps): {probe.summary()}, "
           f"p95 {probe.percentile(95):.1f} ms")
     return 0 if probe.percentile(99) < 50 else 1
 

@@ -1,14 +1,18 @@
-"""Regenerate the README's screenshots of the studio window, before and during training.
+"""Regenerate the README's screenshots of the studio window: every tab, before, during and after a run.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python packaging/screenshots.py docs/screenshots
 
 (`make screenshots`.) Trains the bundled digits in a temporary runs folder with temporary
-settings, so the user's own runs and preferences are neither used nor touched.
+settings, so the user's own runs and preferences are neither used nor touched: two short runs
+headless (for the Runs tab to compare), then one in the window, pictured while it trains
+(Training, Signals); after it ends come Evaluation, the Export report, Predict with a
+prediction shown, Data, Runs and the LR finder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,7 +27,12 @@ def main(out_dir: str) -> int:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="studio-shots-"))
-    os.environ["STUDIO_RUNS_DIR"] = str(tmp / "runs")
+    # Runs in the (git-ignored) build folder, named relative to the repository: the pictures then
+    # show short paths such as build/screenshots/runs/..., not this machine's temporary folders.
+    work = Path("build") / "screenshots"
+    shutil.rmtree(work, ignore_errors=True)
+    runs = work / "runs"
+    os.environ["STUDIO_RUNS_DIR"] = str(runs)
 
     from PySide6.QtCore import QSettings, qInstallMessageHandler
     from PySide6.QtWidgets import QApplication
@@ -33,7 +42,11 @@ def main(out_dir: str) -> int:
     qInstallMessageHandler(lambda mode, ctx, msg: None)  # Xvfb chatter is not news here
     app.setApplicationName("Studio")
 
+    import numpy as np
+    from PIL import Image
+
     from studio.config import Config
+    from studio.data.digits import load_digits
     from studio.ui.main_window import MainWindow
     from studio.ui.theme import app_icon, apply_theme
 
@@ -48,9 +61,17 @@ def main(out_dir: str) -> int:
                 return
             time.sleep(0.01)
 
+    from studio.config import load_config
+    from studio.engine.trainer import Trainer
+
+    examples = Path(__file__).resolve().parents[1] / "resources" / "examples" / "digits.toml"
+    for name, overrides in (("20261122-091500-digits-mlp", ["train.epochs=5", "train.lr=0.02"]),
+                            ("20261122-094000-digits-lenet", ["train.epochs=4", 'model.arch="lenet"'])):
+        Trainer(load_config(examples, ["train.log_every=5", *overrides]), runs / name).fit()
+
     cfg = (Config().replace_value("model.hidden", [256, 128]).replace_value("train.epochs", 12)
            .replace_value("train.schedule", "cosine").replace_value("train.lr", 0.002))
-    w = MainWindow(cfg)
+    w = MainWindow(cfg, runs_dir=runs)
     w.settings.setValue("view/theme", "light")
     w.resize(*SIZE)
     w.show()
@@ -89,10 +110,81 @@ def main(out_dir: str) -> int:
     w.set_theme("dark")
     w.curves._update_readouts(x)
     shot("studio-training-dark.png")
-    w.control.resume()
     w.set_theme("light")
+    w.views.show_tab("signals")
+    shot("studio-signals.png")
+    w.control.resume()
+    pump(120, lambda: not w.is_training)
+    if w.last_outcome is None or w.last_outcome.status != "completed":
+        raise RuntimeError(f"the run did not complete: {w.last_outcome}")
+
+    evaluation = w.views.evaluation
+    w.views.show_tab("evaluation")
+    pump(60, lambda: evaluation.details is not None)
+    cm = np.array(evaluation.details.report["confusion_matrix"])
+    np.fill_diagonal(cm, 0)
+    t, p = np.unravel_index(np.argmax(cm), cm.shape)
+    evaluation.show_cell(int(t), int(p))  # what a person clicks first: the most common confusion
+    shot("studio-evaluation.png")
+
+    w.export_current_run()
+    dialog = w.export_dialog
+    dialog.start_export()
+    pump(120, lambda: not dialog.is_running())
+    if dialog.result is None:
+        raise RuntimeError(f"the export failed: {dialog.error}")
+    pump(0.4)
+    dialog.grab().save(str(out / "studio-export.png"))
+    shots.append(out / "studio-export.png")
+    dialog.close()
+
+    predict = w.views.predict
+    w.views.show_tab("predict")
+    pump(30, lambda: predict.info is not None and predict.info.origin.endswith(".onnx"))
+    images, targets, _ = load_digits()
+    pngs = tmp / "my-digits"
+    pngs.mkdir()
+    paths = []
+    for i in (7003, 7010, 7021, 7042, 7077, 7105):
+        path = pngs / f"digit-{i}.png"
+        Image.fromarray(images[i, 0].numpy()).resize((112, 112), Image.Resampling.LANCZOS).save(path)
+        paths.append(path)
+    predict.add_images(paths)
+    pump(30, lambda: len(predict.results) == len(paths))
+    # The least certain answer makes the most telling chart.
+    probs = [predict.results[str(path)].get("probability", 1.0) for path in paths]
+    predict.file_list.setCurrentRow(int(np.argmin(probs)))
+    shot("studio-predict.png")
+
+    explorer = w.views.explorer
+    loaded: list = []
+    explorer.loaded.connect(loaded.append)
+    w.views.show_tab("data")
+    pump(60, lambda: bool(loaded))
+    shot("studio-data.png")
+
+    w.views.show_tab("runs")
+    runs_view = w.views.runs
+    runs_view.refresh()
+    runs_view.select_runs([r.name for r in runs_view.runs])
+    shot("studio-runs.png")
+
+    w.views.show_tab("evaluation")
+    w.open_lr_finder()
+    finder = w.lr_finder_dialog
+    found: list = []
+    finder.search_finished.connect(found.append)
+    finder.search_failed.connect(found.append)
+    pump(120, lambda: bool(found))
+    pump(0.4)
+    finder.grab().save(str(out / "studio-lr-finder.png"))
+    shots.append(out / "studio-lr-finder.png")
+    finder.close()
+
     w.shutdown(30.0)
     w.close()
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     for p in shots:
         print(p)
     return 0

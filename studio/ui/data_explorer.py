@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHeaderView
 
 from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
-from studio.ui.background import BackgroundCall
+from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import CORRECT, MUTED, SPLITS, text_color, WRONG, add_legend, qcolor, styled_plot
 from studio.ui.sample_grid import thumbnail
 
@@ -173,14 +173,10 @@ class DataExplorerView(QWidget):
         """Load and summarise `config`'s data in a worker thread."""
         self.title.setText(f"<span style='color:{MUTED}'>loading {config.data.source} data…</span>")
         if self._call is not None and self._call.is_running():  # a newer request makes it stale
-            for signal, slot in ((self._call.finished, self._on_loaded), (self._call.errored, self._on_failed)):
-                try:
-                    signal.disconnect(slot)
-                except (RuntimeError, TypeError):
-                    pass
-        call = BackgroundCall(lambda: data_overview(config))
-        call.finished.connect(self._on_loaded)  # bound methods: dropped if this view goes first
-        call.errored.connect(self._on_failed)
+            self._call.abandon()
+        call = BackgroundCall(lambda _progress: data_overview(config))
+        call.succeeded.connect(self._on_loaded)  # bound methods: dropped if this view goes first
+        call.failed.connect(self._on_failed)
         self._call = call.start()
 
     def is_busy(self) -> bool:

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
 
 from studio.engine.evaluate import confidence_histogram
 from studio.engine.report import EvaluationDetails, evaluation_details
-from studio.ui.background import BackgroundCall
+from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import ACCENT, CORRECT, MUTED, text_color, WRONG, add_legend, qcolor, styled_plot
 from studio.ui.confusion_matrix import ConfusionMatrixView
 from studio.ui.sample_grid import SampleGridView
@@ -177,20 +177,16 @@ class EvaluationView(QWidget):
         self.status.setStyleSheet(f"color: {MUTED};")
         self.evaluate_button.setEnabled(False)
         self._forget_running_call()
-        call = BackgroundCall(lambda: evaluation_details(run_dir, which, split))
+        call = BackgroundCall(lambda _progress: evaluation_details(run_dir, which, split))
         # Bound methods, not lambdas: Qt drops the connection if this view is destroyed first.
-        call.finished.connect(self._on_done)
-        call.errored.connect(self._on_error)
+        call.succeeded.connect(self._on_done)
+        call.failed.connect(self._on_error)
         self._call = call.start()
 
     def _forget_running_call(self) -> None:
         """A newer request replaces a running one: its result, when it comes, is stale."""
         if self._call is not None and self._call.is_running():
-            for signal, slot in ((self._call.finished, self._on_done), (self._call.errored, self._on_error)):
-                try:
-                    signal.disconnect(slot)
-                except (RuntimeError, TypeError):
-                    pass
+            self._call.abandon()
 
     def is_busy(self) -> bool:
         return self._call is not None and self._call.is_running()

@@ -10,6 +10,7 @@ numpy buffers and are redrawn from a timer, so a burst of events costs one repai
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Iterable
 
 import numpy as np
@@ -59,6 +60,14 @@ class _Series:
         return self.data[field][:self.n]
 
 
+def _round_up(value: float) -> float:
+    """The next round number (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten) at or above `value`."""
+    if value <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
+
+
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
 
@@ -72,6 +81,9 @@ class LiveInsightView(QWidget):
         self.series = _Series()
         self._dirty = False
         self._cuda_seen = False
+        self._lr_top: float | None = None
+        self._tops: dict[str, float] = {}
+        self._stats_at = 0.0
 
         self.grad_plot = styled_plot("Gradient norm (global L2)", "step", "‖g‖₂", object_name="gradNormPlot")
         self.lr_plot = styled_plot("Learning rate", "step", "lr", object_name="lrPlot")
@@ -94,6 +106,7 @@ class LiveInsightView(QWidget):
         legend.addItem(self.reserved_curve, "reserved")
         self.grad_stats = QLabel(objectName="gradNormStats")
         self.grad_stats.setStyleSheet(f"color: {MUTED};")
+        self.grad_stats.setWordWrap(True)  # a long read-out wraps instead of widening the window
 
         # The CUDA plot only takes room once a step reports CUDA memory; until then (a CPU run)
         # throughput spans the row instead of sitting beside an empty plot.
@@ -126,12 +139,15 @@ class LiveInsightView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(plots)
         split.addWidget(side)
-        split.setSizes([820, 380])
+        # Room for four columns of samples, so a 24-image grid fits without scrolling.
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setSizes([760, 372])
         layout = QVBoxLayout(self)
         layout.addWidget(split)
 
         self._timer = QTimer(self)
-        self._timer.setInterval(100)  # at most ten repaints a second, whatever the event rate
+        self._timer.setInterval(200)  # five repaints a second, as the curves: live to the eye, light on the GUI thread
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
 
@@ -141,6 +157,7 @@ class LiveInsightView(QWidget):
         """Forget everything: a new run starts."""
         self.series = _Series()
         self._cuda_seen = False
+        self._lr_top, self._tops, self._stats_at = None, {}, 0.0
         self._dirty = True
         self.samples.set_message("")
         self.samples_title.setText("Validation predictions appear here after the first epoch")
@@ -196,10 +213,16 @@ class LiveInsightView(QWidget):
             self._grid.addWidget(self.speed_plot, 1, 0, 1, 2)
         self.memory_plot.setVisible(on)
 
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._redraw()  # what arrived while another tab was on screen
+
     def _redraw(self) -> None:
-        if not self._dirty:
+        if not self._dirty or not self.isVisible():  # a hidden tab costs the GUI thread nothing
             return
         self._dirty = False
+        # Each setData re-paths a curve in Python while training competes for the GIL: only what
+        # changed is touched, and the read-out text once a second.
         s = self.series
         x = s.view("step")
         self.grad_raw.setData(x, s.view("grad_norm"), connect="finite")
@@ -207,16 +230,47 @@ class LiveInsightView(QWidget):
         lr = s.view("lr")
         ok = np.isfinite(lr)
         self.lr_curve.setData(x[ok], lr[ok])
-        if ok.any():  # from zero, so a constant rate reads as a level line, not as noise around it
-            self.lr_plot.setYRange(0, float(lr[ok].max()) * 1.15, padding=0)
+        top = float(lr[ok].max()) * 1.15 if ok.any() else None
+        if top is not None and top != self._lr_top:  # from zero, so a constant rate reads as a level line
+            self._lr_top = top
+            self.lr_plot.setYRange(0, top, padding=0)
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
+        # Axes that only grow, in round steps: re-ticking an axis on every redraw costs more than
+        # drawing the curves, and a steady scale is easier to read as the lines grow into it.
+        if len(x):
+            self._grow("x", float(x[-1]), (self.grad_plot, self.lr_plot, self.speed_plot, self.memory_plot))
+        for key, plot in (("grad_norm", self.grad_plot), ("samples_per_s", self.speed_plot)):
+            v = s.view(key)
+            v = v[np.isfinite(v)]
+            if len(v):
+                self._grow(key, float(v.max()), (plot,))
         self._show_memory_plot(self._cuda_seen)
-        self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
-        self.reserved_curve.setData(x, s.view("cuda_reserved_mb"), connect="finite")
-        reserved = s.view("cuda_reserved_mb")
-        if self._cuda_seen and np.isfinite(reserved).any():  # headroom above the lines for the legend
-            self.memory_plot.setYRange(0, float(np.nanmax(reserved)) * 1.4, padding=0)
+        if self._cuda_seen:
+            self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
+            reserved = s.view("cuda_reserved_mb")
+            self.reserved_curve.setData(x, reserved, connect="finite")
+            if np.isfinite(reserved).any():  # headroom above the lines for the legend
+                self.memory_plot.setYRange(0, float(np.nanmax(reserved)) * 1.4, padding=0)
+        now = time.monotonic()
+        if now - self._stats_at >= 1.0 or s.n <= 1:
+            self._stats_at = now
+            self.grad_stats.setText(self._stats_text())
+
+    def _grow(self, key: str, high: float, plots: tuple[pg.PlotWidget, ...]) -> None:
+        """Widen an axis (from zero) to a round value above `high`, only when `high` passes its end."""
+        if not math.isfinite(high) or high <= self._tops.get(key, 0.0):
+            return
+        top = _round_up(high * 1.1)
+        self._tops[key] = top
+        for plot in plots:
+            if key == "x":
+                plot.setXRange(0, top, padding=0)
+            else:
+                plot.setYRange(0, top, padding=0)
+
+    def _stats_text(self) -> str:
+        s = self.series
         g = s.view("grad_norm")
         g = g[np.isfinite(g)]
         speed = s.view("samples_per_s")
@@ -228,7 +282,7 @@ class LiveInsightView(QWidget):
             parts.append(f"throughput: last {speed[-1]:,.0f} samples/s")
         if s.n and not self._cuda_seen:
             parts.append("no CUDA memory plot: this run is not on a CUDA GPU")
-        self.grad_stats.setText(" · ".join(parts))
+        return " · ".join(parts)
 
     def point_count(self) -> int:
         return self.series.n

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
 
 from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
-from studio.ui.background import BackgroundCall
+from studio.ui.background_call import BackgroundCall, Progress
 from studio.ui.chart_style import ACCENT, MUTED, text_color, WRONG, add_legend, styled_plot
 
 
@@ -79,8 +79,7 @@ class LRFinderDialog(QDialog):
 
         self.progress = QProgressBar(objectName="lrFinderProgress")
         self.progress.setRange(0, num_steps)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("step %v of at most %m")
+        self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
         self.status = QLabel(objectName="lrFinderStatus")
         self.status.setStyleSheet(f"color: {MUTED};")
         self.rate_label = QLabel(objectName="lrFinderRate")
@@ -144,13 +143,13 @@ class LRFinderDialog(QDialog):
         self.stop_button.setEnabled(True)
         config, start, end, steps = self.config, self.start_lr, self.end_lr, self.num_steps
 
-        def work() -> LRFinderResult:
+        def work(_progress: Progress) -> LRFinderResult:
             return find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=self._queue,
                            should_stop=self._stop.is_set)
 
         call = BackgroundCall(work)
-        call.finished.connect(self._on_finished)
-        call.errored.connect(self._on_failed)
+        call.succeeded.connect(self._on_finished)
+        call.failed.connect(self._on_failed)
         self._call = call.start()
         self._timer.start()
 
@@ -171,7 +170,8 @@ class LRFinderDialog(QDialog):
             self._raw.append(p.raw_loss)
         self._losses = smooth_losses(self._raw)  # the same centred smoothing the result will carry
         self.progress.setValue(points[-1].step)
-        self.status.setText(f"lr {points[-1].lr:.2e} · loss {points[-1].loss:.4f}")
+        self.status.setText(f"step {points[-1].step} of at most {self.num_steps} · lr {points[-1].lr:.2e} · "
+                            f"loss {points[-1].loss:.4f}")
         self._redraw()
 
     def _redraw(self) -> None:
@@ -191,7 +191,7 @@ class LRFinderDialog(QDialog):
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.progress.setValue(len(result.lrs))
-        self.status.setText(f"stopped: {result.reason}")
+        self.status.setText(f"{len(result.lrs)} steps; stopped: {result.reason}")
         if result.min_loss_lr is not None:
             x = math.log10(result.min_loss_lr)
             self.min_line.setPos(x)

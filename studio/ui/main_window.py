@@ -21,6 +21,7 @@ from studio.config import Config, config_from_dict, load_config, save_config
 from studio.engine.control import TrainingControl
 from studio.engine.run_dir import check_run_dir, default_runs_dir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
+from studio.ui.background_call import BackgroundCall
 from studio.ui.curves_view import CurvesView
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.history import RunHistory
@@ -31,6 +32,7 @@ from studio.ui.setup_inspector import SetupInspector
 from studio.ui.setup_panels import DataPanel, ModelPanel, TrainingPanel, config_dict
 from studio.ui.status_bar import TrainingStatusBar
 from studio.ui.theme import THEMES, app_icon, apply_theme, current_theme, themed_icon
+from studio.ui.view_tabs import ViewTabs
 from studio.ui.worker import RunError, RunOutcome, start_training
 
 STATE_TEXT = {"ready": "Ready", "training": "Training", "paused": "Paused", "stopping": "Stopping…",
@@ -67,6 +69,8 @@ class MainWindow(QMainWindow):
         self._pending_error: RunError | None = None
         self.last_outcome: RunOutcome | None = None
         self._latest_step: Any = None
+        self.export_dialog: Any = None
+        self.lr_finder_dialog: Any = None
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(app_icon())
@@ -138,6 +142,9 @@ class MainWindow(QMainWindow):
                                           lambda: self.start_training(resume=True))
         self.export_action = self._action("Export", "export", "Ctrl+E", "Export the current run's model to ONNX",
                                           self.export_current_run)
+        self.lr_finder_action = self._action("LR Finder", "lr-finder", "Ctrl+Shift+L",
+                                             "Find a good learning rate for this setup with a short range test",
+                                             self.open_lr_finder)
         self.open_run_action = self._action("Open Run…", None, "Ctrl+Shift+O", "Open a finished or stopped run",
                                             self.choose_run)
         self.open_config_action = self._action("Open Config…", None, QKeySequence.StandardKey.Open,
@@ -160,8 +167,8 @@ class MainWindow(QMainWindow):
         self.buttons: dict[str, QToolButton] = {}
         for name, action in (("trainButton", self.train_action), ("pauseButton", self.pause_action),
                              ("stopButton", self.stop_action), ("resumeButton", self.resume_action),
-                             ("exportButton", self.export_action)):
-            if name == "exportButton":
+                             ("exportButton", self.export_action), ("lrFinderButton", self.lr_finder_action)):
+            if name in ("exportButton", "lrFinderButton"):
                 bar.addSeparator()
             button = QToolButton()
             button.setObjectName(name)
@@ -202,6 +209,7 @@ class MainWindow(QMainWindow):
             run.addAction(a)
         run.addSeparator()
         run.addAction(self.export_action)
+        run.addAction(self.lr_finder_action)
         view = mb.addMenu("&View")
         theme_menu = view.addMenu("Theme")
         group = QActionGroup(self)
@@ -267,6 +275,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(training, "Training")
+        self.views = ViewTabs(self.tabs, self._runs_base, self._open_run_from_view)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.setObjectName("mainSplitter")
@@ -302,13 +311,71 @@ class MainWindow(QMainWindow):
         return self.tabs.addTab(widget, title)
 
     def export_current_run(self) -> None:
-        """Export the current run's model to ONNX (the export dialog plugs in here)."""
+        """Open the export dialog for the current run; once a file is written, Predict uses it."""
         run = self.current_run_dir
-        if run is None:
+        if run is None or not self.export_action.isEnabled():
             return
-        show_info(self, "Export to ONNX",
-                  f"The export dialog is not part of this build yet.\n\nFrom a terminal:\n"
-                  f"    studio export \"{run}\"\n\nwrites {run.name}/model.onnx and checks it against PyTorch.")
+        if self.export_dialog is not None and self.export_dialog.isVisible():
+            self.export_dialog.raise_()
+            self.export_dialog.activateWindow()
+            return
+        from studio.ui.export_dialog import ExportDialog
+
+        dialog = ExportDialog(run, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.resize(max(dialog.width(), 860), max(dialog.height(), 640))  # the report's lines fit
+        dialog.exported.connect(self._on_exported)
+        dialog.finished.connect(self._on_export_dialog_gone)  # not `destroyed`: that also fires as this window goes
+        self.export_dialog = dialog
+        dialog.open()
+
+    def _on_exported(self, report: dict) -> None:
+        run = self.current_run_dir
+        if run is not None:
+            self.views.exported(run)
+            self.views.show_tab("predict")
+        self.log.append_message(f"exported {report.get('path', 'the model')}")
+        self.status.showMessage("Exported: the Predict tab now uses the ONNX model", 8000)
+
+    def _on_export_dialog_gone(self, _result: int = 0) -> None:
+        self.export_dialog = None
+
+    def open_lr_finder(self) -> None:
+        """Run a learning-rate range test on this setup; "Use this rate" sets the learning rate."""
+        if self.is_training:
+            return
+        if self.lr_finder_dialog is not None and self.lr_finder_dialog.isVisible():
+            self.lr_finder_dialog.raise_()
+            return
+        try:
+            cfg = self.config()
+        except StudioError as exc:
+            show_error(self, "The setup has a problem", str(exc))
+            return
+        self.load_engine()
+        from studio.ui.lr_finder_dialog import LRFinderDialog
+
+        dialog = LRFinderDialog(cfg, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.rate_chosen.connect(self.use_learning_rate)
+        dialog.finished.connect(self._on_lr_finder_gone)
+        self.lr_finder_dialog = dialog
+        dialog.open()
+
+    def _on_lr_finder_gone(self, _result: int = 0) -> None:
+        self.lr_finder_dialog = None
+
+    def use_learning_rate(self, lr: float) -> None:
+        self.training_panel.lr_spin.setValue(lr)
+        self.status.showMessage(f"Learning rate set to {lr:.3g} (from the LR finder)", 6000)
+        self.log.append_message(f"learning rate {lr:.3g} from the LR finder")
+
+    def _open_run_from_view(self, run_dir: Path) -> None:
+        if self.is_training:
+            self.status.showMessage("A run is training: stop it before opening another", 6000)
+            return
+        if self.open_run(run_dir):
+            self.tabs.setCurrentIndex(0)
 
     # -- first paint, then the engine ----------------------------------------------------------
 
@@ -336,6 +403,7 @@ class MainWindow(QMainWindow):
         # Auto picks the first of CUDA, MPS, CPU: say which one that is before any run.
         self.status.set_device(devices[0][1] if devices[0][0] != "cpu" else "CPU")
         self.inspector.enabled = True
+        self.views.build()
         self._validate_setup()
         self.engine_loaded.emit()
 
@@ -370,6 +438,7 @@ class MainWindow(QMainWindow):
             self.setup_error.setVisible(True)
             return
         self.setup_error.setVisible(False)
+        self.views.set_config(cfg)
         if not self.is_training and len(self.history.step_x) == 0 and len(self.history.epoch_x["train"]) == 0:
             self.history.epochs_total = cfg.train.epochs  # an empty plot already spans the run to come
             self.curves.follow_run()
@@ -484,6 +553,7 @@ class MainWindow(QMainWindow):
         worker.fit_started.connect(self._on_fit_started)
         worker.step_ended.connect(self._on_steps)
         worker.epoch_ended.connect(self._on_epoch_end)
+        worker.samples_predicted.connect(self._on_samples_predicted)
         worker.message.connect(self._on_message)
         worker.errored.connect(self._on_error)
         worker.finished.connect(self._on_finished)
@@ -530,11 +600,16 @@ class MainWindow(QMainWindow):
             self.history.load_records(read_metrics(Path(e.run_dir)), e.epochs)
         self.model_panel.set_param_count(e.param_count, e.model_summary)
         self.metric_cards.epoch.set(f"{e.start_epoch}/{e.epochs}", "starting")
+        self.views.run_started(Path(e.run_dir), e.resumed)
 
     def _on_steps(self, events: list[Any]) -> None:
         if events:
             self.history.add_steps(events)
+            self.views.add_steps(events)
             self._latest_step = events[-1]
+
+    def _on_samples_predicted(self, samples: Any) -> None:
+        self.views.set_predictions(samples)
 
     def _show_progress(self) -> None:
         """Status bar and cards from the latest step, 4 times a second: text changes re-layout
@@ -615,6 +690,7 @@ class MainWindow(QMainWindow):
         if self._close_after_stop:
             self.close()
             return
+        self.views.run_ended(self.current_run_dir)
         error, self._pending_error = self._pending_error, None
         if error is not None:
             title = {"input": "Cannot train with this setup", "diverged": "Training diverged"}.get(
@@ -629,8 +705,17 @@ class MainWindow(QMainWindow):
         while self._thread is not None and time.perf_counter() < deadline:
             QApplication.processEvents()
             time.sleep(0.005)
-        self.inspector.pool.waitForDone(int(max(deadline - time.perf_counter(), 0.5) * 1000))
-        return self._thread is None
+        self._close_dialogs()
+        left_ms = int(max(deadline - time.perf_counter(), 0.5) * 1000)
+        views_done = self.views.shutdown(left_ms)
+        self.inspector.pool.waitForDone(left_ms)
+        return self._thread is None and views_done
+
+    def _close_dialogs(self) -> None:
+        """The LR finder stops at its next step; an export cannot be interrupted, so it is waited for."""
+        if self.lr_finder_dialog is not None:
+            self.lr_finder_dialog.stop()
+            self.lr_finder_dialog.done(0)
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -638,6 +723,7 @@ class MainWindow(QMainWindow):
         self._state = state
         training = state in ("training", "paused", "stopping")
         self.train_action.setEnabled(not training)
+        self.lr_finder_action.setEnabled(not training)
         self.pause_action.setEnabled(state in ("training", "paused"))
         self.stop_action.setEnabled(state in ("training", "paused"))
         paused = state == "paused"
@@ -680,6 +766,7 @@ class MainWindow(QMainWindow):
         self.status.reset()
         self._update_run_label()
         self._set_state("ready")
+        self.views.run_forgotten()
 
     # -- runs ------------------------------------------------------------------------------------
 
@@ -724,6 +811,7 @@ class MainWindow(QMainWindow):
         add_recent_run(self.settings, str(run_dir))
         self.log.append_message(f"opened run {run_dir.name} ({STATE_TEXT.get(self._run_status or '', 'no summary')}, "
                                 f"{done} epoch(s), {len(records)} records)")
+        self.views.run_opened(run_dir)  # before the first paint, the views take it up once built
         return True
 
     def _fill_recent_menu(self) -> None:
@@ -771,7 +859,7 @@ class MainWindow(QMainWindow):
             self.theme_actions[name].setChecked(True)
         self.curves.apply_theme(theme)
         self.log.apply_theme(theme)
-        for a in (self.pause_action, self.resume_action, self.export_action):
+        for a in (self.pause_action, self.resume_action, self.export_action, self.lr_finder_action):
             if a.data():
                 a.setIcon(themed_icon(a.data()))
         self._refresh_train_button()
@@ -815,6 +903,11 @@ class MainWindow(QMainWindow):
                 self.stop_training()
             return
         self.save_settings()
+        self._close_dialogs()
+        if BackgroundCall.running_calls():
+            # An evaluation or an export cannot be interrupted: let it end out of sight, then go.
+            self.hide()
+        self.views.shutdown()
         self.inspector.pool.waitForDone(5000)
         event.accept()
 

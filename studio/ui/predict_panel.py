@@ -20,13 +20,13 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QL
                                QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from studio.export.predict import IMAGE_SUFFIXES, ModelInfo, Predictor
-from studio.ui.background_call import BackgroundCall
+from studio.ui.background_call import BackgroundCall, Progress
 
 PAGE_EMPTY, PAGE_IMAGES, PAGE_FEATURES = 0, 1, 2
 
 
-def _open_job(run_dir: Path) -> Callable[[Callable[[str], None]], Any]:
-    def job(_progress: Callable[[str], None]) -> Any:
+def _open_job(run_dir: Path) -> Callable[[Progress], Any]:
+    def job(_progress: Progress) -> Any:
         from studio.export.predict import open_predictor
 
         return open_predictor(run_dir)
@@ -34,8 +34,8 @@ def _open_job(run_dir: Path) -> Callable[[Callable[[str], None]], Any]:
     return job
 
 
-def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[Callable[[str], None]], Any]:
-    def job(_progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[Progress], Any]:
+    def job(_progress: Progress) -> list[dict[str, Any]]:
         from studio.export.predict import predict_files
 
         results = []
@@ -49,8 +49,8 @@ def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[
     return job
 
 
-def _features_job(predictor: Predictor, values: list[float], top: int) -> Callable[[Callable[[str], None]], Any]:
-    def job(_progress: Callable[[str], None]) -> dict[str, Any]:
+def _features_job(predictor: Predictor, values: list[float], top: int) -> Callable[[Progress], Any]:
+    def job(_progress: Progress) -> dict[str, Any]:
         from studio.export.predict import predict_features
 
         return predict_features(predictor, values, top=top)
@@ -194,9 +194,9 @@ class PredictPanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(header)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.stack, 3)  # the list of images gets more room than the five bars need
         layout.addWidget(self.result_label)
-        layout.addWidget(self.bar_plot, 1)
+        layout.addWidget(self.bar_plot, 2)
         self._show_page(PAGE_EMPTY)
 
     def _build_images_page(self) -> QWidget:
@@ -342,7 +342,7 @@ class PredictPanel(QWidget):
         if predictor is None:
             return
 
-        def build() -> Callable[[Callable[[str], None]], Any] | None:
+        def build() -> Callable[[Progress], Any] | None:
             missing = [p for p in self._listed_files() if str(p) not in self.results]
             return _images_job(predictor, missing, self.top_spin.value()) if missing else None
 
@@ -466,7 +466,7 @@ class PredictPanel(QWidget):
 
     # -- one background job at a time -------------------------------------------------------------
 
-    def _submit(self, job: Callable[[Callable[[str], None]], Any] | Callable[[], Any], on_success: Callable[[Any], None],
+    def _submit(self, job: Callable[[Progress], Any] | Callable[[], Any], on_success: Callable[[Any], None],
                 on_failure: Callable[[str], None], *, lazy: bool = False) -> None:
         """Run `job` now, or after the running one; with `lazy`, `job()` builds the real job at that time."""
         generation = self._generation

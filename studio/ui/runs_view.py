@@ -101,6 +101,7 @@ class RunsView(QWidget):
         self.tensorboard_button.clicked.connect(self.export_tensorboard)
         self.folder_label = QLabel()
         self.folder_label.setStyleSheet(f"color: {MUTED};")
+        self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
         self.status = QLabel(objectName="runsStatus")
         self.status.setStyleSheet(f"color: {MUTED};")
         bar = QHBoxLayout()

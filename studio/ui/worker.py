@@ -7,6 +7,7 @@ every logged point while the GUI's event queue stays short however fast training
 
     thread, worker = start_training(config, run_dir, control)
     worker.step_ended.connect(...)      # a list[StepEnd], oldest first
+    worker.samples_predicted.connect(...)  # PredictionSamples after an epoch (numpy images, tuples)
     worker.finished.connect(...)        # a RunOutcome, always, after errored if there was an error
 """
 
@@ -26,6 +27,7 @@ from studio.engine.events import Message
 from studio.errors import StudioError
 
 STEP_INTERVAL_S = 0.05  # at most ~20 step emissions a second
+SAMPLES_INTERVAL_S = 0.1  # validation-sample grids: at most ten a second (tiny epochs can be faster)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class TrainingWorker(QObject):
     fit_started = Signal(object)  # FitStart
     step_ended = Signal(object)  # list[StepEnd], batched to ~20 emissions a second
     epoch_ended = Signal(object)  # EpochEnd
+    samples_predicted = Signal(object)  # PredictionSamples: plain numpy and tuples, never tensors
     message = Signal(object)  # Message: the lines the CLI prints, for the log panel
     errored = Signal(object)  # RunError
     finished = Signal(object)  # RunOutcome, always the last signal
@@ -91,6 +94,8 @@ class TrainingWorker(QObject):
         self._pending: list[Any] = []
         self._last_emit = 0.0
         self._fit_end: Any = None
+        self._pending_samples: Any = None
+        self._last_samples_emit = 0.0
 
     # -- engine callback hooks (called on the worker thread) -----------------------------------
 
@@ -103,6 +108,8 @@ class TrainingWorker(QObject):
         # A live change is shown at once so the user sees the marker right after pressing Enter.
         if now - self._last_emit >= self.step_interval or event.changed:
             self._flush_steps(now)
+        if self._pending_samples is not None and now - self._last_samples_emit >= SAMPLES_INTERVAL_S:
+            self._flush_samples()  # a grid held back by the throttle goes out with the next steps
 
     def on_epoch_end(self, trainer: Any, event: Any) -> None:
         self._flush_steps(time.perf_counter())
@@ -110,7 +117,20 @@ class TrainingWorker(QObject):
 
     def on_fit_end(self, trainer: Any, event: Any) -> None:
         self._flush_steps(time.perf_counter())
+        self._flush_samples()
         self._fit_end = event
+
+    def _on_samples(self, samples: Any) -> None:
+        """From `ValidationSamples` after each epoch: only the newest grid matters, so keep one."""
+        self._pending_samples = samples
+        if time.perf_counter() - self._last_samples_emit >= SAMPLES_INTERVAL_S:
+            self._flush_samples()
+
+    def _flush_samples(self) -> None:
+        if self._pending_samples is not None:
+            samples, self._pending_samples = self._pending_samples, None
+            self.samples_predicted.emit(samples)
+            self._last_samples_emit = time.perf_counter()
 
     def _flush_steps(self, now: float) -> None:
         if self._pending:
@@ -130,6 +150,7 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Train; every exception becomes `errored`, and `finished` is always emitted last."""
+        from studio.engine.prediction_samples import ValidationSamples
         from studio.engine.progress import ProgressPrinter
         from studio.engine.trainer import Trainer, TrainingFailed
 
@@ -138,8 +159,8 @@ class TrainingWorker(QObject):
         summary: dict[str, Any] = {}
         printer = ProgressPrinter(stream=_LineStream(self._log_line))  # type: ignore[arg-type]
         try:
-            trainer = Trainer(self.config, self.run_dir, callbacks=[printer, self], control=self.control,
-                              resume=self.resume)
+            trainer = Trainer(self.config, self.run_dir, callbacks=[printer, self, ValidationSamples(self._on_samples)],
+                              control=self.control, resume=self.resume)
             summary = trainer.fit()
         except StudioError as exc:
             error = RunError("input", str(exc))

@@ -19,7 +19,6 @@ from studio.cli import main
 from studio.config import config_from_dict
 from studio.data.digits import load_digits
 from studio.engine.report import load_trained
-from studio.errors import DataError
 from tests.export.runs import tiny_digits, toml_for, train_run, write_line_csv
 
 
@@ -44,17 +43,6 @@ def write_digit_pngs(root: Path, images: np.ndarray, targets: np.ndarray) -> Pat
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i:05d}.png")
     return root
-
-
-def folder_source_ready(root: Path) -> bool:
-    cfg = config_from_dict({"data": {"source": "folder", "path": str(root)}})
-    try:
-        data.load_data(cfg)
-    except DataError as exc:
-        if "not available in this build" in str(exc):
-            return False
-        raise
-    return True
 
 
 def test_line_fit_through_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -145,8 +133,6 @@ def test_heldout_digits_lenet_png_folder(tmp_path: Path) -> None:
     images, targets, _ = load_digits()
     x, y = images[:, 0].numpy(), targets.numpy()
     root = write_digit_pngs(tmp_path / "digits", x[:7000], y[:7000])
-    if not folder_source_ready(root):
-        pytest.skip("the folder source is not in this build yet (it arrives with the image-data branch)")
     run_dir = train_run(tmp_path, "lenet", toml_for("folder", "lenet", path=root, epochs=8, lr=0.002))
     assert main(["export", str(run_dir)]) == 0
     accuracy = heldout_accuracy(run_dir / "model.onnx", x[7000:], y[7000:])

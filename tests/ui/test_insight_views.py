@@ -11,26 +11,24 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("pytestqt")
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from PySide6.QtCore import QPoint, Qt  # noqa: E402
-from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
-
-from studio.config import config_from_dict, load_config  # noqa: E402
-from studio.data.base import DataBundle, DataSpec, Split  # noqa: E402
-from studio.data.overview import data_overview  # noqa: E402
-from studio.engine import report  # noqa: E402
-from studio.engine.events import StepEnd  # noqa: E402
-from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, lr_schedule, smooth_losses, suggest_lr  # noqa: E402
-from studio.engine.prediction_samples import PredictionSamples  # noqa: E402
-from studio.engine.tensorboard_export import MISSING, tensorboard_available  # noqa: E402
-from studio.engine.trainer import Trainer  # noqa: E402
-from studio.ui import evaluation_view, lr_finder_dialog  # noqa: E402
-from studio.ui.data_explorer import DataExplorerView  # noqa: E402
-from studio.ui.evaluation_view import MAX_SAMPLES, EvaluationView  # noqa: E402
-from studio.ui.live_insight import LiveInsightView  # noqa: E402
-from studio.ui.lr_finder_dialog import LRFinderDialog  # noqa: E402
-from studio.ui.runs_view import RunsView  # noqa: E402
+from studio.config import config_from_dict, load_config
+from studio.data.base import DataBundle, DataSpec, Split
+from studio.data.overview import data_overview
+from studio.engine import report
+from studio.engine.events import StepEnd
+from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, lr_schedule, smooth_losses, suggest_lr
+from studio.engine.prediction_samples import PredictionSamples
+from studio.engine.tensorboard_export import MISSING, tensorboard_available
+from studio.engine.trainer import Trainer
+from studio.ui import evaluation_view, lr_finder_dialog
+from studio.ui.data_explorer import DataExplorerView
+from studio.ui.evaluation_view import MAX_SAMPLES, EvaluationView
+from studio.ui.live_insight import LiveInsightView
+from studio.ui.lr_finder_dialog import LRFinderDialog
+from studio.ui.runs_view import RunsView
 
 WAIT = 60_000  # ms; a shared CI machine can be slow
 

@@ -260,13 +260,16 @@ def test_nan_loss_shows_a_dialog_and_the_setup_stays_editable(qtbot: Any, make_w
     assert w.findChild(object, "lrSpinBox").value() == pytest.approx(10.0)  # nothing the user typed is lost
 
 
-def test_export_button_explains_and_drop_chooses_data(qtbot: Any, make_window: Any, dialogs: Any,
-                                                      tmp_path: Path) -> None:
+def test_export_button_opens_the_dialog_and_drop_chooses_data(qtbot: Any, make_window: Any, dialogs: Any,
+                                                              tmp_path: Path) -> None:
     w = make_window(Config().replace_value("train.epochs", 1))
     click(qtbot, w, "trainButton")
     wait_finished(qtbot, w)
     click(qtbot, w, "exportButton")
-    assert dialogs.titles() == ["Export to ONNX"] and "studio export" in dialogs.shown[0][2]
+    assert w.export_dialog is not None and w.export_dialog.isVisible()
+    assert w.export_dialog.output_path() == w.current_run_dir / "model.onnx"
+    w.export_dialog.close()
+    qtbot.waitUntil(lambda: w.export_dialog is None, timeout=5000)
     folder = tmp_path / "images"
     folder.mkdir()
     w.open_path(folder)

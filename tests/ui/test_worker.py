@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QObject, QThread
 
@@ -30,6 +31,7 @@ class Recorder(QObject):
         worker.fit_started.connect(self.on_fit_started)
         worker.step_ended.connect(self.on_step_ended)
         worker.epoch_ended.connect(self.on_epoch_ended)
+        worker.samples_predicted.connect(self.on_samples_predicted)
         worker.message.connect(self.on_message)
         worker.errored.connect(self.on_errored)
         worker.finished.connect(self.on_finished)
@@ -49,6 +51,9 @@ class Recorder(QObject):
 
     def on_epoch_ended(self, e: Any) -> None:
         self._add("epoch_ended", e)
+
+    def on_samples_predicted(self, e: Any) -> None:
+        self._add("samples_predicted", e)
 
     def on_message(self, e: Any) -> None:
         self._add("message", e)
@@ -98,6 +103,12 @@ def test_a_run_sends_every_step_batched_and_finishes_last(qtbot: Any, tmp_path: 
     texts = [m.text for m in rec.of("message")]
     assert any(t.startswith("epoch 2/2 | train loss") for t in texts)
     assert any(t.startswith("completed: 2 epoch(s)") for t in texts)
+    # The validation-samples grid of the last epoch arrives as plain data (numpy and tuples), before finished.
+    grids = rec.of("samples_predicted")
+    assert grids and grids[-1].epoch == 2 and names.index("samples_predicted") < names.index("finished")
+    last = grids[-1]
+    assert isinstance(last.images, np.ndarray) and last.images.dtype == np.uint8 and last.images.shape[0] == 24
+    assert all(isinstance(v, int) for v in last.true + last.pred) and len(last.labels) == 10
     # Slots ran on the GUI thread (the connections were queued across threads).
     assert rec.threads == {QThread.currentThread()}
 

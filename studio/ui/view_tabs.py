@@ -1,0 +1,211 @@
+"""`ViewTabs`: the tabs beside "Training" (Signals, Evaluation, Predict, Data, Runs) and what feeds them.
+
+The tabs exist from the first paint, each with a placeholder; the views themselves are built once
+the engine is loaded (most of them import torch, which must not delay the first paint). Work that
+takes seconds runs in `BackgroundCall`s, and only where someone will see it: the evaluation of a
+finished run at once (it is the question a person asks next), the data overview when the Data
+tab is on screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from studio.config import Config
+from studio.ui.background_call import BackgroundCall
+from studio.ui.chart_style import MUTED
+
+TITLES = {"signals": "Signals", "evaluation": "Evaluation", "predict": "Predict", "data": "Data", "runs": "Runs"}
+TIPS = {"signals": "Is training healthy? Gradient norm, learning rate, throughput, memory, validation samples",
+        "evaluation": "How good is the model, and what does it get wrong?",
+        "predict": "What does the model say about my own images or values?",
+        "data": "What is in my data, and is anything wrong with it?",
+        "runs": "Which of my runs is best, and how do their curves compare?"}
+
+
+class _TabHost(QWidget):
+    """A tab's page: a quiet placeholder until its view is built."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.setObjectName(f"{key}Tab")
+        # The tab widget is as wide as its widest page's minimum: an explicit floor keeps one
+        # toolbar-heavy view from widening the whole window and squeezing the setup sidebar.
+        self.setMinimumSize(560, 360)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(10, 8, 10, 8)
+        self._placeholder = QLabel("Loading…")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setStyleSheet(f"color: {MUTED};")
+        self._layout.addWidget(self._placeholder)
+        self.view: QWidget | None = None
+
+    def set_view(self, view: QWidget) -> None:
+        self._layout.removeWidget(self._placeholder)
+        self._placeholder.deleteLater()
+        self._layout.addWidget(view)
+        self.view = view
+
+
+class ViewTabs(QObject):
+    """Owns the views of the tabs beside "Training"; the window tells it what happens to runs."""
+
+    def __init__(self, tabs: QTabWidget, runs_dir: Callable[[], Path], open_run: Callable[[Path], Any]) -> None:
+        super().__init__(tabs)
+        self.tabs = tabs
+        self._runs_dir = runs_dir
+        self._open_run = open_run
+        self.hosts = {key: _TabHost(key) for key in TITLES}
+        for key, host in self.hosts.items():
+            i = tabs.addTab(host, TITLES[key])
+            tabs.setTabToolTip(i, TIPS[key])
+        self.built = False
+        self.signals: Any = None
+        self.evaluation: Any = None
+        self.predict: Any = None
+        self.explorer: Any = None
+        self.runs: Any = None
+        self._data_config: Config | None = None  # the setup the Data tab should show
+        self._data_shown: Config | None = None  # the setup it shows (or is loading)
+        self._evaluated: Path | None = None
+        self._opened_early: Path | None = None  # a run opened before the views were built
+        tabs.currentChanged.connect(self._on_tab_changed)
+
+    # -- building (after the first paint) ------------------------------------------------------
+
+    def build(self) -> None:
+        if self.built:
+            return
+        from studio.ui.data_explorer import DataExplorerView
+        from studio.ui.evaluation_view import EvaluationView
+        from studio.ui.live_insight import LiveInsightView
+        from studio.ui.predict_panel import PredictPanel
+        from studio.ui.runs_view import RunsView
+
+        self.signals = LiveInsightView()
+        self.evaluation = EvaluationView()
+        self.predict = PredictPanel()
+        self.predict.set_run(None)
+        self.explorer = DataExplorerView()
+        self.runs = RunsView(self._runs_dir())
+        self.runs.run_opened.connect(self._on_run_chosen)
+        for key, view in (("signals", self.signals), ("evaluation", self.evaluation), ("predict", self.predict),
+                          ("data", self.explorer), ("runs", self.runs)):
+            self.hosts[key].set_view(view)
+        self.built = True
+        if self._opened_early is not None:
+            self.run_opened(self._opened_early)
+            self._opened_early = None
+        self._on_tab_changed(self.tabs.currentIndex())
+
+    def show_tab(self, key: str) -> None:
+        self.tabs.setCurrentWidget(self.hosts[key])
+
+    def current_key(self) -> str | None:
+        for key, host in self.hosts.items():
+            if self.tabs.currentWidget() is host:
+                return key
+        return None
+
+    # -- what happens to runs -----------------------------------------------------------------
+
+    def run_started(self, run_dir: Path, resumed: bool) -> None:
+        if not self.built:
+            return
+        self.signals.clear()
+        if resumed:
+            from studio.engine.run_dir import read_metrics
+
+            self.signals.add_records(read_metrics(run_dir))
+        self.runs.refresh()
+
+    def add_steps(self, events: list[Any]) -> None:
+        if self.built:
+            for e in events:
+                self.signals.add_step(e)
+
+    def set_predictions(self, samples: Any) -> None:
+        if self.built:
+            self.signals.set_predictions(samples)
+
+    def run_ended(self, run_dir: Path | None) -> None:
+        """A run finished (or stopped, or failed): evaluate and predict with what it saved."""
+        if not self.built:
+            return
+        self.runs.refresh()
+        if run_dir is not None and _has_checkpoint(run_dir):
+            self._evaluated = None
+            self._show_run(run_dir)
+
+    def run_opened(self, run_dir: Path) -> None:
+        if not self.built:
+            self._opened_early = run_dir
+            return
+        from studio.engine.run_dir import read_metrics
+
+        self.signals.clear()
+        self.signals.add_records(read_metrics(run_dir))
+        if _has_checkpoint(run_dir):
+            self._show_run(run_dir)
+        else:
+            self.predict.set_run(None)
+
+    def run_forgotten(self) -> None:
+        self._opened_early = None
+        if self.built:
+            self.signals.clear()
+            self.predict.set_run(None)
+
+    def exported(self, run_dir: Path) -> None:
+        if self.built:
+            self.predict.set_run(run_dir)
+
+    def _show_run(self, run_dir: Path) -> None:
+        if self._evaluated != run_dir:
+            self._evaluated = run_dir
+            self.evaluation.set_run(run_dir)
+        self.predict.set_run(run_dir)
+
+    def _on_run_chosen(self, path: str) -> None:
+        self._open_run(Path(path))
+
+    # -- the setup ----------------------------------------------------------------------------
+
+    def set_config(self, config: Config) -> None:
+        """The setup changed: the Data tab follows it (now if on screen, else when it is shown)."""
+        self._data_config = config
+        if self.built and self.current_key() == "data":
+            self._load_data()
+
+    def _load_data(self) -> None:
+        cfg = self._data_config
+        if cfg is None or (self._data_shown is not None and self._data_shown.data == cfg.data
+                           and self._data_shown.seed == cfg.seed):
+            return
+        self._data_shown = cfg
+        self.explorer.set_config(cfg)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        if not self.built:
+            return
+        key = self.current_key()
+        if key == "data":
+            self._load_data()
+        elif key == "runs":
+            self.runs.refresh()
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def shutdown(self, msecs: int = 30000) -> bool:
+        """Wait for every background call of these views; True when none is left running."""
+        if self.predict is not None:
+            self.predict.shutdown(msecs)
+        return BackgroundCall.wait_all(msecs)
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / "checkpoints" / f).is_file() for f in ("best.pt", "last.pt"))

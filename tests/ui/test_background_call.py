@@ -1,0 +1,79 @@
+"""BackgroundCall: one function off the GUI thread, its progress and result back on the GUI thread."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from studio.errors import DataError
+from studio.ui.background_call import BackgroundCall
+
+pytestmark = pytest.mark.usefixtures("qapp")
+
+
+def test_progress_and_result_arrive_on_the_gui_thread(qtbot: Any) -> None:
+    seen: list[tuple[str, Any, bool]] = []
+    worker_threads: list[Any] = []
+
+    def work(progress: Any) -> int:
+        worker_threads.append(threading.current_thread())
+        progress("reading")
+        progress("summing")
+        return 42
+
+    call = BackgroundCall(work)
+    call.progressed.connect(lambda text: seen.append(("progressed", text, threading.current_thread())))
+    call.succeeded.connect(lambda result: seen.append(("succeeded", result, threading.current_thread())))
+    with qtbot.waitSignal(call.finished, timeout=10000):
+        call.start()
+        assert call.is_running()
+    assert [(k, v) for k, v, _ in seen] == [("progressed", "reading"), ("progressed", "summing"), ("succeeded", 42)]
+    assert all(t is threading.main_thread() for _, _, t in seen)
+    assert worker_threads and worker_threads[0] is not threading.main_thread()
+    assert not call.is_running()
+
+
+@pytest.mark.parametrize(("error", "expected"), [(DataError("no such folder: x"), "no such folder: x"),
+                                                 (ZeroDivisionError("division by zero"),
+                                                  "unexpected failure: ZeroDivisionError: division by zero")])
+def test_a_failure_becomes_one_message(qtbot: Any, error: Exception, expected: str) -> None:
+    def work(_progress: Any) -> None:
+        raise error
+
+    call = BackgroundCall(work)
+    with qtbot.waitSignal(call.failed, timeout=10000) as failed:
+        call.start()
+    assert failed.args == [expected]
+    qtbot.waitUntil(lambda: not call.is_running(), timeout=5000)
+
+
+def test_an_abandoned_call_delivers_nothing_but_still_finishes(qtbot: Any) -> None:
+    release = threading.Event()
+    seen: list[Any] = []
+    call = BackgroundCall(lambda progress: (release.wait(10), progress("late"), "stale")[-1])
+    call.succeeded.connect(seen.append)
+    call.progressed.connect(seen.append)
+    call.start()
+    call.abandon()
+    with qtbot.waitSignal(call.finished, timeout=10000):
+        release.set()
+    assert seen == []
+
+
+def test_a_dropped_call_keeps_itself_alive_and_wait_all_waits(qtbot: Any) -> None:
+    done = threading.Event()
+
+    def slow(_progress: Any) -> None:
+        time.sleep(0.3)
+        done.set()
+
+    BackgroundCall(slow).start()  # no reference kept: the call must not be destroyed mid-run
+    gc.collect()
+    assert BackgroundCall.running_calls()
+    assert BackgroundCall.wait_all(10000)
+    assert done.is_set()
+    qtbot.waitUntil(lambda: not BackgroundCall.running_calls(), timeout=5000)
