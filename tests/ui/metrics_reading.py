@@ -1,22 +1,13 @@
-"""Reading a run's metrics.jsonl while it is being written (tests only)."""
+"""Reading a run's step records while it is being written (tests only)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from studio.engine.run_dir import read_metrics
+
 
 def step_records(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # the writer may be mid-line
-        if rec.get("kind") == "step":
-            out.append(rec)
-    return out
+    """The step records so far; `read_metrics` skips a line the writer is still in the middle of."""
+    return [r for r in read_metrics(run_dir) if r.get("kind") == "step"]
