@@ -125,8 +125,14 @@ class RunHistory(QObject):
         self.epoch_acc[split].append(accuracy)
 
     def add_steps(self, events: Iterable[Any]) -> None:
-        """Append engine `StepEnd` events (the worker's batches)."""
+        """Append engine `StepEnd` events (the worker's batches).
+
+        A resumed run reloads metrics.jsonl while the trainer may already be appending to it, so a
+        step can arrive both from the file and as an event; steps only grow, so older ones are skipped.
+        """
         for e in events:
+            if e.step <= self.last_step:
+                continue
             self._add_step(e.epoch_float, e.step, e.loss, e.accuracy, e.lr, e.changed)
         self.changed.emit()
 

@@ -55,6 +55,17 @@ def test_history_from_metrics_records_places_steps_within_epochs() -> None:
     assert list(h.epoch_loss["val"].view()) == [1.1]
 
 
+def test_steps_already_loaded_from_the_file_are_not_added_twice() -> None:
+    # A resumed run reloads metrics.jsonl while the trainer appends: step 20 is in both.
+    records = [{"kind": "step", "split": "train", "epoch": 1, "step": s, "loss": 1.0, "lr": 0.1} for s in (10, 20)]
+    h = RunHistory()
+    h.load_records(records, epochs_total=2)
+    events = [StepEnd(epoch=1, step=s, loss=0.5, accuracy=None, lr=0.1, batch_size=8, time=0.0,
+                      epoch_progress=s / 40, samples_per_s=1.0) for s in (20, 30)]
+    h.add_steps(events)
+    assert len(h.step_x) == 3 and h.last_step == 30
+
+
 def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
     h = RunHistory()
     view = CurvesView(h)
