@@ -34,6 +34,16 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=gen)
 
 
+def cut_size(requested: int, remaining: int) -> int:
+    """The size of the next batch: as asked, but a lone last sample joins this batch instead.
+
+    A one-sample batch breaks BatchNorm in training ("expected more than 1 value per channel"),
+    and dropping the sample would waste data; so 6,401 samples in batches of 64 end in one of 65.
+    """
+    size = min(max(1, requested), remaining)
+    return remaining if remaining - size == 1 else size
+
+
 def prepare_images(xb: torch.Tensor, augment: Augment | None) -> torch.Tensor:
     """uint8 images to float pixels in [0, 1], then the training augmentation, on xb's device."""
     xb = xb.float().div_(255.0)
@@ -69,7 +79,7 @@ class InMemoryBatches:
                 batch_size: Callable[[], int], augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         pos, n = start, len(order)
         while pos < n:
-            idx = order[pos:pos + max(1, batch_size())]
+            idx = order[pos:pos + cut_size(batch_size(), n - pos)]
             pos += len(idx)
             yield self.take(idx, augment)
 

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from studio.data.base import Split
-from studio.data.batches import Augment, prepare_images
+from studio.data.batches import Augment, cut_size, prepare_images
 from studio.data.images import ImageFiles
 
 CHUNK = 32  # images per worker task: small enough to cut any batch size, large enough to amortise IPC
@@ -92,7 +92,7 @@ class LoaderBatches:
         pending: list[torch.Tensor] = []
         have, pos = 0, 0
         while pos < n:
-            want = min(max(1, batch_size()), n - pos)
+            want = cut_size(batch_size(), n - pos)
             while have < want:
                 chunk = next(stream)
                 pending.append(chunk)

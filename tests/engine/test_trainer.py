@@ -265,3 +265,24 @@ def test_mixed_precision_without_cuda_warns(tmp_path: Path) -> None:
     Trainer(cfg("train.epochs=1", "train.precision=\"bf16\"", "data.source=\"linear\"", "model.arch=\"linear\""),
             tmp_path / "r", [Log()]).fit()
     assert any("needs CUDA" in m for m in messages)
+
+
+def test_a_lone_last_sample_joins_the_last_batch(tmp_path: Path) -> None:
+    from studio.data import load_data
+    from studio.data.batches import cut_size
+    from studio.resources import resource_path
+
+    assert [cut_size(4, r) for r in (10, 6, 5, 2, 1)] == [4, 4, 5, 2, 1]
+    # 75 training rows in batches of 37 would leave one row alone, which breaks BatchNorm in training.
+    c = cfg("data.source=\"csv\"", f"data.path=\"{resource_path('examples', 'iris.csv')}\"",
+            "data.target=\"species\"", "data.val_split=0.2", "data.test_split=0.3", "train.batch_size=37",
+            "train.epochs=2", "train.log_every=1", "model.hidden=[8]")
+    assert len(load_data(c).train) == 75
+    seen: list[int] = []
+
+    class Sizes(Callback):
+        def on_step_end(self, trainer: Trainer, event: Any) -> None:
+            seen.append(event.step)
+
+    summary = Trainer(c, tmp_path / "r", [Sizes()]).fit()
+    assert summary["status"] == "completed" and summary["step"] == 4 and seen == [1, 2, 3, 4]
