@@ -53,10 +53,6 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    @staticmethod
-    def empty_like(other: "Split") -> "Split":
-        return Split(other.x[:0], other.y[:0])
-
 
 @dataclass
 class DataBundle:
