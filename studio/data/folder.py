@@ -148,8 +148,9 @@ class ImageTree:
         key = _identity(st, link.path)
         if stat.S_ISDIR(st.st_mode):
             real = os.path.realpath(link.path)
-            inside = os.path.realpath(os.path.dirname(link.path)) + os.sep
-            if inside.startswith(real.rstrip(os.sep) + os.sep) or self._root_real.startswith(real.rstrip(os.sep) + os.sep):
+            above = real.rstrip(os.sep) + os.sep  # the link's target holds the link itself, or the data set
+            if (os.path.realpath(os.path.dirname(link.path)) + os.sep).startswith(above) \
+                    or (self._root_real + os.sep).startswith(above):
                 self.links_skipped.append((link.path, f"a loop: it leads back up to {self._shown(real)}"))
             elif key in self.seen_dirs:
                 self.links_skipped.append((link.path, f"leads to {self._shown(self.seen_dirs[key])}, already read"))

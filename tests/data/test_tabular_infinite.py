@@ -54,7 +54,8 @@ def test_infinite_cells_follow_blank_cells_and_the_warnings_say_infinite(tmp_pat
 @pytest.mark.parametrize("cell", ["inf", "-inf", "1e999", "1e39"])
 def test_an_infinite_regression_target_is_an_error_naming_its_line(tmp_path: Path, cell: str) -> None:
     text = "x,y\n" + "".join(f"{i},{cell if i == 6 else i * 0.5 + 0.25}\n" for i in range(20))
-    with pytest.raises(DataError, match=rf"line 8, target 'y': '{cell}' is .*a regression target must be a finite number"):
+    must = "a regression target must be a finite number"
+    with pytest.raises(DataError, match=rf"line 8, target 'y': '{cell}' is .*{must}"):
         _csv(tmp_path, text, target="y", task="regression")
     # The guess sees a fractional number: the same file without `task` is regression too.
     with pytest.raises(DataError, match=r"line 8, target 'y'"):
