@@ -104,7 +104,7 @@ def _load_csv(config: Config) -> DataBundle:
         raise DataError(f"[data] path '{d.path}' is a folder; the csv source needs a CSV file")
     table = load_table(path, d.target, d.blank_cells)
     task = guess_task(table.target) if d.task == "auto" else d.task
-    y, labels = encode_target(table.target, task, path, d.target)
+    y, labels = encode_target(table.target, task, path, d.target, table.lines)
     return bundle_from_arrays(config, table.features, y, kind="tabular", task=task, labels=labels,
                               feature_names=table.feature_names, warnings=table.warnings)
 

@@ -11,6 +11,11 @@ Rules users can rely on:
 - class names are the subfolder names in sorted order (as torchvision's `ImageFolder`); images may
   sit deeper inside a class folder; hidden folders and files (`.ipynb_checkpoints`, `.DS_Store`)
   are ignored, and so is every file that is not png, jpg/jpeg, bmp, gif, webp or tiff;
+- every real folder is read once and every file counts once: links are followed only to what no
+  plain path reaches, so a link loop (`ln -s .. up`), a class folder that links to another class,
+  a split folder that is another split, or a second path to a file (a symlink, a hard link) is
+  skipped with one warning naming the first few; a file reachable from train and from val/test
+  counts in train only. A folder that cannot be listed (permissions) is skipped with a warning;
 - files that fail to decode are skipped with one warning giving their count and the first few
   paths; no image left, or fewer than two classes with images, is an error;
 - `channels` comes from the data (1 when every image is grayscale, else 3) unless `[data]
@@ -24,6 +29,7 @@ Rules users can rely on:
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,20 +73,169 @@ def _visible_dirs(path: Path) -> list[Path]:
         raise DataError(f"{path}: cannot list the folder ({exc.strerror})") from None
 
 
-def _class_files(class_dir: Path) -> tuple[list[str], int]:
-    """Image files under one class folder (recursively, sorted) and the count of other files."""
-    images: list[str] = []
-    ignored = 0
-    for dirpath, dirnames, filenames in os.walk(class_dir, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            if is_image_file(name):
-                images.append(os.path.join(dirpath, name))
+FileKey = tuple[int, int] | str  # (st_dev, st_ino), or the resolved path where a file system has no inodes
+
+
+def _identity(st: os.stat_result, path: str) -> FileKey:
+    # Some file systems report no inode number (st_ino 0); their files are told apart by real path.
+    return (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(path)
+
+
+@dataclass
+class _Link:
+    """A link met while walking, followed only after every real path was read."""
+
+    split: str
+    label: str
+    path: str
+
+
+@dataclass
+class ImageTree:
+    """Image files under class folders, each real folder read once and each file counted once.
+
+    Symbolic links are followed only after every folder reachable without one was read, and only
+    to what that walk did not reach: a link back up the tree (`ln -s .. up`) or to another class's
+    folder, a second path to a file already counted (a symlink or a hard link), and the same file
+    in train and test are skipped and listed in `warnings()`. Unreadable folders are listed too.
+    """
+
+    root: Path
+    seen_dirs: dict[FileKey, str] = field(default_factory=dict)  # real folder -> path it was read through
+    seen_files: dict[FileKey, str] = field(default_factory=dict)  # file -> the path it counts under
+    links_skipped: list[tuple[str, str]] = field(default_factory=list)  # (link, why)
+    files_skipped: list[tuple[str, str]] = field(default_factory=list)  # (second path, path counted)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, why)
+    ignored: int = 0  # files that are not images by their suffix
+    _pending: list[_Link] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._root_real = os.path.realpath(self.root)
+
+    def hold(self, *containers: Path) -> None:
+        """Mark the root and split folders as read: a link back to one must not read it as a class."""
+        for path in containers:
+            try:
+                self.seen_dirs.setdefault(_identity(os.stat(path), str(path)), str(path))
+            except OSError:
+                pass
+
+    def read(self, classes: list[tuple[str, str, Path]]) -> dict[str, dict[str, list[str]]]:
+        """Image paths per split and class for `(split, class name, class folder)`, in that order."""
+        found: dict[str, dict[str, list[str]]] = {}
+        for split, label, class_dir in classes:
+            files = found.setdefault(split, {}).setdefault(label, [])
+            if class_dir.is_symlink():
+                self._pending.append(_Link(split, label, str(class_dir)))
             else:
-                ignored += 1
-    return images, ignored
+                self._walk(str(class_dir), split, label, files)
+        # Links last, so that whatever a real path reaches counts there (under its own class and split).
+        while self._pending:
+            link = self._pending.pop(0)
+            self._follow(link, found[link.split][link.label])
+        return found
+
+    def _follow(self, link: _Link, files: list[str]) -> None:
+        try:
+            st = os.stat(link.path)
+        except OSError as exc:
+            suffix = os.path.splitext(link.path)[1]
+            if suffix and not is_image_file(link.path):
+                self.ignored += 1  # a dangling link to some other kind of file
+            else:
+                self.links_skipped.append((link.path, f"broken link: {exc.strerror or type(exc).__name__}"))
+            return
+        key = _identity(st, link.path)
+        if stat.S_ISDIR(st.st_mode):
+            real = os.path.realpath(link.path)
+            above = real.rstrip(os.sep) + os.sep  # the link's target holds the link itself, or the data set
+            if (os.path.realpath(os.path.dirname(link.path)) + os.sep).startswith(above) \
+                    or (self._root_real + os.sep).startswith(above):
+                self.links_skipped.append((link.path, f"a loop: it leads back up to {self._shown(real)}"))
+            elif key in self.seen_dirs:
+                self.links_skipped.append((link.path, f"leads to {self._shown(self.seen_dirs[key])}, already read"))
+            else:
+                self._walk(link.path, link.split, link.label, files, key)
+        elif stat.S_ISREG(st.st_mode):
+            if is_image_file(os.path.basename(link.path)):
+                self._add_file(link.path, key, files)
+            else:
+                self.ignored += 1
+        else:
+            self.ignored += 1  # a link to a device or a pipe: nothing to decode
+
+    def _walk(self, top: str, split: str, label: str, files: list[str], top_key: FileKey | None = None) -> None:
+        """Every real folder under `top` once, top-down in name order, files before subfolders."""
+        stack = [(top, top_key)]
+        while stack:
+            path, key = stack.pop()
+            if key is None:
+                try:
+                    key = _identity(os.stat(path), path)
+                except OSError as exc:
+                    self.unreadable.append((path, exc.strerror or type(exc).__name__))
+                    continue
+            if key in self.seen_dirs:  # a bind mount, or a split's class folder reached twice
+                self.links_skipped.append((path, f"same folder as {self._shown(self.seen_dirs[key])}, already read"))
+                continue
+            self.seen_dirs[key] = path
+            try:
+                with os.scandir(path) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self.unreadable.append((path, exc.strerror or type(exc).__name__))
+                continue
+            subdirs: list[str] = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    if entry.is_symlink():
+                        self._pending.append(_Link(split, label, entry.path))
+                    elif entry.is_dir(follow_symlinks=False):
+                        subdirs.append(entry.path)
+                    elif not is_image_file(entry.name):
+                        self.ignored += 1
+                    elif entry.is_file(follow_symlinks=False):
+                        self._add_file(entry.path, _identity(os.lstat(entry.path), entry.path), files)
+                except OSError as exc:
+                    self.unreadable.append((entry.path, exc.strerror or type(exc).__name__))
+            stack.extend((d, None) for d in reversed(subdirs))
+
+    def _add_file(self, path: str, key: FileKey, files: list[str]) -> None:
+        first = self.seen_files.setdefault(key, path)
+        if first == path:
+            files.append(path)
+        else:
+            self.files_skipped.append((path, first))
+
+    def _shown(self, path: str) -> str:
+        """A folder as the user knows it: inside the data set relative to it ("the top folder" itself)."""
+        real = os.path.realpath(path)
+        if real == self._root_real:
+            return "the top folder"
+        return os.path.relpath(real, self._root_real) if real.startswith(self._root_real + os.sep) else real
+
+    def warnings(self) -> list[str]:
+        """One line per kind of skip, naming the first few paths."""
+        out: list[str] = []
+        if self.unreadable:
+            out.append(f"{self.root}: skipped {len(self.unreadable)} folder(s) that could not be read, with "
+                       f"any images in them: {_listed(self.unreadable, self.root)}")
+        if self.links_skipped:
+            out.append(f"{self.root}: skipped {len(self.links_skipped)} link(s) or second path(s) to a folder, so "
+                       f"that no image counts twice: {_listed(self.links_skipped, self.root)}")
+        if self.files_skipped:
+            out.append(f"{self.root}: {len(self.files_skipped)} image file(s) are reachable by a second path "
+                       "(a link); each is counted once, under its first path: "
+                       + _listed([(p, f"same file as {_rel(first, self.root)}") for p, first in self.files_skipped],
+                                 self.root))
+        return out
+
+
+def _listed(items: list[tuple[str, str]], root: Path, shown: int = 3) -> str:
+    text = "; ".join(f"{_rel(p, root)} ({why})" for p, why in items[:shown])
+    return text + (f"; and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def _has_loose_images(path: Path) -> bool:
@@ -109,7 +264,9 @@ def list_folder(root: str | Path) -> FolderListing:
         raise DataError(f"{root}: the folder is empty (no class subfolders; {_LAYOUT_HINT})")
     if not is_split_layout:
         return _list_classes(root, {"all": root})
+    split_dirs, aliases = _distinct_split_dirs(split_dirs)
     listing = _list_classes(root, split_dirs)
+    listing.warnings[:0] = aliases
     stray = [d.name for d in subdirs if d.name.lower() not in SPLIT_FOLDERS]
     if stray:
         listing.warnings.append(f"{root}: ignored folder(s) {', '.join(repr(s) for s in stray[:5])} beside "
@@ -117,30 +274,53 @@ def list_folder(root: str | Path) -> FolderListing:
     return listing
 
 
-def _list_classes(root: Path, split_dirs: dict[str, Path]) -> FolderListing:
+def _distinct_split_dirs(split_dirs: dict[str, Path]) -> tuple[dict[str, Path], list[str]]:
+    """The split folders without a second name for one folder (`test -> train` would test on train)."""
+    kept: dict[str, Path] = {}
+    seen: dict[FileKey, str] = {}
     warnings: list[str] = []
-    per_split: dict[str, dict[str, list[str]]] = {}
-    ignored = 0
-    for split, base in split_dirs.items():
-        found: dict[str, list[str]] = {}
-        for class_dir in _visible_dirs(base):
-            images, skipped = _class_files(class_dir)
-            ignored += skipped
-            found[class_dir.name] = images
-        per_split[split] = found
+    for split in sorted(split_dirs, key=["train", "val", "test"].index):
+        path = split_dirs[split]
+        try:
+            key = _identity(os.stat(path), str(path))
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read the folder ({exc.strerror})") from None
+        if key in seen:
+            fill = " (it is split off train by [data] val_split/test_split)" if split != "train" else ""
+            warnings.append(f"{path}: ignored, it is the same folder as '{seen[key]}'{fill}")
+            continue
+        seen[key] = path.name
+        kept[split] = path
+    return kept, warnings
+
+
+def _list_classes(root: Path, split_dirs: dict[str, Path]) -> FolderListing:
+    tree = ImageTree(root)
+    tree.hold(root, *split_dirs.values())
+    # train first: a file reachable from two splits counts in train and never leaks into val or test.
+    splits = sorted(split_dirs, key=["all", "train", "val", "test"].index)
+    found_dirs = [(split, d.name, d) for split in splits for d in _visible_dirs(split_dirs[split])]
+    read = tree.read(found_dirs)
+    per_split = {split: read.get(split, {}) for split in splits}
+    warnings = tree.warnings()
+    ignored = tree.ignored
+    accounted = {p for p, _ in tree.unreadable + tree.links_skipped}  # already reported, not "empty"
     main = per_split.get("all", per_split.get("train", {}))
-    empty = [name for name, files in main.items() if not files]
+    main_dir = split_dirs.get("all", split_dirs.get("train", root))
+    empty = [name for name, files in main.items() if not files and str(main_dir / name) not in accounted]
     classes = tuple(sorted(name for name, files in main.items() if files))
     total = sum(len(f) for found in per_split.values() for f in found.values())
     where = split_dirs.get("train", root)
     if total == 0:
         extra = f" ({ignored} other file(s) ignored: only png, jpg, bmp, gif, webp and tiff are read)" if ignored else ""
-        raise DataError(f"{root}: no images found{extra}")
+        skipped = f"; {'; '.join(warnings)}" if warnings else ""
+        raise DataError(f"{root}: no images found{extra}{skipped}")
     if len(classes) < 2:
+        skipped = f" ({'; '.join(warnings)})" if warnings else ""
         if not classes:
-            raise DataError(f"{where}: no class folder holds images; {_LAYOUT_HINT}")
+            raise DataError(f"{where}: no class folder holds images; {_LAYOUT_HINT}{skipped}")
         raise DataError(f"{where}: only one class ('{classes[0]}') holds images; a classifier needs at least "
-                        f"two class folders ({_LAYOUT_HINT})")
+                        f"two class folders ({_LAYOUT_HINT}){skipped}")
     if empty:
         warnings.append(f"{where}: ignored {len(empty)} class folder(s) without images: "
                         f"{', '.join(repr(e) for e in empty[:5])}{' ...' if len(empty) > 5 else ''}")

@@ -9,7 +9,13 @@ Rules (documented in the README):
 - blank feature cells follow `data.blank_cells`: `error` (the default) names the first one,
   `drop` drops those rows, `mean` leaves them as NaN for the model's input layer to fill with
   the training mean (so the exported model does the same);
-- rows with a blank target are dropped with a warning.
+- an infinite feature cell (`inf`, `-inf`, `1e999`, or beyond float32's +-3.4e38, which the model
+  computes in) is no number a model can use: it follows `data.blank_cells` like a blank cell, and
+  every message says it is infinite and names its line and column;
+- rows with a blank target are dropped with a warning; an infinite regression target is an error
+  naming its line.
+
+Line numbers are the file's own (a blank line counts), as a text editor shows them.
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ from __future__ import annotations
 import csv
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from studio.errors import DataError
 
 MISSING = {"", "na", "nan", "null", "none", "?"}
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
@@ -33,6 +43,18 @@ class Table:
     feature_names: tuple[str, ...]
     target: list[str]  # raw target cells, one per row
     warnings: list[str]
+    lines: list[int] = field(default_factory=list)  # each row's line in the file
+
+
+def _infinite(text: str) -> bool:
+    """A number that is infinite once the model reads it as float32 (`inf`, `1e999`, `1e39`)."""
+    return abs(float(text)) > FLOAT32_MAX
+
+
+def _infinite_note(text: str) -> str:
+    if math.isinf(float(text)):
+        return f"'{text}' is infinite"
+    return f"'{text}' is beyond the float32 range (+-3.4e38) the model computes in, so it would be infinite"
 
 
 def _is_number(text: str) -> bool:
@@ -45,6 +67,12 @@ def _is_number(text: str) -> bool:
 
 def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     """Return (header, rows) of a CSV file, with clear errors for empty or ragged files."""
+    header, body, _ = read_csv_lines(path)
+    return header, body
+
+
+def read_csv_lines(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """(header, rows, the line each row starts on) of a CSV file; empty or ragged files are errors."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -57,18 +85,26 @@ def read_csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [r for r in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in r)]
+    reader = csv.reader(text.splitlines(), dialect)
+    rows: list[list[str]] = []
+    starts: list[int] = []
+    first_line = 1
+    for r in reader:
+        if any(c.strip() for c in r):
+            rows.append(r)
+            starts.append(first_line)
+        first_line = reader.line_num + 1
     header = [h.strip() for h in rows[0]]
     if len(set(header)) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         raise DataError(f"{path}: the header names column '{dup}' twice")
-    body = rows[1:]
-    for i, row in enumerate(body, start=2):
+    body, lines = rows[1:], starts[1:]
+    for line, row in zip(lines, body):
         if len(row) != len(header):
-            raise DataError(f"{path}: line {i} has {len(row)} cells but the header has {len(header)}")
+            raise DataError(f"{path}: line {line} has {len(row)} cells but the header has {len(header)}")
     if not body:
         raise DataError(f"{path}: the CSV file has a header but no data rows")
-    return header, body
+    return header, body, lines
 
 
 def load_table(path: Path, target: str, blank_cells: str = "error", feature_names: tuple[str, ...] = ()) -> Table:
@@ -77,7 +113,7 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
     With `feature_names` (prediction), exactly those columns are read, in that order, and no
     target is needed.
     """
-    header, body = read_csv_rows(path)
+    header, body, lines = read_csv_lines(path)
     warnings: list[str] = []
     target_cells: list[str] = []
     if not feature_names:
@@ -89,6 +125,7 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
         blank_target = [r for r in body if r[t].strip().lower() in MISSING]
         if blank_target:
             warnings.append(f"{path}: dropped {len(blank_target)} row(s) with a blank '{target}' cell")
+            lines = [n for n, r in zip(lines, body) if r[t].strip().lower() not in MISSING]
             body = [r for r in body if r[t].strip().lower() not in MISSING]
         if not body:
             raise DataError(f"{path}: every row has a blank target '{target}'")
@@ -111,8 +148,8 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
             dropped.append(header[c])
             continue
         if len(numeric) != len(present):
-            row = next(i for i, v in enumerate(cells, start=2) if v.lower() not in MISSING and not _is_number(v))
-            raise DataError(f"{path}: line {row}, column '{header[c]}': '{body[row - 2][c].strip()}' is not a number")
+            row = next(i for i, v in enumerate(cells) if v.lower() not in MISSING and not _is_number(v))
+            raise DataError(f"{path}: line {lines[row]}, column '{header[c]}': '{cells[row]}' is not a number")
         kept.append(c)
     if dropped:
         warnings.append(f"{path}: ignored text column(s) {', '.join(dropped)} (features must be numbers)")
@@ -120,24 +157,45 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
         raise DataError(f"{path}: no numeric feature columns besides the target '{target}'")
 
     values = [[float(r[c]) if r[c].strip().lower() not in MISSING else math.nan for c in kept] for r in body]
-    features = torch.tensor(values, dtype=torch.float32)
-    blank = torch.isnan(features) | torch.isinf(features)
+    features = torch.tensor(values, dtype=torch.float64)
+    infinite = torch.isinf(features) | (features.abs() > FLOAT32_MAX)
+    blank = torch.isnan(features) | infinite
+    features = features.to(torch.float32)
     if blank.any():
+        first_inf = ""
+        if infinite.any():
+            row, col = (int(v) for v in torch.nonzero(infinite)[0])
+            first_inf = (f"line {lines[row]}, column '{header[kept[col]]}': "
+                         f"{_infinite_note(body[row][kept[col]].strip())}")
         if blank_cells == "error":
             row, col = (int(v) for v in torch.nonzero(blank)[0])
-            raise DataError(f"{path}: line {row + 2}, column '{header[kept[col]]}' is blank; "
+            if infinite[row, col]:
+                raise DataError(f"{path}: {first_inf}; features must be finite numbers (fix the cell, or set "
+                                "[data] blank_cells = \"drop\" or \"mean\" to handle it as a blank cell)")
+            raise DataError(f"{path}: line {lines[row]}, column '{header[kept[col]]}' is blank; "
                             "set [data] blank_cells = \"drop\" or \"mean\" to handle blanks")
+        n_inf = int(infinite.sum())
+        inf_part = f"{n_inf} infinite cell(s), the first at {first_inf}" if n_inf else ""
         if blank_cells == "drop":
             keep = ~blank.any(dim=1)
-            warnings.append(f"{path}: dropped {int((~keep).sum())} row(s) with blank cells")
+            kinds = "blank or infinite cells" if n_inf else "blank cells"
+            warnings.append(f"{path}: dropped {int((~keep).sum())} row(s) with {kinds}"
+                            + (f" ({inf_part})" if n_inf else ""))
             features = features[keep]
-            target_cells = [v for v, k in zip(target_cells, keep.tolist()) if k] if target_cells else []
+            kept_rows = keep.tolist()
+            target_cells = [v for v, k in zip(target_cells, kept_rows) if k] if target_cells else []
+            lines = [n for n, k in zip(lines, kept_rows) if k]
             if features.shape[0] == 0:
-                raise DataError(f"{path}: every row has a blank cell")
+                raise DataError(f"{path}: every row has a blank or infinite cell" if n_inf
+                                else f"{path}: every row has a blank cell")
         else:
             features[blank] = math.nan
-            warnings.append(f"{path}: {int(blank.sum())} blank cell(s) will be filled with the training mean")
-    return Table(features, tuple(header[c] for c in kept), target_cells, warnings)
+            n_blank = int(blank.sum()) - n_inf
+            if n_blank:
+                warnings.append(f"{path}: {n_blank} blank cell(s) will be filled with the training mean")
+            if n_inf:
+                warnings.append(f"{path}: {inf_part}; they will be filled with the training mean, as blank cells are")
+    return Table(features, tuple(header[c] for c in kept), target_cells, warnings, lines)
 
 
 def guess_task(cells: list[str]) -> str:
@@ -152,14 +210,23 @@ def guess_task(cells: list[str]) -> str:
     return "classification"
 
 
-def encode_target(cells: list[str], task: str, path: Path, target: str) -> tuple[torch.Tensor, tuple[str, ...]]:
-    """Return (y, labels): class indices in sorted-label order, or float targets."""
+def encode_target(cells: list[str], task: str, path: Path, target: str,
+                  lines: list[int] | None = None) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Return (y, labels): class indices in sorted-label order, or float targets.
+
+    `lines` (each cell's line in the file) lets an error name where the bad cell is.
+    """
     if task == "regression":
-        try:
-            return torch.tensor([float(v) for v in cells], dtype=torch.float32), ()
-        except ValueError:
-            bad = next(v for v in cells if not _is_number(v))
-            raise DataError(f"{path}: target '{target}' has text ('{bad}') but the task is regression") from None
+        def where(i: int) -> str:
+            return f"line {lines[i]}, " if lines else ""
+
+        for i, v in enumerate(cells):
+            if not _is_number(v):
+                raise DataError(f"{path}: {where(i)}target '{target}' has text ('{v}') but the task is regression")
+            if _infinite(v):
+                raise DataError(f"{path}: {where(i)}target '{target}': {_infinite_note(v)}; a regression target "
+                                "must be a finite number")
+        return torch.tensor([float(v) for v in cells], dtype=torch.float32), ()
     numeric = all(_is_number(v) for v in cells)
     if numeric:
         # "1" and "1.0" are the same class; sort numerically.

@@ -20,6 +20,15 @@ from studio.errors import CheckpointError, DataError, StudioError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 BATCH = 64
+TASKS = ("classification", "regression")
+KINDS = ("image", "tabular")
+# What a model file may ask one sample to be: 2**24 float32 values (64 MB), over five times the
+# largest input the studio trains (3x1024x1024). A larger request is refused before anything is
+# allocated; a batch holds at most BATCH_BYTES of input.
+MAX_INPUT_VALUES = 2 ** 24
+MAX_IMAGE_SIDE = 8192
+MAX_LABELS = 100_000
+BATCH_BYTES = 256 * 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -59,38 +68,169 @@ class OnnxPredictor:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own kinds for a bad file
             text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"'{self.path}' is not a model onnxruntime can run ({text})") from None
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or inputs[0].type != "tensor(float)" or not outputs:
+            got = ", ".join(f"{i.name}: {i.type}" for i in inputs) or "none"
+            raise CheckpointError(f"'{self.path}' takes inputs ({got}) and gives {len(outputs)} output(s); the "
+                                  "predictor feeds one float32 tensor and reads the first output")
+        self.input_name = inputs[0].name
+        self.output_name = outputs[0].name
         self.info = self._read_info()
 
     def _read_info(self) -> ModelInfo:
         meta = self.session.get_modelmeta().custom_metadata_map
-        dims = self.session.get_inputs()[0].shape[1:]
-
-        def load(key: str, default: Any) -> Any:
-            try:
-                return json.loads(meta[key]) if key in meta else default
-            except json.JSONDecodeError:
-                raise CheckpointError(f"'{self.path}': its '{key}' metadata is not valid JSON") from None
-
-        shape = tuple(int(d) for d in load("input_shape", [d if isinstance(d, int) else -1 for d in dims]))
-        if any(d < 1 for d in shape):
-            raise CheckpointError(f"'{self.path}' has no fixed input shape (got {list(dims)}) and no "
-                                  "input_shape metadata; export it with `studio export`")
-        out_dims = self.session.get_outputs()[0].shape
-        width = out_dims[-1] if out_dims and isinstance(out_dims[-1], int) else None
-        labels = tuple(str(v) for v in load("labels", []))
-        task = meta.get("task") or ("regression" if width == 1 and not labels else "classification")
-        if task == "classification" and not labels and width:
-            labels = tuple(str(i) for i in range(width))  # a foreign file: classes by index
-        kind = meta.get("kind") or ("image" if len(shape) == 3 else "tabular")
-        return ModelInfo(kind, task, shape, labels, tuple(load("feature_names", [])), str(self.path))
+        in_dims = list(self.session.get_inputs()[0].shape or [])
+        out_dims = list(self.session.get_outputs()[0].shape or [])
+        return info_from_metadata(dict(meta), in_dims, out_dims, str(self.path))
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        parts = [self.session.run([self.output_name], {self.input_name: x[i:i + BATCH]})[0]
-                 for i in range(0, len(x), BATCH)]
+        step = batch_size_for(self.info.input_shape)
+        parts = []
+        for i in range(0, len(x), step):
+            try:
+                out = np.asarray(self.session.run([self.output_name], {self.input_name: x[i:i + step]})[0])
+            except Exception as exc:  # noqa: BLE001 - onnxruntime's own kinds: the file's graph failed
+                text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                raise CheckpointError(f"'{self.path}' failed to run on {list(x.shape[1:])} inputs ({text})") from None
+            _check_outputs(out, len(x[i:i + step]), self.info)
+            parts.append(out.reshape(len(out), -1))
         return np.concatenate(parts) if parts else np.zeros((0, max(len(self.info.labels), 1)), np.float32)
+
+
+def _check_outputs(out: np.ndarray, n: int, info: ModelInfo) -> None:
+    """The model gave one row per input, as wide as its metadata promised."""
+    width = len(info.labels) if info.task == "classification" else 1
+    if out.ndim < 1 or out.shape[0] != n or out.size != n * width:
+        raise CheckpointError(f"'{info.origin}' gave outputs of shape {list(out.shape)} for {n} input(s), "
+                              f"but its metadata promises {width} value(s) per input")
+
+
+# -- the metadata of a model file (untrusted: it comes from whoever made the file) -----------------
+
+
+def _meta_json(meta: dict[str, str], key: str, origin: str) -> Any:
+    try:
+        return json.loads(meta[key])
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
+        raise CheckpointError(f"'{origin}': its {key} metadata is not valid JSON "
+                              f"({_clip(meta[key])})") from None
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    text = repr(text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _fixed(dim: Any) -> int | None:
+    """A dimension the model fixes (ONNX gives a symbolic one as a string or None)."""
+    return dim if isinstance(dim, int) and not isinstance(dim, bool) and dim > 0 else None
+
+
+def check_input_shape(shape: Any, origin: str, what: str = "input_shape", raw: str | None = None) -> tuple[int, ...]:
+    """A sample's shape, `[F]` or `[C, H, W]`, of small positive ints; else one clear error.
+
+    The bound stops a file from making the predictor allocate without limit (a `[1, 20000, 20000]`
+    image would take 1.6 GB a sample).
+    """
+    ok = isinstance(shape, (list, tuple)) and len(shape) in (1, 3) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    if not ok:
+        raise CheckpointError(f"'{origin}': its {what} {_clip(raw if raw is not None else str(shape))} is not "
+                              "[features] or [channels, height, width] in positive whole numbers")
+    values = math.prod(shape)
+    if values > MAX_INPUT_VALUES:
+        mb = MAX_INPUT_VALUES * 4 // 2 ** 20
+        raise CheckpointError(f"'{origin}': its {what} {list(shape)} asks for {values:,} values a sample; "
+                              f"the predictor takes at most {MAX_INPUT_VALUES:,} ({mb} MB of float32)")
+    if len(shape) == 3:
+        c, h, w = shape
+        if c not in (1, 3):
+            raise CheckpointError(f"'{origin}': its {what} {list(shape)} has {c} channels; images are read as "
+                                  "1 (grayscale) or 3 (RGB)")
+        if max(h, w) > MAX_IMAGE_SIDE:
+            raise CheckpointError(f"'{origin}': its {what} {list(shape)} asks for {w}x{h} pixel images; "
+                                  f"the predictor resizes to at most {MAX_IMAGE_SIDE} px a side")
+    return tuple(int(v) for v in shape)
+
+
+def _string_list(meta: dict[str, str], key: str, origin: str, limit: int) -> tuple[str, ...]:
+    value = _meta_json(meta, key, origin)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CheckpointError(f"'{origin}': its {key} metadata is not a JSON list of names ({_clip(meta[key])})")
+    if len(value) > limit:
+        raise CheckpointError(f"'{origin}': its {key} metadata lists {len(value):,} names (at most {limit:,})")
+    if len(set(value)) != len(value):
+        dup = next(v for v in value if value.count(v) > 1)
+        raise CheckpointError(f"'{origin}': its {key} metadata names {_clip(dup)} twice")
+    return tuple(value)
+
+
+def info_from_metadata(meta: dict[str, str], in_dims: list[Any], out_dims: list[Any], origin: str) -> ModelInfo:
+    """What a model file takes and gives, from its metadata checked against its declared input and output.
+
+    Every field is untrusted: a wrong type, an unknown task or kind, labels that do not match the
+    output width, or an input shape that disagrees with the model or is too large is a
+    `CheckpointError` that names the field. Files without studio metadata fall back on the graph's
+    own shapes (classes by index).
+    """
+    if len(in_dims) not in (2, 4):
+        raise CheckpointError(f"'{origin}': its input has shape {in_dims}; the predictor feeds [batch, features] "
+                              "or [batch, channels, height, width]")
+    dims = in_dims[1:]
+    if "input_shape" in meta:
+        shape = check_input_shape(_meta_json(meta, "input_shape", origin), origin, "input_shape metadata",
+                                  raw=meta["input_shape"])
+        declared = [_fixed(d) for d in dims]
+        if len(shape) != len(dims) or any(d is not None and d != v for d, v in zip(declared, shape)):
+            raise CheckpointError(f"'{origin}': its input_shape metadata {list(shape)} does not match the "
+                                  f"model's input {['batch'] + [d if d is not None else '?' for d in declared]}")
+    else:
+        fixed = [_fixed(d) for d in dims]
+        if any(d is None for d in fixed):
+            raise CheckpointError(f"'{origin}' has no fixed input shape (got {dims}) and no "
+                                  "input_shape metadata; export it with `studio export`")
+        shape = check_input_shape(fixed, origin, "input")
+
+    if out_dims and len(out_dims) != 2:  # no dims at all: the graph does not say, the outputs are checked
+        raise CheckpointError(f"'{origin}': its output has shape {out_dims}; the predictor reads [batch, outputs]")
+    width = _fixed(out_dims[-1]) if out_dims else None
+    labels = _string_list(meta, "labels", origin, MAX_LABELS) if "labels" in meta else ()
+    task = meta.get("task") or ("regression" if width == 1 and not labels else "classification")
+    if task not in TASKS:
+        raise CheckpointError(f"'{origin}': its task metadata {_clip(task)} is not one of {', '.join(TASKS)}")
+    if task == "classification":
+        if not labels:
+            if width is None:
+                raise CheckpointError(f"'{origin}' names no labels and its output width is not fixed "
+                                      f"({out_dims}); export it with `studio export`")
+            if width > MAX_LABELS:
+                raise CheckpointError(f"'{origin}': its output has {width:,} classes (at most {MAX_LABELS:,})")
+            labels = tuple(str(i) for i in range(width))  # a foreign file: classes by index
+        elif width is not None and width != len(labels):
+            raise CheckpointError(f"'{origin}': its labels metadata names {len(labels)} class(es) but the model "
+                                  f"gives {width} output(s)")
+        if len(labels) < 2:  # softmax over one output says 100% whatever the input
+            raise CheckpointError(f"'{origin}': a classifier with {len(labels)} class(es); it needs at least two")
+    else:
+        if labels:
+            raise CheckpointError(f"'{origin}': a regression model with class labels in its metadata")
+        if width is not None and width != 1:
+            raise CheckpointError(f"'{origin}': a regression model must give one output, this one gives {width}")
+    kind = meta.get("kind") or ("image" if len(shape) == 3 else "tabular")
+    if kind not in KINDS or (kind == "image") != (len(shape) == 3):
+        raise CheckpointError(f"'{origin}': its kind metadata {_clip(kind)} does not fit its input shape "
+                              f"{list(shape)} (image: [C, H, W], tabular: [features])")
+    names = _string_list(meta, "feature_names", origin, MAX_INPUT_VALUES) if "feature_names" in meta else ()
+    if names and (kind != "tabular" or len(names) != shape[0]):
+        raise CheckpointError(f"'{origin}': its feature_names metadata names {len(names)} column(s) but the model "
+                              f"takes {list(shape)}")
+    return ModelInfo(kind, task, shape, labels, names, origin)
+
+
+def batch_size_for(input_shape: tuple[int, ...]) -> int:
+    """Samples a batch holds: up to BATCH, within BATCH_BYTES of float32 input."""
+    return max(1, min(BATCH, BATCH_BYTES // (4 * max(1, math.prod(input_shape)))))
 
 
 class CheckpointPredictor:
@@ -154,7 +294,7 @@ def load_image_for_model(path: str | Path, input_shape: tuple[int, ...] | list[i
     path = Path(path)
     if len(input_shape) != 3:
         raise DataError(f"{path}: the model takes feature rows {list(input_shape)}, not images")
-    c, h, w = (int(v) for v in input_shape)
+    c, h, w = check_input_shape(list(input_shape), "the model")  # refused before a pixel is allocated
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -255,8 +395,9 @@ def predict_files(predictor: Predictor, files: list[str | Path], top: int = 3,
         if info.kind == "tabular" and p.suffix.lower() in IMAGE_SUFFIXES:
             raise DataError(f"{p}: this model takes CSV feature rows ({', '.join(info.feature_names)}), not images")
     done_images: dict[Path, dict[str, Any]] = {}
-    for start in range(0, len(images), BATCH):
-        chunk = images[start:start + BATCH]
+    step = batch_size_for(info.input_shape)
+    for start in range(0, len(images), step):
+        chunk = images[start:start + step]
         x = np.stack([load_image_for_model(p, info.input_shape) for p in chunk])
         for p, result in zip(chunk, describe(predictor.outputs(x), info, top)):
             done_images[p] = result

@@ -147,6 +147,7 @@ class PredictPanel(QWidget):
     """Predict with a run's model: images with a top-k chart, or typed feature values."""
 
     predictor_loaded = Signal(object)  # the ModelInfo, once a run's model is ready
+    load_failed = Signal(str)  # why a run's model cannot predict (shown in the panel)
     predicted = Signal(object)  # a list of per-image results, or one feature result
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -292,6 +293,7 @@ class PredictPanel(QWidget):
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
         self.source_label.setText(f"Cannot predict with this run: {message}")
+        self.load_failed.emit(message)
 
     def _show_page(self, page: int) -> None:
         self.stack.setCurrentIndex(page)
