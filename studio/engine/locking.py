@@ -99,6 +99,20 @@ class FileLock:
             _unlock(fd)
             os.close(fd)
 
+    def check_free(self) -> None:
+        """Raise `FolderInUse` if another process holds the lock now; writes nothing (a read-only folder is fine)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return  # no lock file: nobody holds it
+        try:
+            if not _try_lock(fd):
+                owner = _read_pid(fd)
+                raise FolderInUse(self._busy.format(who=f"process {owner}" if owner else "another process"))
+            _unlock(fd)
+        finally:
+            os.close(fd)
+
     @property
     def held(self) -> bool:
         return self._fd is not None
