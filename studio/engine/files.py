@@ -40,14 +40,14 @@ def temp_name_pattern(name: str) -> re.Pattern[str]:
 
 
 def stale_temp_files(folder: Path, names: tuple[str, ...] | list[str]) -> Iterator[Path]:
-    """Temp files in `folder` that our writes of `names` made; only the caller knows they are stale."""
+    """Temp files (or temp folders) in `folder` that our writes of `names` made; only the caller knows they are stale."""
     patterns = [temp_name_pattern(name) for name in names]
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
-        if any(p.fullmatch(entry.name) for p in patterns) and entry.is_file(follow_symlinks=False):
+        if any(p.fullmatch(entry.name) for p in patterns) and not entry.is_symlink():
             yield Path(entry.path)
 
 
@@ -56,11 +56,12 @@ def remove_stale_temp_files(folder: Path, names: tuple[str, ...] | list[str]) ->
     removed = []
     for path in stale_temp_files(folder, names):
         try:
-            path.unlink()
-        except FileNotFoundError:
-            continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         except OSError:
-            continue  # a read-only folder: the run will say so when it writes
+            continue  # gone already, or a read-only folder: the run will say so when it writes
         removed.append(path)
     return removed
 
