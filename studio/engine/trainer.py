@@ -390,7 +390,7 @@ class Trainer:
             except FileExistsError:
                 created = False
             except OSError as exc:
-                raise write_error(exc, self.run_dir / "config.toml", "the run directory") from None
+                raise write_error(exc, self.run_dir, f"the run directory '{self.run_dir.name}'") from None
         lock = run_dir_lock(self.run_dir)
         try:
             lock.acquire()
