@@ -57,6 +57,8 @@ def _size(n: float) -> str:
 
 
 def _count(n: int) -> str:
+    if n >= 1e12:
+        return f"{n / 1e12:.2f} trillion"
     if n >= 1e9:
         return f"{n / 1e9:.2f} billion"
     if n >= 1e6:

@@ -89,6 +89,12 @@ def test_a_model_too_big_for_any_machine_is_refused_before_it_is_built(tmp_path:
     assert not (tmp_path / "r").exists()
 
 
+def test_lr_find_refuses_it_too(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lr-find", "examples/digits.toml", "--set", "model.hidden=[3000000, 3000000]"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "9.00 trillion parameters" in line and "available on this machine" in line
+
+
 def test_the_issue_case_is_refused_with_its_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     # The machine of the report: hidden = [3000000] was killed at 22.8 GB.
