@@ -50,61 +50,82 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _generator_states() -> dict[str, Any]:
-    """The torch generators' states: inside a step only they are drawn from (augmentation, dropout)."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+def _generator_states(device: torch.device) -> dict[str, Any]:
+    """The generators a step draws from: the CPU's (augmentation) and the training device's (dropout)."""
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = (device, torch.cuda.get_rng_state(device))
     return state
 
 
 def _set_generator_states(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["cpu"])
     if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+        device, rng = state["cuda"]
+        torch.cuda.set_rng_state(rng, device)
 
 
 class RunningSums:
-    """Loss, hits and sample counts of the epoch so far and of the current log window, kept on the device.
+    """Loss, hits and sample counts of the current log window and of the epoch's earlier windows.
 
     They are loop state like the step counter: a checkpoint holds them, so a run resumed in the
     middle of an epoch reports the same epoch averages and step records as one that never stopped.
-    `.item()`-like reads happen once per log interval (each is a device sync).
+    They stay on the device; they are read (a sync) once per log interval, when the window closes
+    into the epoch's sums. A non-finite loss shows in the window's sum; the window's per-step sums
+    then tell which step it was.
     """
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
         zero = torch.zeros((), device=device, dtype=torch.float64)
-        self.loss, self.correct, self.n = zero.clone(), zero.clone(), 0
+        self.loss, self.correct, self.n = zero.clone(), zero.clone(), 0  # closed windows of this epoch
         self.win_loss, self.win_correct, self.win_n = zero.clone(), zero.clone(), 0
-        self.bad_step = torch.full((), -1, device=device, dtype=torch.long)  # first step with a non-finite loss
+        self._win_steps: list[tuple[int, torch.Tensor]] = []  # (step number, its loss sum)
+        self._bad_step: int | None = None  # from a checkpoint saved with a non-finite step in its window
 
     def add(self, step: "StepInFlight", number: int) -> None:
-        self.loss += step.loss
-        self.correct += step.correct
-        self.n += step.count
+        assert step.loss is not None
         self.win_loss += step.loss
-        self.win_correct += step.correct
+        if step.correct is not None:
+            self.win_correct += step.correct
         self.win_n += step.count
-        self.bad_step = torch.where((self.bad_step < 0) & step.bad, torch.full_like(self.bad_step, number),
-                                    self.bad_step)
+        self._win_steps.append((number, step.loss))
 
-    def reset_window(self) -> None:
+    def first_bad_step(self) -> int | None:
+        """The first step of the window whose loss was nan or inf (a sync; read it at a log point)."""
+        if self._bad_step is not None:
+            return self._bad_step
+        if not self._win_steps:
+            return None
+        finite = torch.isfinite(torch.stack([loss for _, loss in self._win_steps])).tolist()
+        return next((number for (number, _), ok in zip(self._win_steps, finite) if not ok), None)
+
+    def close_window(self) -> None:
+        self.loss += self.win_loss
+        self.correct += self.win_correct
+        self.n += self.win_n
         self.win_loss.zero_()
         self.win_correct.zero_()
         self.win_n = 0
+        self._win_steps.clear()
+        self._bad_step = None
 
     def reset_epoch(self) -> None:
+        self.close_window()
         self.loss.zero_()
         self.correct.zero_()
         self.n = 0
-        self.reset_window()
+
+    def epoch_totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The epoch's sums so far, including the open window."""
+        return self.loss + self.win_loss, self.correct + self.win_correct, self.n + self.win_n
 
     def state_dict(self) -> dict[str, Any]:
         # float64 and Python floats convert exactly, so a resumed sum continues bit for bit.
+        bad = self.first_bad_step()
         return {"loss": float(self.loss), "correct": float(self.correct), "n": self.n,
                 "win_loss": float(self.win_loss), "win_correct": float(self.win_correct), "win_n": self.win_n,
-                "bad_step": int(self.bad_step)}
+                "bad_step": -1 if bad is None else bad}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         f64 = {"device": self.device, "dtype": torch.float64}
@@ -112,7 +133,8 @@ class RunningSums:
         self.win_loss = torch.tensor(float(state["win_loss"]), **f64)
         self.win_correct = torch.tensor(float(state["win_correct"]), **f64)
         self.n, self.win_n = int(state["n"]), int(state["win_n"])
-        self.bad_step = torch.tensor(int(state["bad_step"]), device=self.device, dtype=torch.long)
+        self._win_steps = []
+        self._bad_step = int(state["bad_step"]) if int(state["bad_step"]) >= 0 else None
 
 
 @dataclass
@@ -130,9 +152,8 @@ class StepInFlight:
     rng: dict[str, Any]  # generator states before the step's first batch
     base_lr: float  # before this step's live changes
     batch_size: int
-    loss: torch.Tensor  # float64 sums over the step's batches, on the device
-    correct: torch.Tensor
-    bad: torch.Tensor  # some batch of the step had a non-finite loss
+    loss: torch.Tensor | None = None  # float64 loss sum over the step's batches, on the device
+    correct: torch.Tensor | None = None  # hits over the step's batches (classification)
     count: int = 0
     changed: dict[str, Any] = field(default_factory=dict)
     lr: float = 0.0
@@ -144,11 +165,11 @@ class StepInFlight:
         bs = int(y.shape[0])
         self.pos += bs
         self.count += bs
-        loss = loss.detach()
-        self.loss += loss.double() * bs
+        total = loss.detach().double() * bs
+        self.loss = total if self.loss is None else self.loss + total
         if classify:
-            self.correct += (out.detach().argmax(dim=1) == y).sum()
-        self.bad |= ~torch.isfinite(loss)
+            hits = (out.detach().argmax(dim=1) == y).sum()
+            self.correct = hits if self.correct is None else self.correct + hits
 
 
 class Trainer:
@@ -537,11 +558,8 @@ class Trainer:
             self._in_flight.updated = True
 
     def _begin_step(self, epoch: int, n: int) -> StepInFlight:
-        zero = torch.zeros((), device=self.device, dtype=torch.float64)
-        self._in_flight = StepInFlight(
-            epoch=epoch, n=n, pos=self.pos, rng=_generator_states(), base_lr=self.base_lr,
-            batch_size=self.batch_size, loss=zero, correct=zero.clone(),
-            bad=torch.zeros((), device=self.device, dtype=torch.bool))
+        self._in_flight = StepInFlight(epoch=epoch, n=n, pos=self.pos, rng=_generator_states(self.device),
+                                       base_lr=self.base_lr, batch_size=self.batch_size)
         return self._in_flight
 
     def _commit_step(self) -> StepEnd | None:
@@ -554,11 +572,10 @@ class Trainer:
         step, sums = self._in_flight, self.sums
         assert step is not None and step.updated
         sums.add(step, self.step + 1)
-        if step.log_now:
-            bad = int(sums.bad_step)
-            if bad >= 0:
-                raise TrainingFailed(f"the loss became non-finite (nan or inf) at step {bad} (lr {step.lr:g}); "
-                                     f"try a lower learning rate. The last good checkpoint is kept")
+        win_loss = float(sums.win_loss) if step.log_now else 0.0  # a sync, once per log interval
+        if step.log_now and not math.isfinite(win_loss):
+            raise TrainingFailed(f"the loss became non-finite (nan or inf) at step {sums.first_bad_step()} "
+                                 f"(lr {step.lr:g}); try a lower learning rate. The last good checkpoint is kept")
         self.step += 1
         self.pos = step.pos
         self._in_flight = None
@@ -567,7 +584,7 @@ class Trainer:
         now = time.perf_counter()
         classify = self.spec.task == "classification"
         event = StepEnd(
-            epoch=step.epoch, step=self.step, loss=float(sums.win_loss) / max(sums.win_n, 1) * self._loss_scale,
+            epoch=step.epoch, step=self.step, loss=win_loss / max(sums.win_n, 1) * self._loss_scale,
             accuracy=float(sums.win_correct) / max(sums.win_n, 1) if classify else None, lr=step.lr,
             batch_size=self.batch_size, time=round(self.elapsed(), 4), epoch_progress=step.pos / step.n,
             samples_per_s=sums.win_n / max(now - self._win_t, 1e-9),
@@ -575,7 +592,7 @@ class Trainer:
             cuda_memory_allocated=torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None,
             cuda_memory_reserved=torch.cuda.memory_reserved(self.device) if self.device.type == "cuda" else None,
             changed=dict(step.changed) or None)
-        sums.reset_window()
+        sums.close_window()
         self._win_t = now
         self._unwritten.append(_step_record(event))
         return event
@@ -638,10 +655,11 @@ class Trainer:
                 self._write_records()
             if event is not None:
                 self.emit("step_end", event)
-        if self.sums.n == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
+        loss_sum, correct, count = self.sums.epoch_totals()
+        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
             return {"loss": self.last_metrics.get("train_loss"), "accuracy": self.last_metrics.get("train_accuracy")}
-        return {"loss": float(self.sums.loss) / self.sums.n * self._loss_scale,
-                "accuracy": float(self.sums.correct) / self.sums.n if classify else None}
+        return {"loss": float(loss_sum) / count * self._loss_scale,
+                "accuracy": float(correct) / count if classify else None}
 
     def _finish(self, error: str | None) -> dict[str, Any]:
         """Test metrics (for a finished run), summary.json and the fit_end event, on every ending."""
