@@ -403,15 +403,16 @@ class Trainer:
 
     @contextlib.contextmanager
     def _run_dir_locked(self) -> Iterator[None]:
-        """Hold the run directory's lock for the whole fit; a folder this call created goes again if the run never began."""
-        created = not self.run_dir.exists()
-        if created:
-            try:
-                self.run_dir.mkdir(parents=True)
-            except FileExistsError:
-                created = False
-            except OSError as exc:
-                raise write_error(exc, self.run_dir, f"the run directory '{self.run_dir.name}'") from None
+        """Hold the run directory's lock for the whole fit; folders this call made go again if the run never began."""
+        made = []  # the run directory and any missing parents, deepest first
+        folder = self.run_dir
+        while not folder.exists() and folder != folder.parent:
+            made.append(folder)
+            folder = folder.parent
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, self.run_dir, f"the run directory '{self.run_dir.name}'") from None
         lock = run_dir_lock(self.run_dir)
         try:
             lock.acquire()
@@ -420,9 +421,12 @@ class Trainer:
             finally:
                 lock.release()
         finally:
-            if created and self._metrics is None:
-                with contextlib.suppress(OSError):
-                    self.run_dir.rmdir()  # only when still empty: nothing of a run was written
+            if self._metrics is None:  # nothing of a run was written: leave the disk as it was
+                for path in made:
+                    try:
+                        path.rmdir()
+                    except OSError:
+                        break
 
     def _prepare_run_dir(self, resume_state: dict[str, Any] | None) -> None:
         # We hold the lock, so temp files of our names are left by a killed run, never by a live one.
