@@ -101,8 +101,11 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.config import load_config
 
+    from studio.engine.locking import run_dir_lock
+
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+    run_dir_lock(run_dir).check_free()  # a busy folder says so first; the trainer takes the lock itself
     if (run_dir / "checkpoints" / "last.pt").exists():
         raise UsageError(f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` "
                          "or choose another folder")
@@ -118,10 +121,13 @@ def load_run_config(run_dir: Path) -> Any:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from studio.engine.checkpoint import checkpoint_path, load_checkpoint
+    from studio.engine.locking import run_dir_lock
     from studio.engine.run_dir import read_summary
 
     run_dir = Path(args.run_dir)
     cfg = load_run_config(run_dir)
+    # A run another process is training may have no last.pt yet: say that it is busy, not that.
+    run_dir_lock(run_dir).check_free()
     state = load_checkpoint(checkpoint_path(run_dir, "last"))
     if args.epochs is not None:
         if args.epochs < 1:

@@ -30,6 +30,7 @@ LOSSES = ("auto", "cross_entropy", "mse", "l1", "huber")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BLANKS = ("error", "drop", "mean")
 FILLS = ("zeros", "border", "reflection")
+SEED_MAX = 2 ** 32 - 1  # numpy's seeds stop here; torch's generators take it too
 
 
 def _f(default: Any, help: str, **limits: Any) -> Any:
@@ -118,7 +119,7 @@ class TrainConfig:
 class Config:
     """A whole run: seed plus the data, augment, model and train sections."""
 
-    seed: int = _f(0, "seed for splits, initialisation and data order")
+    seed: int = _f(0, "seed for splits, initialisation and data order", min=0, max=SEED_MAX)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -221,6 +222,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
                 hint = f"; it belongs in [{owner}]"
             raise ConfigError(f"unknown key '{key}' at the top level{hint}")
     seed = _coerce("seed", int, raw.get("seed", 0))
+    _check_limits("seed", seed, dict(next(f for f in dataclasses.fields(Config) if f.name == "seed").metadata))
     sections = {name: _build_section(cls, raw.get(name, {}), name) for name, cls in _SECTION_TYPES.items()}
     cfg = Config(seed=seed, **sections)
     _check_consistency(cfg)

@@ -22,6 +22,9 @@ from studio.errors import CheckpointError
 
 FORMAT = 1
 REQUIRED = ("format", "model", "config", "epoch", "step", "spec")
+CHECKPOINT_FILES = ("last.pt", "best.pt")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
+_PICKLE_PROTOCOLS = range(2, 6)  # a pickle stream opens with PROTO n (the pre-zip torch format is one too)
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,6 +64,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint '{path}' not found")
+    _check_file_kind(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -80,6 +84,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint '{path}' was written by a newer studio "
                               f"({state.get('studio_version')}); please upgrade")
     return state
+
+
+def _check_file_kind(path: Path) -> None:
+    """Refuse what is no PyTorch file at all (random bytes, text, an image) as "not a checkpoint".
+
+    Only a zip archive or a pickle stream goes on to `torch.load(weights_only=True)`, which is what
+    tells a checkpoint from a payload of foreign objects (those are refused as unsafe).
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint '{path}' cannot be read ({exc.strerror})") from None
+    if not head:
+        raise CheckpointError(f"checkpoint '{path}' is empty (truncated or corrupt)")
+    if head == _ZIP_MAGIC or (len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS):
+        return
+    raise CheckpointError(f"'{path}' is not a checkpoint: it is neither a PyTorch file nor a studio "
+                          "checkpoint (random or foreign data)")
 
 
 def checkpoint_path(run_dir: Path, which: str = "last") -> Path:

@@ -215,6 +215,7 @@ def find_lr(config: Config, data: DataBundle | None = None, *, start_lr: float =
     from studio.engine.optim import build_loss, build_optimizer
     from studio.engine.trainer import seed_everything
     from studio.models import build_model
+    from studio.models.memory import check_fits
 
     with torch.random.fork_rng(devices=[]):
         seed_everything(config.seed)
@@ -223,6 +224,7 @@ def find_lr(config: Config, data: DataBundle | None = None, *, start_lr: float =
         if len(bundle.train) == 0:
             raise StudioError("lr-find: the training split is empty")
         device = resolve_device(config.train.device)
+        check_fits(config, spec, device)  # refuse, with the estimate, what the kernel would kill
         torch.manual_seed(config.seed)
         model = build_model(config.model, spec).to(device)
         optimizer = build_optimizer(model, config.train)

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from studio.engine.files import atomic_write_json, atomic_write_text
+from studio.engine.files import atomic_write_json, atomic_write_text, write_error
 from studio.errors import CheckpointError
+
+RUN_FILES = ("config.toml", "metrics.jsonl", "summary.json")  # written atomically beside checkpoints/
 
 
 def default_runs_dir() -> Path:
@@ -51,18 +53,37 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsFile:
-    """Appends one JSON object a line to metrics.jsonl, flushed at once so readers see it live."""
+    """Appends one JSON object a line to metrics.jsonl, flushed at once so readers see it live.
+
+    A full disk or a read-only folder raises `WriteError`. `holds(record)` tells whether the last
+    write was that very record, so a caller interrupted right after writing it does not write it twice.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        try:
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+        self._last: dict[str, Any] | None = None
 
     def write(self, record: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(_clean(record), allow_nan=False) + "\n")
-        self._fh.flush()
+        line = json.dumps(_clean(record), allow_nan=False) + "\n"
+        try:
+            self._fh.write(line)
+            self._fh.flush()
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
+        self._last = record
+
+    def holds(self, record: dict[str, Any]) -> bool:
+        return self._last is record
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise write_error(exc, self.path) from None
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

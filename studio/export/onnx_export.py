@@ -8,6 +8,7 @@ onnxruntime (CPU) against the PyTorch model on real samples, and only then moved
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from studio import __version__
+from studio.engine.files import TEMP_SUFFIX, temp_prefix, write_error
 from studio.errors import StudioError
 
 INPUT_NAME = "input"
@@ -343,7 +345,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
         with torch.inference_mode():
             reference = model(samples).float().numpy()
         for name in exporters:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+            except OSError as exc:
+                raise write_error(exc, path) from None
             os.close(fd)
             tmp = Path(tmp_name)
             try:
@@ -351,9 +356,14 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
                 try:
                     EXPORTERS[name](model, trace_x, tmp, opset)
                 except Exception as exc:  # noqa: BLE001 - any exporter failure means: try the next one
+                    if _is_storage_error(exc):  # a full disk fails every exporter alike: say so instead
+                        raise write_error(exc, path) from None  # type: ignore[arg-type]
                     failures.append(f"the {name} exporter failed: {first_line(exc)}")
                     continue
-                opset_used = write_metadata(tmp, meta)
+                try:
+                    opset_used = write_metadata(tmp, meta)
+                except OSError as exc:
+                    raise write_error(exc, path) from None
                 say("checking the graph (onnx.checker)")
                 try:
                     onnx.checker.check_model(str(tmp), full_check=True)
@@ -378,7 +388,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
                     continue
                 input_spec, output_spec = _io_spec(session, meta)
                 del session  # Windows cannot replace a file onnxruntime holds open
-                os.replace(tmp, path)
+                try:
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    raise write_error(exc, path) from None
                 return ExportReport(
                     path=str(path), size_bytes=path.stat().st_size, opset=opset_used, exporter=name,
                     input_spec=input_spec, output_spec=output_spec, parity=parity, metadata=meta,
@@ -389,6 +402,11 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
     finally:
         model.train(was_training)
     raise ExportFailed(f"no valid ONNX file could be made, so '{path}' was not written: " + "; ".join(failures))
+
+
+def _is_storage_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM,
+                                                      getattr(errno, "EDQUOT", -1))
 
 
 def first_line(exc: BaseException) -> str:

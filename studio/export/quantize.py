@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 import numpy as np
 
+from studio.engine.files import TEMP_SUFFIX, temp_prefix
 from studio.export.onnx_export import (INPUT_NAME, ExportFailed, Progress, QuantizeReport, first_line,
                                        write_metadata, ort_session, run_onnx)
 
@@ -60,7 +61,8 @@ def quantize_onnx(src: str | Path, mode: str, *, metadata: dict[str, str], calib
     src = Path(src)
     dst = Path(dst) if dst is not None else quantized_path(src)
     classification = metadata.get("task") == "classification"
-    workdir = tempfile.mkdtemp(prefix=".quantize-", dir=dst.parent)
+    # Named like every temp file of ours, so the next export of this file clears one a kill left.
+    workdir = tempfile.mkdtemp(prefix=temp_prefix(dst), suffix=TEMP_SUFFIX, dir=dst.parent)
     pre = Path(workdir) / "pre.onnx"
     out = Path(workdir) / "int8.onnx"
     try:

@@ -9,10 +9,12 @@ import numpy as np
 import torch
 
 from studio.data.base import DataSpec, Split
+from studio.engine.files import WriteError, remove_stale_temp_files, write_error
+from studio.engine.locking import output_lock
 from studio.engine.report import TrainedRun, load_trained
 from studio.errors import StudioError
 from studio.export.onnx_export import PROOF_SAMPLES, ExportReport, Progress, export_onnx, model_metadata
-from studio.export.quantize import quantize_onnx
+from studio.export.quantize import quantize_onnx, quantized_path
 
 DEFAULT_NAME = "model.onnx"
 EVAL_SAMPLES = 5000  # the int8 accuracy check stops here, so a huge validation split stays quick
@@ -79,12 +81,34 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, checkpo
     """Export a run's `best` (or `last`) checkpoint to ONNX, prove it, optionally add an int8 copy.
 
     Raises `StudioError` for a bad run directory or checkpoint and `ExportFailed` when no file
-    passes the proof; in both cases nothing is written at `output`.
+    passes the proof; in both cases nothing is written at `output`. One export at a time writes a
+    given file (`FolderInUse` for a second one); reading the run while it trains is fine.
     """
     say = progress or (lambda _msg: None)
     say("loading the checkpoint")
     run = load_trained(Path(run_dir), checkpoint)
     out = Path(output) if output else default_output(run.run_dir)
+    try:
+        try:
+            if not out.is_dir():
+                out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(exc, out) from None
+        lock = output_lock(out).acquire()
+    except WriteError as exc:
+        hint = "; use -o FILE.onnx to write it elsewhere" if output is None else ""
+        raise WriteError(f"{exc}{hint}") from None
+    try:
+        # Holding the file's lock, no other export is writing it: temp files of its name were left
+        # by a killed one.
+        remove_stale_temp_files(out.parent, [out.name, quantized_path(out).name])
+        return _export_locked(run, out, checkpoint=checkpoint, opset=opset, quantize=quantize, say=say)
+    finally:
+        lock.release()
+
+
+def _export_locked(run: TrainedRun, out: Path, *, checkpoint: str, opset: int | None, quantize: str | None,
+                   say: Progress) -> ExportReport:
     say("loading validation samples")
     samples, where, notes = proof_samples(run)
     epoch = run.checkpoint.get("epoch")
