@@ -104,6 +104,9 @@ def test_the_folder_holds_both_programs_the_resources_and_no_build_files(app: Pa
                 for p in (internal / folder).rglob("*.so*")}
     copies = [p.name for p in internal.iterdir() if p.name in packaged and not p.is_symlink()]
     assert not copies, copies
+    if (internal / "nvidia").is_dir():  # a CUDA build: what torch opens only on a GPU came along too
+        for lib in ("libcudnn_engines_precompiled.so*", "libnvrtc-builtins.so*", "libcublasLt.so*"):
+            assert any((internal / "nvidia").rglob(lib)), lib
 
 
 def test_version_and_a_bad_config_answer_like_the_installed_cli(app: Path, env: dict[str, str], work: Path) -> None:

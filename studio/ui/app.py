@@ -99,7 +99,18 @@ def run_gui(target: str | None = None) -> int:
 
 
 def _train_once_then_quit(app: Any, window: Any) -> None:
-    from PySide6.QtWidgets import QToolButton
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QMessageBox, QToolButton
+
+    class FailOnMessageBox(QObject):
+        """A message box means something went wrong, and nobody is there to close it: fail instead."""
+
+        def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Show and isinstance(watched, QMessageBox):
+                print(f"self-test: the window said '{watched.windowTitle()}': "
+                      f"{watched.informativeText() or watched.text()}", file=sys.stderr)
+                app.exit(1)  # also ends the message box's own event loop
+            return False
 
     def press_train() -> None:
         button = window.findChild(QToolButton, "trainButton")
@@ -113,5 +124,7 @@ def _train_once_then_quit(app: Any, window: Any) -> None:
         print(f"self-test: run {outcome.status} in {outcome.run_dir}", file=sys.stderr)
         app.exit(0 if outcome.status == "completed" and outcome.error is None else 1)
 
+    window.self_test_filter = FailOnMessageBox(window)
+    app.installEventFilter(window.self_test_filter)
     window.engine_loaded.connect(press_train)
     window.run_finished.connect(on_finished)
