@@ -28,11 +28,12 @@ WORK = ROOT / "build" / "app"
 
 README = """Studio {version} ({platform}), {torch}
 
-Run the window:        ./studio-gui
-Or the command line:   ./studio train examples/digits.toml   (./studio --help lists the commands)
+Run the window:        {gui}
+Or the command line:   {cli} train examples/digits.toml   ({cli} --help lists the commands)
 {desktop}
-Everything it needs is in this folder: no Python, pip or install step. Runs go to your data folder
-(the window's File menu says where); `studio train` writes them under ./runs unless --run-dir says.
+Everything it needs is in this folder: no Python, pip or install step.
+The window keeps its runs in {runs} (or $STUDIO_RUNS_DIR);
+`studio train` writes them under ./runs unless --run-dir says where.
 """
 
 DESKTOP_LINE = "Add it to your desktop's menu: ./install-desktop-entry.sh  (--uninstall removes it)\n"
@@ -55,7 +56,7 @@ def torch_flavour() -> str:
     import torch
 
     if torch.version.cuda:
-        return f"torch {torch.__version__} with CUDA {torch.version.cuda} (runs on the CPU without a GPU)"
+        return f"torch {torch.__version__} with CUDA {torch.version.cuda}: an NVIDIA GPU when there is one, else the CPU"
     return f"torch {torch.__version__}, CPU"
 
 
@@ -80,8 +81,12 @@ def render_icon(out: Path, size: int = 256) -> Path:
 
 def add_user_files(ver: str) -> None:
     linux = sys.platform.startswith("linux")
+    gui, cli = ("studio-gui.exe", "studio.exe") if sys.platform == "win32" else ("./studio-gui", "./studio")
+    runs = {"win32": r"%LOCALAPPDATA%\studio\runs", "darwin": "~/Library/Application Support/studio/runs"}.get(
+        sys.platform, "~/.local/share/studio/runs")
     (APP / "README.txt").write_text(README.format(version=ver, platform=platform_tag(), torch=torch_flavour(),
-                                                  desktop=DESKTOP_LINE if linux else ""), encoding="utf-8")
+                                                  gui=gui, cli=cli, runs=runs, desktop=DESKTOP_LINE if linux else ""),
+                                    encoding="utf-8")
     if linux:
         shutil.copy2(ROOT / "packaging" / "studio.desktop", APP / "studio.desktop")
         shutil.copy2(ROOT / "resources" / "icons" / "studio.svg", APP / "studio.svg")
@@ -91,7 +96,7 @@ def add_user_files(ver: str) -> None:
 
 
 def make_archive(ver: str) -> Path:
-    """dist/studio-VERSION-PLATFORM.tar.gz (Linux) or .zip, holding the folder as studio-VERSION/."""
+    """dist/studio-VERSION-PLATFORM.tar.gz on Linux (the folder as studio-VERSION/), a .zip elsewhere."""
     name = f"studio-{ver}-{platform_tag()}"
     top = f"studio-{ver}"
     if sys.platform.startswith("linux"):
@@ -100,6 +105,12 @@ def make_archive(ver: str) -> Path:
         # Level 6 (gzip's default): level 9 takes twice as long for 1% less on these libraries.
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
             tar.add(APP, arcname=top)  # keeps the symbolic links PyInstaller made, and the exec bits
+    elif sys.platform == "darwin":
+        # ditto keeps the bundle's links, modes and signatures; zipfile would not.
+        archive = DIST / f"{name}.zip"
+        partial = archive.with_name(archive.name + ".part")
+        subprocess.run(["ditto", "-c", "-k", "--sequesterRsrc", "--keepParent", str(DIST / "Studio.app"),
+                        str(partial)], check=True)
     else:
         archive = DIST / f"{name}.zip"
         partial = archive.with_name(archive.name + ".part")
