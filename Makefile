@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint screenshots bench bench-gui clean dist app test-app
+.PHONY: run test test-fast lint screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
@@ -38,6 +38,7 @@ dist: $(STAMP)
 
 # The desktop app: dist/studio/ (PyInstaller, packaging/studio.spec) and
 # dist/studio-VERSION-linux-x86_64.tar.gz; prints the build time, size and biggest parts.
+.PHONY: app test-app
 APP_STAMP := $(VENV)/.app-installed
 $(APP_STAMP): $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[app]'
