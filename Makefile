@@ -35,3 +35,19 @@ clean:
 # A wheel that carries resources/ inside the package (studio/_resources links to it).
 dist: $(STAMP)
 	$(PY) -m pip wheel -q --no-deps --no-build-isolation . -w dist
+
+# The desktop app: dist/studio/ (PyInstaller, packaging/studio.spec) and
+# dist/studio-VERSION-linux-x86_64.tar.gz; prints the build time, size and biggest parts.
+.PHONY: app test-app
+APP_STAMP := $(VENV)/.app-installed
+$(APP_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[app]'
+	touch $@
+
+app: $(APP_STAMP)
+	$(PY) packaging/build_app.py
+
+# Slow, and not part of `make test`: unpacks the archive `make app` built outside the source tree
+# and runs the app's own `studio` (train, export, predict) and its window, without this venv.
+test-app: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider packaging/test_app.py

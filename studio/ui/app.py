@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 _T0 = time.perf_counter()
 
@@ -14,10 +15,17 @@ def run_gui(target: str | None = None) -> int:
     """Show the main window on `target` (a config TOML or a run folder) and run the event loop.
 
     Returns the exit code: 0 after a normal close, 2 when `target` cannot be opened.
+    STUDIO_SELF_TEST=train presses Train once the engine is ready and quits when the run ends
+    (exit 0 if it completed): how packaging/test_app.py sees a packaged app's window train.
     STUDIO_STARTUP_TIMING=1 prints the time to the first paint and to the loaded engine on stderr
     (=exit also quits then, for benchmarks/gui_startup.py; STUDIO_LAUNCH_T, a `time.time()`
     taken before the process started, adds the time since launch).
     """
+    if sys.platform == "win32":
+        # On Windows, torch >= 2.9 cannot load c10.dll once Qt's libraries are in the process
+        # (pytorch/pytorch#166628): there torch comes first, and the first paint waits for it.
+        import torch  # noqa: F401
+
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -83,6 +91,40 @@ def run_gui(target: str | None = None) -> int:
 
         window.first_painted.connect(on_paint)
         window.engine_loaded.connect(on_engine)
+    if os.environ.get("STUDIO_SELF_TEST") == "train":
+        _train_once_then_quit(app, window)
     window.show()
     app.aboutToQuit.connect(lambda: window.shutdown(30.0))
     return int(app.exec())
+
+
+def _train_once_then_quit(app: Any, window: Any) -> None:
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QMessageBox, QToolButton
+
+    class FailOnMessageBox(QObject):
+        """A message box means something went wrong, and nobody is there to close it: fail instead."""
+
+        def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Show and isinstance(watched, QMessageBox):
+                print(f"self-test: the window said '{watched.windowTitle()}': "
+                      f"{watched.informativeText() or watched.text()}", file=sys.stderr)
+                app.exit(1)  # also ends the message box's own event loop
+            return False
+
+    def press_train() -> None:
+        button = window.findChild(QToolButton, "trainButton")
+        if button is None or not button.isEnabled():
+            print("self-test: the Train button is not there or not enabled", file=sys.stderr)
+            app.exit(1)
+            return
+        button.click()
+
+    def on_finished(outcome: Any) -> None:
+        print(f"self-test: run {outcome.status} in {outcome.run_dir}", file=sys.stderr)
+        app.exit(0 if outcome.status == "completed" and outcome.error is None else 1)
+
+    window.self_test_filter = FailOnMessageBox(window)
+    app.installEventFilter(window.self_test_filter)
+    window.engine_loaded.connect(press_train)
+    window.run_finished.connect(on_finished)
