@@ -45,12 +45,23 @@ def run_gui(target: str | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
 
-    if (sys.platform.startswith("linux") and not QApplication.instance() and not os.environ.get("QT_QPA_PLATFORM")
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
-        # Qt would abort the process here; say what is wrong instead.
-        print("error: no display to open the studio window on (DISPLAY and WAYLAND_DISPLAY are unset); "
-              "train headless with `studio train CONFIG.toml`, or run under Xvfb", file=sys.stderr)
-        return 2
+    if sys.platform.startswith("linux") and not QApplication.instance():
+        # Qt would abort the process with a page about plugins; say what is wrong in one line instead.
+        from studio.ui.platform_check import (has_display, no_display_message, plugin_load_error, run_platform,
+                                               x11_display_error)
+
+        if not has_display():
+            print(no_display_message(), file=sys.stderr)
+            return 2
+        platform = run_platform()
+        problem = plugin_load_error(platform)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        unreachable = x11_display_error(os.environ.get("DISPLAY")) if platform == "xcb" else None
+        if unreachable is not None:
+            print(no_display_message(why=unreachable), file=sys.stderr)
+            return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Studio")
     app.setOrganizationName("studio")
