@@ -25,6 +25,7 @@ from studio.errors import StudioError
 from studio.ui.background_call import BackgroundCall
 from studio.ui.curves_view import CurvesView
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
+from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogPanel
 from studio.ui.metric_cards import MetricCards
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
         # must not leave the thread running into the application's destruction.
         QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
+        collect_garbage_on_gui_thread()  # the run's thread must never destroy this window's objects
 
     # -- construction ----------------------------------------------------------------------------
 
