@@ -948,6 +948,7 @@ class MainWindow(QMainWindow):
                 self.stop_training()
             return
         self.save_settings()
+        self._inspect_timer.stop()  # a closed window starts no new work (a pending check would load data)
         self._close_dialogs()
         if BackgroundCall.running_calls():
             # An evaluation or an export cannot be interrupted: let it end out of sight, then go.
