@@ -45,6 +45,8 @@ qt_system_libraries() {
 
 if [ "${1:-}" = "--qt" ]; then
   [ -x "$VENV/bin/python" ] || { echo "error: $VENV is not set up: run packaging/setup-env.sh" >&2; exit 2; }
+  # A DISPLAY that does not answer is not a missing library: say so, and install nothing.
+  qt_check --display --how-to-run "make run" || exit 2
   qt_system_libraries --start || { echo "error: Qt cannot open the studio window: $QT_HINT, then run this again" >&2; exit 2; }
   exit 0
 fi

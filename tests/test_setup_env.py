@@ -140,3 +140,14 @@ def test_make_run_without_a_display_is_one_line_naming_xvfb_run(tmp_path: Path) 
     assert len(lines) == 1, lines
     assert "no display" in lines[0] and "xvfb-run -a make run" in lines[0] and "studio train" in lines[0]
     assert "studio started" not in proc.stdout
+
+
+def test_make_run_on_a_display_that_does_not_answer_installs_nothing_and_says_so(tmp_path: Path) -> None:
+    machine = FakeMachine(tmp_path)
+    machine.installed.touch()
+    proc = run(["make", "--no-print-directory", "-s", "run", f"VENV={machine.venv}"], machine.env(DISPLAY=":4917"))
+    assert proc.returncode == 2 and machine.apt_calls() == []
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "cannot connect to the X display :4917" in errors[0] and "xvfb-run -a make run" in errors[0]
+    assert "studio started" not in proc.stdout and "Aborted" not in proc.stderr

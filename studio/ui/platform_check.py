@@ -7,10 +7,12 @@ whatever `QT_QPA_PLATFORM` names), and, where a display exists, a `QApplication`
 a subprocess. This module itself imports no Qt, so it can run where Qt cannot start.
 
     python -m studio.ui.platform_check [--platform NAME ...] [--start] [--packages [--install-list]]
+    python -m studio.ui.platform_check --display [--how-to-run "make run"]
 
 Exit status: 0 Qt can start; 3 system libraries are missing (named on stderr; with `--packages`,
 the Debian packages that hold them go to stdout, one line); 4 the libraries are all there but a
-`QApplication` could not start on the display (Qt's own message on stderr).
+`QApplication` could not start on the display (Qt's own message on stderr); 5 (`--display`) the
+X display that DISPLAY names does not answer.
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform", action="append", default=None,
                         help="a Qt platform plugin to check (repeatable); default: the one a window would "
                              "use here, and offscreen (the tests')")
+    parser.add_argument("--display", action="store_true",
+                        help="only check that the X display named by DISPLAY answers (exit 5 when not)")
+    parser.add_argument("--how-to-run", default="studio", help="the command the no-display message suggests")
     parser.add_argument("--start", action="store_true",
                         help="where a display exists, also create a QApplication on it in a subprocess")
     parser.add_argument("--packages", action="store_true",
@@ -194,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
         return 0  # Qt's wheels carry what they need on macOS and Windows
+    if args.display:
+        unreachable = (x11_display_error(os.environ.get("DISPLAY"))
+                       if has_display() and run_platform() == "xcb" else None)
+        if unreachable is not None:
+            print(no_display_message(args.how_to_run, why=unreachable), file=sys.stderr)
+            return 5
+        return 0
     platforms = list(dict.fromkeys(args.platform or [run_platform(), "offscreen"]))
     lacking = {p: plugin_missing_libraries(p) for p in platforms}
     failing = [p for p, libs in lacking.items() if libs]
