@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio import __version__
+from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
 
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config key, e.g. --set train.lr=0.01 (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    p = sub.add_parser("resume", help="continue a run from checkpoints/last.pt")
+    p = sub.add_parser("resume", help=f"continue a run from {RunDir.LAST_CHECKPOINT}")
     _add_run_dir(p)
     p.add_argument("--epochs", type=int, help="raise the total number of epochs")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -101,12 +102,10 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.config import load_config
 
-    from studio.engine.locking import run_dir_lock
-
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
-    run_dir_lock(run_dir).check_free()  # a busy folder says so first; the trainer takes the lock itself
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    RunDir(run_dir).lock().check_free()  # a busy folder says so first; the trainer takes the lock itself
+    if RunDir(run_dir).has_checkpoint("last"):
         raise UsageError(f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` "
                          "or choose another folder")
     return _fit(cfg, run_dir, args.quiet, resume=False)
@@ -114,27 +113,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def load_run_config(run_dir: Path) -> Any:
     from studio.config import load_config
-    from studio.engine.run_dir import check_run_dir
 
-    return load_config(check_run_dir(run_dir) / "config.toml")
+    return load_config(RunDir(run_dir).check().config)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from studio.engine.checkpoint import checkpoint_path, load_checkpoint
-    from studio.engine.locking import run_dir_lock
-    from studio.engine.run_dir import read_summary
+    from studio.engine.checkpoint import load_checkpoint
 
     run_dir = Path(args.run_dir)
+    files = RunDir(run_dir)
     cfg = load_run_config(run_dir)
     # A run another process is training may have no last.pt yet: say that it is busy, not that.
-    run_dir_lock(run_dir).check_free()
-    state = load_checkpoint(checkpoint_path(run_dir, "last"))
+    files.lock().check_free()
+    state = load_checkpoint(files.checkpoint("last"))
     if args.epochs is not None:
         if args.epochs < 1:
             raise UsageError(f"--epochs must be >= 1 (got {args.epochs})")
         cfg = cfg.replace_value("train.epochs", args.epochs)
     done = state["epoch"]
-    summary = read_summary(run_dir) or {}
+    summary = files.read_summary() or {}
     if done >= cfg.train.epochs and state.get("pos", 0) == 0:
         print(f"{run_dir}: all {cfg.train.epochs} epochs are done ({summary.get('status', 'completed')}); "
               "use --epochs N to train further", file=sys.stderr)

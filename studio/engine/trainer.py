@@ -28,14 +28,14 @@ from studio.engine.control import TrainingControl
 from studio.engine.device import cpu_threads, device_name, resolve_device
 from studio.engine.early_stopping import EarlyStopping
 from studio.engine.evaluate import compute_loss, evaluate, loss_scale
-from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, StepEnd, ValidationEnd
-from studio.engine.files import WriteError, remove_stale_temp_files, write_error
+from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
 from studio.engine.interrupts import DeferredInterrupt
-from studio.engine.locking import run_dir_lock
 from studio.engine.optim import build_loss, build_optimizer
-from studio.engine.run_dir import RUN_FILES, MetricsFile, truncate_metrics, write_summary
+from studio.engine.records import EpochRecord, Record, StepRecord
+from studio.engine.run_dir import MetricsFile, RunDir
 from studio.engine.schedule import lr_factor
 from studio.errors import CheckpointError, ConfigError, StudioError
+from studio.files import WriteError, write_error
 from studio.models import StudioModel, build_model, param_count, shape_summary
 from studio.models.memory import check_fits
 
@@ -188,17 +188,18 @@ class Trainer:
                  data: DataBundle | None = None) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
+        self.files = RunDir(self.run_dir)
         self.callbacks = list(callbacks)
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
-        self.status = "failed"
+        self.status = RunStatus.FAILED
         self.reason: str | None = None
         self.model: StudioModel | None = None
         self._metrics: MetricsFile | None = None
         self._interrupts = DeferredInterrupt()
         self._in_flight: StepInFlight | None = None
-        self._unwritten: list[dict[str, Any]] = []  # records of committed state, not yet in metrics.jsonl
+        self._unwritten: list[Record] = []  # records of committed state, not yet in metrics.jsonl
         self._best_unsaved = False  # the epoch just committed is the best: best.pt is due
         self._resume_edits: dict[str, Any] = {}
         self._saved_last: tuple[int, int] | None = None  # (epoch, step) of the last.pt on disk
@@ -211,7 +212,7 @@ class Trainer:
     def message(self, text: str, level: str = "info") -> None:
         self.emit("message", Message(text, level))
 
-    def _record(self, record: dict[str, Any]) -> None:
+    def _record(self, record: Record) -> None:
         if self._metrics is not None:
             self._metrics.write(record)
 
@@ -219,7 +220,7 @@ class Trainer:
 
     def _load_resume_state(self) -> dict[str, Any]:
         """Load last.pt and refuse a config the checkpoint cannot continue; nothing is written here."""
-        state = ckpt.load_checkpoint(ckpt.checkpoint_path(self.run_dir, "last"))
+        state = ckpt.load_checkpoint(self.files.checkpoint("last"))
         try:
             saved = config_from_dict(state["config"])
         except (ConfigError, TypeError, AttributeError) as exc:
@@ -254,7 +255,7 @@ class Trainer:
 
     def _setup(self) -> dict[str, Any] | None:
         cfg = self.config
-        if not self.resume and ckpt.checkpoint_path(self.run_dir, "last").exists():
+        if not self.resume and self.files.checkpoint("last").exists():
             raise CheckpointError(f"'{self.run_dir}' already holds a run; resume it or choose another folder")
         resume_state = self._load_resume_state() if self.resume else None
         seed_everything(cfg.seed)
@@ -349,7 +350,7 @@ class Trainer:
         }
 
     def save(self, which: str = "last") -> None:
-        ckpt.save_checkpoint(ckpt.checkpoint_path(self.run_dir, which), self._checkpoint_state())
+        ckpt.save_checkpoint(self.files.checkpoint(which), self._checkpoint_state())
         if which == "last":
             self._saved_last = (self.epochs_done, self.step)
 
@@ -382,18 +383,18 @@ class Trainer:
                 with self._interrupts:
                     self._loop()
             except KeyboardInterrupt:
-                self.status, self.reason = "stopped", "interrupted (Ctrl-C)"
+                self.status, self.reason = RunStatus.STOPPED, "interrupted (Ctrl-C)"
                 self._save_after_interrupt()
                 raise
             except TrainingFailed as exc:
-                self.status, self.reason, error = "failed", str(exc), str(exc)
+                self.status, self.reason, error = RunStatus.FAILED, str(exc), str(exc)
                 raise
             except WriteError as exc:
-                self.status = "failed"
+                self.status = RunStatus.FAILED
                 error = self.reason = f"{exc}; {self._kept_checkpoint()}"
                 raise WriteError(error) from None
             except BaseException as exc:
-                self.status = "failed"
+                self.status = RunStatus.FAILED
                 error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 self.reason = error
                 raise
@@ -413,7 +414,7 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise write_error(exc, self.run_dir, f"the run directory '{self.run_dir.name}'") from None
-        lock = run_dir_lock(self.run_dir)
+        lock = self.files.lock()
         try:
             lock.acquire()
             try:
@@ -430,18 +431,18 @@ class Trainer:
 
     def _prepare_run_dir(self, resume_state: dict[str, Any] | None) -> None:
         # We hold the lock, so temp files of our names are left by a killed run, never by a live one.
-        remove_stale_temp_files(self.run_dir, RUN_FILES)
-        remove_stale_temp_files(self.run_dir / "checkpoints", ckpt.CHECKPOINT_FILES)
+        files = self.files
+        files.remove_stale_temp_files()
         try:
-            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            files.checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise write_error(exc, self.run_dir / "checkpoints" / "last.pt", "the checkpoints folder") from None
-        save_config(self.config, self.run_dir / "config.toml")
+            raise write_error(exc, files.checkpoint("last"), "the checkpoints folder") from None
+        save_config(self.config, files.config)
         if resume_state is not None:
-            truncate_metrics(self.run_dir, self.step, self.epochs_done)
-        elif (self.run_dir / "metrics.jsonl").exists():
-            (self.run_dir / "metrics.jsonl").unlink()
-        self._metrics = MetricsFile(self.run_dir / "metrics.jsonl")
+            files.truncate_metrics(self.step, self.epochs_done)
+        elif files.metrics.exists():
+            files.metrics.unlink()
+        self._metrics = files.open_metrics()
 
     def _kept_checkpoint(self) -> str:
         if self._saved_last is None:
@@ -451,14 +452,14 @@ class Trainer:
 
     def _loop(self) -> None:
         cfg = self.config.train
-        self.status = "completed"
+        self.status = RunStatus.COMPLETED
         self._loop_t0 = time.perf_counter()
         while self.epochs_done < cfg.epochs:
             epoch = self.epochs_done + 1
             self.emit("epoch_start", EpochStart(epoch, cfg.epochs))
             train = self._train_one_epoch(epoch)
             if train is None:  # stopped mid-epoch
-                self.status, self.reason = "stopped", "stopped by the user"
+                self.status, self.reason = RunStatus.STOPPED, "stopped by the user"
                 self.save("last")
                 return
             val = evaluate(self.model, self.val_src, self.loss_fn, self.spec, cfg.loss)
@@ -473,11 +474,11 @@ class Trainer:
             self.emit("epoch_end", EpochEnd(epoch, cfg.epochs, self.step, self.elapsed(), dict(self.last_metrics),
                                             self.best_epoch, is_best, per_epoch * (cfg.epochs - epoch)))
             if stop:
-                self.status, self.reason = "early_stopped", reason
+                self.status, self.reason = RunStatus.EARLY_STOPPED, reason
                 self.message(f"early stop: {reason}")
                 return
             if self.control.stop_requested:
-                self.status, self.reason = "stopped", "stopped by the user"
+                self.status, self.reason = RunStatus.STOPPED, "stopped by the user"
                 return
 
     def _commit_epoch(self, epoch: int, train: dict[str, Any], val: dict[str, Any]) -> tuple[bool, bool, str | None]:
@@ -532,10 +533,9 @@ class Trainer:
         self._write_records()
         self._save_checkpoints()
 
-    def _epoch_record(self, epoch: int, split: str, m: dict[str, Any]) -> dict[str, Any]:
-        return {"kind": "epoch", "split": split, "epoch": epoch, "step": self.step, "loss": m["loss"],
-                "accuracy": m["accuracy"], "lr": self.current_lr(), "batch_size": self.batch_size,
-                "time": round(self.elapsed(), 4)}
+    def _epoch_record(self, epoch: int, split: str, m: dict[str, Any]) -> EpochRecord:
+        return EpochRecord(split=split, epoch=epoch, step=self.step, loss=m["loss"], accuracy=m["accuracy"],
+                           lr=self.current_lr(), batch_size=self.batch_size, time=round(self.elapsed(), 4))
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -566,7 +566,7 @@ class Trainer:
                                        base_lr=self.base_lr, batch_size=self.batch_size)
         return self._in_flight
 
-    def _commit_step(self) -> StepEnd | None:
+    def _commit_step(self) -> StepRecord | None:
         """The one place a step joins the run: step counter, position and sums advance together.
 
         Called right after the optimizer applied the update (or from the Ctrl-C handler, when an
@@ -587,18 +587,18 @@ class Trainer:
             return None
         now = time.perf_counter()
         classify = self.spec.task == "classification"
-        event = StepEnd(
+        event = StepRecord(
             epoch=step.epoch, step=self.step, loss=win_loss / max(sums.win_n, 1) * self._loss_scale,
             accuracy=float(sums.win_correct) / max(sums.win_n, 1) if classify else None, lr=step.lr,
             batch_size=self.batch_size, time=round(self.elapsed(), 4), epoch_progress=step.pos / step.n,
-            samples_per_s=sums.win_n / max(now - self._win_t, 1e-9),
+            samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
             grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
             cuda_memory_allocated=torch.cuda.memory_allocated(self.device) if self.device.type == "cuda" else None,
             cuda_memory_reserved=torch.cuda.memory_reserved(self.device) if self.device.type == "cuda" else None,
             changed=dict(step.changed) or None)
         sums.close_window()
         self._win_t = now
-        self._unwritten.append(_step_record(event))
+        self._unwritten.append(event)
         return event
 
     def _train_one_epoch(self, epoch: int) -> dict[str, float | None] | None:
@@ -669,16 +669,14 @@ class Trainer:
         """Test metrics (for a finished run), summary.json and the fit_end event, on every ending."""
         m = dict(self.last_metrics)
         test = {"loss": None, "accuracy": None}
-        if self.status in ("completed", "early_stopped") and self.model is not None and self.test_src is not None:
+        if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and self.model is not None and self.test_src is not None:
             test = evaluate(self.model, self.test_src, self.loss_fn, self.spec, self.config.train.loss)
             try:
-                self._record({"kind": "epoch", "split": "test", "epoch": self.epochs_done, "step": self.step,
-                              "loss": test["loss"], "accuracy": test["accuracy"], "lr": self.current_lr(),
-                              "batch_size": self.batch_size, "time": round(self.elapsed(), 4)})
+                self._record(self._epoch_record(self.epochs_done, "test", test))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
         summary = {
-            "status": self.status, "reason": self.reason, "epochs_completed": getattr(self, "epochs_done", 0),
+            "status": self.status.value, "reason": self.reason, "epochs_completed": getattr(self, "epochs_done", 0),
             "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
             | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
             "best": {"epoch": getattr(self, "best_epoch", None),
@@ -689,7 +687,7 @@ class Trainer:
         if self._metrics is not None:  # the run dir exists: the summary goes beside the metrics
             try:
                 self._metrics.close()
-                write_summary(self.run_dir, summary)
+                self.files.write_summary(summary)
             except (WriteError, OSError) as exc:
                 # A full disk must not hide the error that ended the run; say it, keep what is there.
                 self.message(f"summary.json could not be written: {exc}", "warning")
@@ -706,18 +704,6 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def _step_record(e: StepEnd) -> dict[str, Any]:
-    rec: dict[str, Any] = {"kind": "step", "split": "train", "epoch": e.epoch, "step": e.step, "loss": e.loss,
-                           "accuracy": e.accuracy, "lr": e.lr, "batch_size": e.batch_size, "time": e.time,
-                           "samples_per_s": round(e.samples_per_s, 1), "grad_norm": e.grad_norm}
-    if e.cuda_memory_allocated is not None:
-        rec["cuda_memory_allocated"] = e.cuda_memory_allocated
-        rec["cuda_memory_reserved"] = e.cuda_memory_reserved
-    if e.changed:
-        rec["changed"] = e.changed
-    return rec
 
 
 def _spec_dict(spec: Any) -> dict[str, Any]:
