@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from studio.engine.records import StepRecord
+from studio.engine.records import EpochRecord, StepRecord
 
 EVENTS = ("fit_start", "epoch_start", "step_end", "validation_end", "epoch_end", "fit_end", "message")
 
@@ -61,6 +61,9 @@ class EpochEnd:
     best_epoch: int | None
     is_best: bool
     eta_s: float | None = None
+    # The train and val records this epoch wrote to metrics.jsonl: a view reads the same type live
+    # as `read_metrics` gives it for a reopened run.
+    records: tuple[EpochRecord, ...] = ()
 
 
 class RunStatus(StrEnum):

@@ -472,7 +472,8 @@ class Trainer:
                 self.emit("validation_end", ValidationEnd(epoch, "val", val["loss"], val["accuracy"]))
             per_epoch = (time.perf_counter() - self._loop_t0) / max(epoch - self._start_epoch + 1, 1)
             self.emit("epoch_end", EpochEnd(epoch, cfg.epochs, self.step, self.elapsed(), dict(self.last_metrics),
-                                            self.best_epoch, is_best, per_epoch * (cfg.epochs - epoch)))
+                                            self.best_epoch, is_best, per_epoch * (cfg.epochs - epoch),
+                                            records=self._epoch_records))
             if stop:
                 self.status, self.reason = RunStatus.EARLY_STOPPED, reason
                 self.message(f"early stop: {reason}")
@@ -498,9 +499,9 @@ class Trainer:
         self.sums.reset_epoch()
         self.last_metrics = {"train_loss": train["loss"], "train_accuracy": train["accuracy"],
                              "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
-        self._unwritten.append(self._epoch_record(epoch, "train", train))
-        if val["loss"] is not None:
-            self._unwritten.append(self._epoch_record(epoch, "val", val))
+        self._epoch_records = (self._epoch_record(epoch, "train", train),) + (
+            (self._epoch_record(epoch, "val", val),) if val["loss"] is not None else ())
+        self._unwritten.extend(self._epoch_records)
         return is_best, stop, reason
 
     def _save_checkpoints(self) -> None:
