@@ -1,0 +1,27 @@
+"""View: the light, dark or system look (and Show Log, added by the window with its dock)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import QMenu, QMenuBar
+
+from studio.ui.theme import THEMES
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+
+def build(window: "MainWindow", menus: QMenuBar, actions: dict[str, QAction]) -> tuple[QMenu, dict[str, QAction]]:
+    menu = menus.addMenu("&View")
+    themes = menu.addMenu("Theme")
+    group = QActionGroup(window)
+    theme_actions: dict[str, QAction] = {}
+    for name in THEMES:
+        action = QAction(name.capitalize(), window, checkable=True)
+        action.triggered.connect(lambda _checked=False, n=name: window.set_theme(n))
+        group.addAction(action)
+        themes.addAction(action)
+        theme_actions[name] = actions[f"theme_{name}"] = action
+    return menu, theme_actions
