@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training_tab, "Training")
-        self.views = ViewTabs(self.tabs, self.history, self.controller, self._runs_base, self._open_run_from_view)
+        self.views = ViewTabs(self.tabs, self.history, self.controller, self._runs_base)
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.sidebar)
@@ -109,6 +109,8 @@ class MainWindow(QMainWindow):
         self.controller.finished.connect(self.run_finished)  # after the status bar has said how it ended
         self.controller.run_ended.connect(self._on_run_ended)
         self.controller.close_ready.connect(self._close_now)
+        self.dialogs.exported.connect(self.views.exported)
+        self.views.open_requested.connect(self._open_run_from_view)
         self.dialogs.notice.connect(self.status.showMessage)
         self.dialogs.message.connect(self.log.append)
 

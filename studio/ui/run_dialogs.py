@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class RunDialogs(QObject):
     """Opens and keeps track of the export dialog and the LR finder dialog of `window`."""
 
-    exported = Signal(object)  # the export report (a dict), after a file was written
+    exported = Signal(object)  # Path: the shown run, whose model was just exported
     notice = Signal(str, int)  # a status-bar message and how long it shows (ms)
     message = Signal(object)  # Message, for the log
 
@@ -89,9 +89,8 @@ class RunDialogs(QObject):
         self.message.emit(Message(f"learning rate {lr:.3g} from the LR finder"))
 
     def _on_exported(self, run_dir: Path, report: dict[str, Any]) -> None:
-        self.exported.emit(report)
         if run_dir == self.window.controller.run_dir:
-            self.window.views.exported(run_dir)
+            self.exported.emit(run_dir)
         self.message.emit(Message(f"exported {report.get('path', 'the model')}"))
         self.notice.emit("Exported: the Predict tab now uses the ONNX model", 8000)
 

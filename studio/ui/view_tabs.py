@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from studio.config import Config
@@ -64,14 +64,15 @@ class _TabHost(QWidget):
 class ViewTabs(QObject):
     """Owns the views of the tabs beside "Training", and feeds them what happens to the window's run."""
 
+    open_requested = Signal(object)  # Path: the Runs tab's Open, for the window to show that run
+
     def __init__(self, tabs: QTabWidget, history: RunHistory, controller: RunController,
-                 runs_dir: Callable[[], Path], open_run: Callable[[Path], Any]) -> None:
+                 runs_dir: Callable[[], Path]) -> None:
         super().__init__(tabs)
         self.tabs = tabs
         self.history = history
         self.controller = controller
         self._runs_dir = runs_dir
-        self._open_run = open_run
         self.hosts = {key: _TabHost(key) for key in TITLES}
         for key, host in self.hosts.items():
             i = tabs.addTab(host, TITLES[key])
@@ -181,7 +182,7 @@ class ViewTabs(QObject):
         self.predict.set_run(run_dir)
 
     def _on_run_chosen(self, path: str) -> None:
-        self._open_run(Path(path))
+        self.open_requested.emit(Path(path))
 
     # -- the setup ----------------------------------------------------------------------------
 
