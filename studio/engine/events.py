@@ -61,6 +61,7 @@ class EpochEnd:
     best_epoch: int | None
     is_best: bool
     eta_s: float | None = None
+    epoch_s: float | None = None  # the epoch's wall time, training and validation
 
 
 class RunStatus(StrEnum):
