@@ -3,13 +3,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint screenshots bench bench-gui clean dist
+.PHONY: run qt-libraries test test-fast lint screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
 
-run: $(STAMP)
+# Every start checks that Qt can open a window (and installs what it lacks), not only the first:
+# the stamp says the .venv is installed, not that the machine still has Qt's system libraries.
+run: qt-libraries
+	$(if $(DISPLAY)$(WAYLAND_DISPLAY)$(QT_QPA_PLATFORM),,$(error no display to open the studio window on \
+	  (DISPLAY and WAYLAND_DISPLAY are unset): run `xvfb-run -a make run`, or train headless with \
+	  `$(VENV)/bin/studio train examples/digits.toml`))
 	$(PY) -m studio
+
+qt-libraries: $(STAMP)
+	@VENV=$(VENV) bash packaging/setup-env.sh --qt
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports

@@ -19,6 +19,7 @@ class TrainingControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._held = threading.Event()  # set while the loop waits in a pause
 
     def set_lr(self, lr: float) -> None:
         lr = float(lr)
@@ -59,6 +60,21 @@ class TrainingControl:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def held(self) -> bool:
+        """True while the loop is actually waiting in a pause (not merely asked to pause)."""
+        return self._held.is_set()
+
+    def wait_until_held(self, timeout: float | None = None) -> bool:
+        """Block until the loop has reached its pause at a batch boundary; False on timeout."""
+        return self._held.wait(timeout)
+
     def wait_if_paused(self, timeout: float | None = None) -> bool:
         """Block while paused; returns True when the loop may go on (or must stop)."""
-        return self._running.wait(timeout)
+        if self._running.is_set():
+            return True
+        self._held.set()
+        go_on = self._running.wait(timeout)
+        if go_on:
+            self._held.clear()
+        return go_on

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +55,23 @@ def run_gui(target: str | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
 
-    if (sys.platform.startswith("linux") and not QApplication.instance() and not os.environ.get("QT_QPA_PLATFORM")
-            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
-        # Qt would abort the process here; say what is wrong instead.
-        print("error: no display to open the studio window on (DISPLAY and WAYLAND_DISPLAY are unset); "
-              "train headless with `studio train CONFIG.toml`, or run under Xvfb", file=sys.stderr)
-        return 2
+    if sys.platform.startswith("linux") and not QApplication.instance():
+        # Qt would abort the process with a page about plugins; say what is wrong in one line instead.
+        from studio.ui.platform_check import (has_display, no_display_message, plugin_load_error, run_platform,
+                                               x11_display_error)
+
+        if not has_display():
+            print(no_display_message(), file=sys.stderr)
+            return 2
+        platform = run_platform()
+        problem = plugin_load_error(platform)
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+        unreachable = x11_display_error(os.environ.get("DISPLAY")) if platform == "xcb" else None
+        if unreachable is not None:
+            print(no_display_message(why=unreachable), file=sys.stderr)
+            return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Studio")
     app.setOrganizationName("studio")
@@ -94,8 +107,55 @@ def run_gui(target: str | None = None) -> int:
     if os.environ.get("STUDIO_SELF_TEST") == "train":
         _train_once_then_quit(app, window)
     window.show()
-    app.aboutToQuit.connect(lambda: window.shutdown(30.0))
-    return int(app.exec())
+    with _quit_on_signals(app):
+        return int(app.exec())
+
+
+@contextlib.contextmanager
+def _quit_on_signals(app: Any) -> Iterator[None]:
+    """SIGTERM and Ctrl-C (SIGINT) quit the application as `app.quit()` does while it runs.
+
+    A run that trains stops at its next step and saves itself, and the process exits with 0. Python
+    runs a signal handler only between bytecodes of the main thread, which sits in Qt's C++ loop:
+    the wake-up file descriptor turns the signal into a socket event Qt waits on, so the handler
+    runs at once. A second signal ends the process at once (the run keeps its last checkpoint).
+    """
+    import signal
+    import socket
+    import threading
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read)
+
+    def drain() -> None:  # running any Python here lets the interpreter call the handler below
+        with contextlib.suppress(OSError):
+            reader.recv(256)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        signal.signal(signum, signal.SIG_DFL)
+        print(f"studio: {signal.Signals(signum).name}: quitting (a training run stops at its next step and is "
+              "saved; send it again to quit at once)", file=sys.stderr)
+        QTimer.singleShot(0, app.quit)
+
+    notifier.activated.connect(drain)
+    old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(old_fd)
+        notifier.setEnabled(False)
+        reader.close()
+        writer.close()
 
 
 def _train_once_then_quit(app: Any, window: Any) -> None:

@@ -17,6 +17,7 @@ the process). `abandon()` drops a stale call's result: a newer request replaced 
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Any, Callable, ClassVar
 
@@ -107,8 +108,22 @@ class BackgroundCall(QObject):
 
     @classmethod
     def wait_all(cls, msecs: int = 30000) -> bool:
-        """Wait for every running call (at quit); True when none is left running."""
-        return all(call.wait(msecs) for call in list(cls._alive))
+        """Wait for every running call and hear its end (at close and quit); True when none is left running.
+
+        A call's result and `finished` come through this thread's event queue after its thread
+        ended; they are delivered here, in order, so that a closing window that waited has no call
+        left running afterwards, and a slot that starts a follow-up call is waited for too.
+        """
+        app = QCoreApplication.instance()
+        if app is None or QThread.currentThread() is not app.thread():  # their events are not ours to deliver
+            return all(call.wait(msecs) for call in list(cls._alive))
+        deadline = time.monotonic() + msecs / 1000
+        while calls := cls.running_calls():
+            for call in calls:
+                if not call.wait(int(max(deadline - time.monotonic(), 0.0) * 1000)):
+                    return False
+                QCoreApplication.sendPostedEvents(call, 0)
+        return True
 
     @Slot(str)
     def _on_progressed(self, text: str) -> None:
@@ -127,6 +142,8 @@ class BackgroundCall(QObject):
 
     @Slot()
     def _on_thread_finished(self) -> None:
+        if not self._running:
+            return
         self._thread.wait()  # `finished` comes just before the thread really ends; this returns at once
         self._running = False
         self.finished.emit()

@@ -8,11 +8,12 @@ the first paint, so the window appears before the heavy import and no worker imp
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QScrollArea,
                                QSizePolicy, QSplitter, QTabWidget, QToolBar, QToolButton, QVBoxLayout, QWidget)
@@ -24,6 +25,7 @@ from studio.errors import StudioError
 from studio.ui.background_call import BackgroundCall
 from studio.ui.curves_view import CurvesView
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
+from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogPanel
 from studio.ui.metric_cards import MetricCards
@@ -37,6 +39,25 @@ from studio.ui.worker import RunError, RunOutcome, start_training
 
 STATE_TEXT = {"ready": "Ready", "training": "Training", "paused": "Paused", "stopping": "Stopping…",
               "completed": "Completed", "early_stopped": "Early stopped", "stopped": "Stopped", "failed": "Failed"}
+
+
+class _QuitWatcher(QObject):
+    """Sees the application's Quit event before Qt closes the windows for it.
+
+    `app.quit()` (a script, SIGTERM, the session ending) closes every window first; a close that
+    comes from it must stop the run and go, not ask a question nobody may be there to answer.
+    Installed on the application only while a run trains: an application event filter sees
+    every event, and it is needed only then.
+    """
+
+    def __init__(self, on_quit: Any) -> None:
+        super().__init__()
+        self._on_quit = on_quit
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Quit:
+            self._on_quit()
+        return False
 
 
 class MainWindow(QMainWindow):
@@ -65,6 +86,8 @@ class MainWindow(QMainWindow):
         self._fit_t0 = 0.0
         self._fit_frac0 = 0.0
         self._close_after_stop = False
+        self._quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
+        self._quit_watcher = _QuitWatcher(self._on_quit_requested)
         self._engine_ready = False
         self._pending_error: RunError | None = None
         self.last_outcome: RunOutcome | None = None
@@ -102,6 +125,10 @@ class MainWindow(QMainWindow):
         self._restore_window()
         self._set_state("ready")
         self.resize(self.size() if self.settings.contains("window/geometry") else self._default_size())
+        # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
+        # must not leave the thread running into the application's destruction.
+        QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
+        collect_garbage_on_gui_thread()  # the run's thread must never destroy this window's objects
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -535,6 +562,7 @@ class MainWindow(QMainWindow):
         self._epochs_total = cfg.train.epochs
         self.history.epochs_total = cfg.train.epochs
         self._pending_error = None
+        self._quit_requested = False
         self.control = TrainingControl()
         self._resuming = resume
         self.status.reset()
@@ -542,6 +570,7 @@ class MainWindow(QMainWindow):
         self._thread, self._worker = start_training(cfg, run_dir, self.control, resume=resume,
                                                     connect=self._connect_worker)
         self._thread.finished.connect(self._on_thread_finished)
+        QApplication.instance().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._set_state("training")
         self._update_run_label()
@@ -679,6 +708,7 @@ class MainWindow(QMainWindow):
         if self._worker is not None:
             self._worker.deleteLater()
         self._thread, self._worker, self.control = None, None, None
+        QApplication.instance().removeEventFilter(self._quit_watcher)
         status = self._run_status or "failed"
         if self.current_run_dir is not None and not self.current_run_dir.exists():
             self.current_run_dir = None  # the setup failed before the run folder was made
@@ -687,15 +717,28 @@ class MainWindow(QMainWindow):
         self.status.set_speed(None, None)
         if self.current_run_dir is not None and RunDir(self.current_run_dir).is_run():
             add_recent_run(self.settings, str(self.current_run_dir))
+        error, self._pending_error = self._pending_error, None
         if self._close_after_stop:
+            if error is not None:  # no dialog on the way out: the log and stderr keep the reason
+                print(f"error: {error.message}", file=sys.stderr)
+            quit_after = self._quit_requested
             self.close()
+            if quit_after:
+                QApplication.quit()  # the quit this run held back, now that the run is saved
             return
         self.views.run_ended(self.current_run_dir)
-        error, self._pending_error = self._pending_error, None
         if error is not None:
             title = {"input": "Cannot train with this setup", "diverged": "Training diverged"}.get(
                 error.kind, "Training failed unexpectedly")
             show_error(self, title, error.message, error.details)
+
+    def _on_quit_requested(self) -> None:
+        self._quit_requested = True
+
+    def _on_about_to_quit(self) -> None:
+        if self.is_training:
+            self._close_after_stop = True  # its end must not show dialogs into a quitting application
+        self.shutdown(30.0)
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Stop any run and wait for its thread while events flow; True when none is left running."""
@@ -895,14 +938,17 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self.is_training:
+            # The close waits for the run to stop at its next step and save itself; the window
+            # closes (and a held-back quit goes on) from _on_thread_finished.
             event.ignore()
             if self._close_after_stop:
                 return
-            if ask_stop_and_close(self):
+            if self._quit_requested or ask_stop_and_close(self):
                 self._close_after_stop = True
                 self.stop_training()
             return
         self.save_settings()
+        self._inspect_timer.stop()  # a closed window starts no new work (a pending check would load data)
         self._close_dialogs()
         if BackgroundCall.running_calls():
             # An evaluation or an export cannot be interrupted: let it end out of sight, then go.

@@ -9,17 +9,24 @@ every logged point while the GUI's event queue stays short however fast training
     worker.step_ended.connect(...)      # a list[StepEnd], oldest first
     worker.samples_predicted.connect(...)  # PredictionSamples after an epoch (numpy images, tuples)
     worker.finished.connect(...)        # a RunOutcome, always, after errored if there was an error
+
+A run outlives whoever started it: `start_training` keeps the thread and worker until the thread
+has ended, and when the interpreter exits with a run still training (a script that ends, an
+event loop that never ran), `stop_running_runs` stops it at the next step, so `last.pt` and
+`summary.json` ("stopped") are written and no running QThread is ever destroyed.
 """
 
 from __future__ import annotations
 
+import atexit
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from studio.config import Config
 from studio.engine.control import TrainingControl
@@ -28,6 +35,7 @@ from studio.errors import StudioError
 
 STEP_INTERVAL_S = 0.05  # at most ~20 step emissions a second
 SAMPLES_INTERVAL_S = 0.1  # validation-sample grids: at most ten a second (tiny epochs can be faster)
+EXIT_WAIT_S = 60.0  # at interpreter exit: a step, a checkpoint and summary.json take far less
 
 
 @dataclass(frozen=True)
@@ -97,10 +105,24 @@ class TrainingWorker(QObject):
         self._pending_samples: Any = None
         self._last_samples_emit = 0.0
 
+    def _emit(self, name: str, *payload: Any) -> bool:
+        """Emit from the worker thread; a receiver side that is gone stops the run instead of failing it.
+
+        The C++ half of this object can be deleted under a running fit when the program that owned
+        it ends without stopping it; PySide then raises RuntimeError. Nobody is listening any more,
+        so the run stops at the next step and saves itself, as if Stop had been pressed.
+        """
+        try:
+            getattr(self, name).emit(*payload)
+        except RuntimeError:
+            self.control.stop()
+            return False
+        return True
+
     # -- engine callback hooks (called on the worker thread) -----------------------------------
 
     def on_fit_start(self, trainer: Any, event: Any) -> None:
-        self.fit_started.emit(event)
+        self._emit("fit_started", event)
 
     def on_step_end(self, trainer: Any, event: Any) -> None:
         self._pending.append(event)
@@ -113,7 +135,7 @@ class TrainingWorker(QObject):
 
     def on_epoch_end(self, trainer: Any, event: Any) -> None:
         self._flush_steps(time.perf_counter())
-        self.epoch_ended.emit(event)
+        self._emit("epoch_ended", event)
 
     def on_fit_end(self, trainer: Any, event: Any) -> None:
         self._flush_steps(time.perf_counter())
@@ -129,13 +151,13 @@ class TrainingWorker(QObject):
     def _flush_samples(self) -> None:
         if self._pending_samples is not None:
             samples, self._pending_samples = self._pending_samples, None
-            self.samples_predicted.emit(samples)
+            self._emit("samples_predicted", samples)
             self._last_samples_emit = time.perf_counter()
 
     def _flush_steps(self, now: float) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
-            self.step_ended.emit(batch)
+            self._emit("step_ended", batch)
         self._last_emit = now
 
     def _log_line(self, line: str) -> None:
@@ -143,7 +165,7 @@ class TrainingWorker(QObject):
         for prefix, name in (("warning: ", "warning"), ("error: ", "error")):
             if line.startswith(prefix):
                 level, line = name, line[len(prefix):]
-        self.message.emit(Message(line, level))
+        self._emit("message", Message(line, level))
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -154,7 +176,7 @@ class TrainingWorker(QObject):
         from studio.engine.progress import ProgressPrinter
         from studio.engine.trainer import Trainer, TrainingFailed
 
-        self.started.emit()
+        self._emit("started")
         error: RunError | None = None
         summary: dict[str, Any] = {}
         printer = ProgressPrinter(stream=_LineStream(self._log_line))  # type: ignore[arg-type]
@@ -172,10 +194,12 @@ class TrainingWorker(QObject):
             summary = dict(self._fit_end.summary)
         self._flush_steps(time.perf_counter())
         if error is not None:
-            self.message.emit(Message(error.message, "error"))
-            self.errored.emit(error)
+            self._emit("message", Message(error.message, "error"))
+            self._emit("errored", error)
         status = summary.get("status", "failed")
-        self.finished.emit(RunOutcome(str(self.run_dir), status, summary, error))
+        if not self._emit("finished", RunOutcome(str(self.run_dir), status, summary, error)):
+            # `finished` is what quits this thread; with it gone, quit it here so it can end.
+            QThread.currentThread().quit()
 
 
 def start_training(config: Config, run_dir: str | Path, control: TrainingControl, *, resume: bool = False,
@@ -183,15 +207,80 @@ def start_training(config: Config, run_dir: str | Path, control: TrainingControl
     """Create the worker and its thread, let `connect(worker)` hook up signals, then start.
 
     The thread quits when the worker finishes; callers keep both references until the thread's
-    own `finished` signal, and `wait()` on it before dropping them.
+    own `finished` signal, and `wait()` on it before dropping them. This module holds them too
+    until then, so a caller that drops them early cannot destroy a running thread.
     """
     thread = QThread()
     thread.setObjectName("trainingThread")
     worker = TrainingWorker(config, run_dir, control, resume=resume)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    worker.finished.connect(thread.quit)
+    # Direct: quit() is thread-safe, and the thread must end even while the GUI thread is blocked
+    # waiting for it (at exit) and cannot run a queued call.
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     if connect is not None:
         connect(worker)
+    _track(thread, worker)
     thread.start()
     return thread, worker
+
+
+# -- runs still training when the program ends ------------------------------------------------------
+
+_running: dict[QThread, TrainingWorker] = {}
+_running_lock = threading.Lock()
+_exit_hooked = False
+
+
+def _track(thread: QThread, worker: TrainingWorker) -> None:
+    global _exit_hooked
+    with _running_lock:
+        _prune()
+        _running[thread] = worker
+        if not _exit_hooked:
+            # Registered after PySide6 was imported, so it runs before PySide6 tears Qt down.
+            atexit.register(stop_running_runs)
+            _exit_hooked = True
+
+
+def _prune() -> None:
+    """Forget threads that have ended (called with the lock held, on the GUI thread).
+
+    Not from the thread's own `finished`: dropping the last reference there would delete the
+    QThread from inside the thread it runs.
+    """
+    for thread in list(_running):
+        try:
+            ended = thread.isFinished()
+        except RuntimeError:  # its owner deleted it after it ended
+            ended = True
+        if ended:
+            del _running[thread]
+
+
+def running_runs() -> list[TrainingWorker]:
+    """The workers whose threads have not ended yet."""
+    with _running_lock:
+        _prune()
+        return list(_running.values())
+
+
+def stop_running_runs(timeout_s: float = EXIT_WAIT_S) -> bool:
+    """Stop every run at its next step and wait for its thread; True when none is left running.
+
+    Blocks without running the event loop (the worker's thread ends on its own, see
+    `start_training`), so it is safe at interpreter exit. A window stops its own run first
+    (`MainWindow.shutdown`), which keeps its view up to date; this is the net under it.
+    """
+    with _running_lock:
+        _prune()
+        runs = list(_running.items())
+    for _, worker in runs:
+        worker.control.stop()
+    deadline = time.monotonic() + timeout_s
+    for thread, _ in runs:
+        try:
+            thread.wait(int(max(deadline - time.monotonic(), 0.0) * 1000))
+        except RuntimeError:  # deleted by its owner once it had ended
+            pass
+    return not running_runs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,17 @@ import pytest
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
+
+
+@pytest.fixture(autouse=True)
+def _garbage_on_the_gui_thread(qapp: Any) -> Any:
+    """Cycles are collected on this (the GUI) thread only, as in the app: a collection triggered by a
+    worker thread would destroy the Qt objects left in cycles by earlier tests from that thread."""
+    from studio.ui.garbage import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread()
+    yield
+    gc.collect()  # the collector's timer runs only while a test waits on the event loop
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -65,15 +64,33 @@ def test_an_abandoned_call_delivers_nothing_but_still_finishes(qtbot: Any) -> No
 
 
 def test_a_dropped_call_keeps_itself_alive_and_wait_all_waits(qtbot: Any) -> None:
-    done = threading.Event()
+    release, done = threading.Event(), threading.Event()
 
     def slow(_progress: Any) -> None:
-        time.sleep(0.3)
+        release.wait(10)  # running until the test has collected garbage and looked
         done.set()
 
     BackgroundCall(slow).start()  # no reference kept: the call must not be destroyed mid-run
     gc.collect()
     assert BackgroundCall.running_calls()
+    release.set()
     assert BackgroundCall.wait_all(10000)
     assert done.is_set()
     qtbot.waitUntil(lambda: not BackgroundCall.running_calls(), timeout=5000)
+
+
+def test_wait_all_returns_with_every_call_heard_to_the_end(qtbot: Any) -> None:
+    """A closing window waits for its calls and then has none running: their results and ends,
+    queued to the GUI thread, are delivered by the wait, in order (a first `make test` once failed
+    on a call whose thread had ended but whose end was still in the queue)."""
+    seen: list[str] = []
+    call = BackgroundCall(lambda progress: (progress("working"), "result")[-1])
+    call.progressed.connect(seen.append)
+    call.succeeded.connect(seen.append)
+    call.finished.connect(lambda: seen.append("finished"))
+    call.start()
+    assert call.wait(10000)  # the thread has ended; no event was processed since
+    assert call.is_running()  # its end is still in the queue
+    assert BackgroundCall.wait_all(10000)
+    assert not BackgroundCall.running_calls()
+    assert seen == ["working", "result", "finished"]

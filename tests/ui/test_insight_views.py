@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.tensorboard_export import MISSING, tensorboard_available
 from studio.engine.trainer import Trainer
 from studio.ui import evaluation_view, lr_finder_dialog
+from studio.ui.background_call import BackgroundCall
 from studio.ui.data_explorer import DataExplorerView
 from studio.ui.evaluation_view import MAX_SAMPLES, EvaluationView
 from studio.ui.live_insight import LiveInsightView
@@ -117,9 +117,12 @@ def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir:
     test_details = report.evaluation_details(run_dir, "best", "test")
     val_details = report.evaluation_details(run_dir, "best", "val")
 
+    slow_test_split = threading.Event()
+
     def fake(run_dir, which, split):  # noqa: ANN001, ANN202
         if split == "test":
-            time.sleep(1.0)  # the first request is slow; the user switches split meanwhile
+            # The first request is slow: it ends only when the test lets it, after the user switched split.
+            assert slow_test_split.wait(WAIT / 1000)
             return test_details
         return val_details
 
@@ -130,12 +133,17 @@ def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir:
     with qtbot.waitSignal(view.evaluated, timeout=WAIT) as blocker:
         view.split_combo.setCurrentText("val")
     assert blocker.args[0] is val_details
-    qtbot.wait(1500)  # the stale test-split result arrives now and must be dropped
+    slow_test_split.set()  # the stale test-split result arrives now and must be dropped
+    # A call's result is delivered before it counts as finished: once none runs, the stale one has come.
+    qtbot.waitUntil(lambda: not BackgroundCall.running_calls(), timeout=WAIT)
     assert view.details is val_details and view.report_split() == "val"
+    slow_test_split.clear()
     doomed = EvaluationView()
     doomed.set_run(run_dir)  # slow: still running when the view goes away
-    doomed.deleteLater()
-    qtbot.wait(1500)  # the result comes back to a destroyed view: no crash, no error
+    with qtbot.waitSignal(doomed.destroyed, timeout=WAIT):
+        doomed.deleteLater()
+    slow_test_split.set()  # the result comes back to a destroyed view: no crash, no error
+    qtbot.waitUntil(lambda: not BackgroundCall.running_calls(), timeout=WAIT)
 
 
 def test_evaluation_of_a_broken_run_reports_the_error(qtbot, tmp_path: Path) -> None:  # noqa: ANN001

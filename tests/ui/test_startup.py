@@ -58,3 +58,11 @@ def test_no_display_is_a_clear_error_not_an_abort(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "studio", "gui"], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "no display" in proc.stderr and "Traceback" not in proc.stderr
+    assert "xvfb-run -a studio" in proc.stderr and "studio train" in proc.stderr
+    # A DISPLAY that names no running X server: the same one line, not Qt's abort.
+    env["DISPLAY"] = ":4917"
+    proc = subprocess.run([sys.executable, "-m", "studio", "gui"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot connect to the X display :4917" in lines[0], proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,23 @@ def test_line_stream_emits_whole_lines() -> None:
     stream.write("epoch 1")
     stream.write(" done\nnext\n\n")
     assert lines == ["epoch 1 done", "next"] and not stream.isatty()
+
+
+def test_a_run_whose_owner_let_go_keeps_running_and_stops_at_exit(qtbot: Any, tmp_path: Path) -> None:
+    """A script that drops the thread and worker (or ends) must neither destroy a running QThread
+    nor lose the run: the module keeps both, and the exit hook stops the run at a step and saves it."""
+    import gc
+
+    from studio.ui.worker import running_runs, stop_running_runs
+
+    run = tmp_path / "run"
+    control = TrainingControl()
+    thread, worker = start_training(Config().replace_value("train.epochs", 50), run, control)
+    del thread, worker
+    gc.collect()
+    qtbot.waitUntil(lambda: bool(step_records(run)), timeout=60000)  # it trains on, unowned
+    assert len(running_runs()) == 1
+    assert stop_running_runs(60.0) and running_runs() == []
+    assert control.stop_requested
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "stopped" and (run / "checkpoints" / "last.pt").is_file()
