@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from studio import __version__
 from studio.engine.run_dir import RunDir
@@ -23,7 +23,7 @@ class UsageError(StudioError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
+    def error(self, message: str) -> NoReturn:  # argparse would print usage and exit 2 itself
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -150,19 +150,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.export.cli import run_export
 
-    return run_export(args)
+    return run_export(args.run_dir, args.output, checkpoint=args.checkpoint, opset=args.opset, quantize=args.quantize)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.export.cli import run_predict
 
-    return run_predict(args)
+    return run_predict(args.model, args.files, top=args.top)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from studio.engine.lr_finder import run_lr_find_cli
+    """Print the curve's outline (stderr) and the suggested rate (stdout); 1 when there is none."""
+    from studio.config import load_config
+    from studio.engine.events import Message
+    from studio.engine.lr_finder import LRFinderPoint, find_lr
 
-    return run_lr_find_cli(args)
+    config = load_config(args.config, args.overrides)
+    steps, start, end = args.steps or 100, args.start_lr or 1e-7, args.end_lr or 10.0
+    print(f"lr-find: {config.data.source} / {config.model.arch} / {config.train.optimizer}, "
+          f"batch size {config.train.batch_size}, lr {start:g} -> {end:g} over up to {steps} steps",
+          file=sys.stderr)
+
+    def show(p: LRFinderPoint) -> None:
+        if p.step == 1 or p.step % 10 == 0:
+            print(f"  step {p.step:4d}  lr {p.lr:9.3e}  loss {p.loss:.4f}", file=sys.stderr)
+
+    def warn(m: Message) -> None:
+        if m.level != "info":
+            print(f"{m.level}: {m.text}", file=sys.stderr)
+
+    result = find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=show, on_message=warn)
+    print(f"stopped: {result.reason}", file=sys.stderr)
+    if result.suggestion is None or result.suggestion_index is None:
+        print("error: no suggested lr: the loss never fell over the range; try a lower start rate "
+              "(--start-lr) or check the data", file=sys.stderr)
+        return 1
+    i = result.suggestion_index
+    print(f"suggested lr: {result.suggestion:.3g} (loss {result.losses[i]:.4f}, falling; "
+          f"lowest loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g})")
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

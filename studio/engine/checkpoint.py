@@ -11,7 +11,7 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ _PICKLE_PROTOCOLS = range(2, 6)  # a pickle stream opens with PROTO n (the pre-z
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the loop draws from (python, numpy, torch, cuda), as weights_only-safe values."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state())  # the legacy tuple: (name, keys, pos, has_gauss, gauss)
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),

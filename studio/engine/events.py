@@ -61,6 +61,7 @@ class EpochEnd:
     best_epoch: int | None
     is_best: bool
     eta_s: float | None = None
+    epoch_s: float | None = None  # the epoch's wall time, training and validation
     # The train and val records this epoch wrote to metrics.jsonl: a view reads the same type live
     # as `read_metrics` gives it for a reopened run.
     records: tuple[EpochRecord, ...] = ()

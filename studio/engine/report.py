@@ -11,8 +11,8 @@ import torch
 
 from studio.config import Config, load_config
 from studio.data import DataBundle, DataSpec, load_data
-from studio.data.batches import make_batches
-from studio.data.overview import take_images
+from studio.data.batch_sources import make_batches
+from studio.data.images import take_images
 from studio.engine.checkpoint import load_checkpoint
 from studio.engine.evaluate import (ClassPredictions, RegressionPoints, class_predictions, classification_report,
                                     compute_loss, loss_scale, predict_all, regression_points,
@@ -43,7 +43,8 @@ class TrainedRun:
 
 
 def spec_from_dict(raw: dict[str, Any]) -> DataSpec:
-    return DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return DataSpec(**fields)
 
 
 def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:

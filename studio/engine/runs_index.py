@@ -69,6 +69,12 @@ def _describe_model(model: dict[str, Any]) -> str:
     return arch
 
 
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """A TOML table (or JSON object) of a file read from disk; {} when it is missing or not a table."""
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -86,9 +92,7 @@ def read_run(run_dir: Path) -> RunInfo | None:
         raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
         raw = {}
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
+    data, model, train = _table(raw, "data"), _table(raw, "model"), _table(raw, "train")
     records = files.read_metrics()
     summary = files.read_summary() or {}
     epoch_records = [r for r in records if isinstance(r, EpochRecord)]
@@ -96,7 +100,7 @@ def read_run(run_dir: Path) -> RunInfo | None:
     accs = [r.accuracy for r in val if r.accuracy is not None]
     losses = [r.loss for r in val if r.loss is not None]
     epochs_seen = max((r.epoch for r in epoch_records if r.split == "train"), default=0)
-    metrics = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
+    metrics = _table(summary, "metrics")
     status = _status(files, summary, records)
     total = train.get("epochs") if isinstance(train.get("epochs"), int) else None
     date = _stamp(run_dir.name)
@@ -121,7 +125,7 @@ def _status(files: RunDir, summary: dict[str, Any], records: list[Record]) -> st
     summary_t = _mtime(files.summary)
     fresh = metrics_t is not None and time.time() - metrics_t < RUNNING_WINDOW_S
     # A resumed run keeps its old summary until it ends, so a newer metrics file means it is going.
-    if fresh and (summary_t is None or metrics_t > summary_t + 1.0):
+    if metrics_t is not None and fresh and (summary_t is None or metrics_t > summary_t + 1.0):
         return "running"
     if summary.get("status"):
         return str(summary["status"])

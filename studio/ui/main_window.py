@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, 
 from studio.config import Config
 from studio.engine.run_dir import default_runs_dir
 from studio.errors import StudioError
-from studio.ui.actions import WindowActions
+from studio.ui.actions.window_actions import WindowActions
 from studio.ui.background_call import BackgroundCall
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
         self.status = TrainingStatusBar(self.controller, self)
         self.setStatusBar(self.status)
         self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, self._runs_base)
-        self.dialogs = RunDialogs(self)
+        self.dialogs = RunDialogs(self, self.controller, self.sidebar, self.load_engine)
 
         self.controller.message.connect(self.log.append)
         self.sidebar.notice.connect(self.status.showMessage)
@@ -140,6 +140,10 @@ class MainWindow(QMainWindow):
     set_config = _part("sidebar", "set_config")
     open_run = _part("opener", "open_run")  # a run folder: its setup, curves and state
     open_path = _part("opener", "open_path")  # what a dropped path means
+    choose_run = _part("opener", "choose_run")
+    choose_config = _part("opener", "choose_config")
+    fill_recent_menu = _part("opener", "fill_recent_menu")
+    save_config_as = _part("sidebar", "save_config_as")
     export_current_run = _part("dialogs", "open_export")
     open_lr_finder = _part("dialogs", "open_lr_finder")
     curves = _part("training_tab", "curves")

@@ -10,35 +10,39 @@ out of sight.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import QWidget
 
 from studio.engine.events import Message
 from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
 from studio.ui.dialogs import show_error
-
-if TYPE_CHECKING:
-    from studio.ui.main_window import MainWindow
+from studio.ui.run_controller import RunController
+from studio.ui.setup_sidebar import SetupSidebar
 
 
 class RunDialogs(QObject):
-    """Opens and keeps track of the export dialog and the LR finder dialog of `window`."""
+    """Opens and keeps track of the export dialog and the LR finder dialog of `window`.
+
+    `load_engine` imports torch on the GUI thread if the window has not yet (the LR finder needs it).
+    """
 
     exported = Signal(object)  # Path: the shown run, whose model was just exported
     notice = Signal(str, int)  # a status-bar message and how long it shows (ms)
     message = Signal(object)  # Message, for the log
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: QWidget, controller: RunController, sidebar: SetupSidebar,
+                 load_engine: Callable[[], None]) -> None:
         super().__init__(window)
-        self.window = window
+        self.window, self.controller, self.sidebar, self._load_engine = window, controller, sidebar, load_engine
         self.export_dialog: Any = None
         self.lr_finder_dialog: Any = None
 
     def open_export(self) -> None:
         """Export the shown run (once it has a checkpoint, even while it trains)."""
-        run_dir = self.window.controller.run_dir
+        run_dir = self.controller.run_dir
         if run_dir is None or not RunDir(run_dir).has_checkpoint():
             return
         if self.export_dialog is not None and self.export_dialog.isVisible():
@@ -57,17 +61,17 @@ class RunDialogs(QObject):
 
     def open_lr_finder(self) -> None:
         """A learning-rate range test on the setup as it is (never while a run trains)."""
-        if self.window.is_training:
+        if self.controller.is_training:
             return
         if self.lr_finder_dialog is not None and self.lr_finder_dialog.isVisible():
             self.lr_finder_dialog.raise_()
             return
         try:
-            config = self.window.config()
+            config = self.sidebar.config()
         except StudioError as exc:
             show_error(self.window, "The setup has a problem", str(exc))
             return
-        self.window.load_engine()
+        self._load_engine()
         from studio.ui.lr_finder_dialog import LRFinderDialog
 
         dialog = LRFinderDialog(config, self.window)
@@ -84,12 +88,12 @@ class RunDialogs(QObject):
             self.lr_finder_dialog.done(0)
 
     def use_learning_rate(self, lr: float) -> None:
-        self.window.sidebar.training_panel.lr_spin.setValue(lr)
+        self.sidebar.training_panel.lr_spin.setValue(lr)
         self.notice.emit(f"Learning rate set to {lr:.3g} (from the LR finder)", 6000)
         self.message.emit(Message(f"learning rate {lr:.3g} from the LR finder"))
 
     def _on_exported(self, run_dir: Path, report: dict[str, Any]) -> None:
-        if run_dir == self.window.controller.run_dir:
+        if run_dir == self.controller.run_dir:
             self.exported.emit(run_dir)
         self.message.emit(Message(f"exported {report.get('path', 'the model')}"))
         self.notice.emit("Exported: the Predict tab now uses the ONNX model", 8000)

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMenu, QMenuBar
+from PySide6.QtWidgets import QMainWindow, QMenu, QMenuBar
 
-from studio.ui.actions import ActionSpec, make_action
-
-if TYPE_CHECKING:
-    from studio.ui.main_window import MainWindow
+from studio.ui.actions.spec import ActionSpec, make_action
 
 ACTIONS = (
     ActionSpec("train", "Train", "Start a new run with this setup", lambda w: w.start_training(), "play",
@@ -31,7 +26,7 @@ BUTTONS = (("trainButton", "train"), ("pauseButton", "pause"), ("stopButton", "s
            ("exportButton", "export"), ("lrFinderButton", "lr_finder"))
 
 
-def build(window: "MainWindow", menus: QMenuBar, actions: dict[str, QAction]) -> QMenu:
+def build(window: QMainWindow, menus: QMenuBar, actions: dict[str, QAction]) -> QMenu:
     for spec in ACTIONS:
         actions[spec.name] = make_action(window, spec)
     menu = menus.addMenu("&Run")
