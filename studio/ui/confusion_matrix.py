@@ -132,11 +132,12 @@ class ConfusionMatrixView(QWidget):
     # -- drawing -------------------------------------------------------------------------------
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        theme = current_theme()
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         p.fillRect(self.rect(), self.palette().window())
         if not self.labels:
-            p.setPen(QColor(current_theme().muted))
+            p.setPen(QColor(theme.muted))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no confusion matrix yet")
             return
         grid, cell = self._layout()
@@ -171,7 +172,8 @@ class ConfusionMatrixView(QWidget):
         for i in range(k + 1):
             p.drawLine(QPointF(grid.left(), grid.top() + i * cell), QPointF(grid.right(), grid.top() + i * cell))
             p.drawLine(QPointF(grid.left() + i * cell, grid.top()), QPointF(grid.left() + i * cell, grid.bottom()))
-        for sel, pen in ((self._hover, QPen(QColor(current_theme().muted), 1.5)), (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
+        for sel, pen in ((self._hover, QPen(QColor(theme.muted), 1.5)),
+                         (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
             if sel is not None:
                 p.setPen(pen)
                 p.setBrush(Qt.BrushStyle.NoBrush)
@@ -201,7 +203,7 @@ class ConfusionMatrixView(QWidget):
                 p.drawText(QRectF(x - cell / 2, grid.bottom() + 4, cell, fm.height()),
                            Qt.AlignmentFlag.AlignCenter, label)
         # Row totals (support) to the right, in grey.
-        p.setPen(QColor(current_theme().muted))
+        p.setPen(QColor(theme.muted))
         if cell >= fm.height():
             for i in range(k):
                 p.drawText(QRectF(grid.right() + 6, grid.top() + i * cell, 80, cell),
@@ -221,7 +223,7 @@ class ConfusionMatrixView(QWidget):
                    Qt.AlignmentFlag.AlignCenter, "true class")
         p.restore()
         p.setFont(font)
-        p.setPen(QColor(current_theme().muted))
+        p.setPen(QColor(theme.muted))
         p.drawText(QRectF(grid.left(), 0, grid.width(), grid.top() - 4),
                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                    "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them")

@@ -51,6 +51,7 @@ class _ClassRowsCanvas(QWidget):
         return QSize(self.label_w + 12 * (self.thumb + 4), 8 + len(self.rows) * (self.thumb + 8))
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        theme = current_theme()
         p = QPainter(self)
         bold = QFont(self.font())
         bold.setBold(True)
@@ -65,7 +66,7 @@ class _ClassRowsCanvas(QWidget):
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                        fm.elidedText(label, Qt.TextElideMode.ElideRight, self.label_w - 8))
             p.setFont(small)
-            p.setPen(QColor(current_theme().muted))
+            p.setPen(QColor(theme.muted))
             p.drawText(QRect(4, y + self.thumb // 2, self.label_w - 8, self.thumb // 2),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, count)
             x = self.label_w
@@ -73,7 +74,7 @@ class _ClassRowsCanvas(QWidget):
                 if x + self.thumb > self.width():
                     break
                 p.drawPixmap(x + (self.thumb - pm.width()) // 2, y + (self.thumb - pm.height()) // 2, pm)
-                p.setPen(QPen(QColor(current_theme().border), 1))
+                p.setPen(QPen(QColor(theme.border), 1))
                 p.drawRect(x, y, self.thumb - 1, self.thumb - 1)
                 x += self.thumb + 4
             y += self.thumb + 8
@@ -87,6 +88,7 @@ class DataExplorerView(QWidget):
 
     def __init__(self, config: Config | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("dataExplorerView")
         self.overview: DataOverview | None = None
         self._call: BackgroundCall | None = None
@@ -114,7 +116,7 @@ class DataExplorerView(QWidget):
         self.sizes_table.setHorizontalHeaderLabels(["image size (W×H)", "images"])
         self._plain_table(self.sizes_table)
         self.image_info = QLabel()
-        self.image_info.setStyleSheet(f"color: {current_theme().muted};")
+        self.image_info.setStyleSheet(f"color: {theme.muted};")
         self.image_info.setWordWrap(True)
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -155,7 +157,7 @@ class DataExplorerView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.findings_frame)
         layout.addWidget(split, 1)
-        self.title.setText(f"<span style='color:{current_theme().muted}'>choose a data set to explore it</span>")
+        self.title.setText(f"<span style='color:{theme.muted}'>choose a data set to explore it</span>")
         self.findings_frame.setVisible(False)
         if config is not None:
             self.set_config(config)
@@ -195,6 +197,7 @@ class DataExplorerView(QWidget):
     # -- showing -------------------------------------------------------------------------------
 
     def show_overview(self, o: DataOverview) -> None:
+        theme = current_theme()
         self.overview = o
         sizes = o.split_sizes
         total = sum(sizes.values())
@@ -202,10 +205,10 @@ class DataExplorerView(QWidget):
         self.title.setText(
             f"<span style='font-size:13pt;font-weight:600;color:{text_color()}'>{o.source}</span> "
             f"<span style='color:{text_color()}'>&nbsp;{what} · {total:,} samples: "
-            + " · ".join(f"<span style='color:{current_theme().split(s)};font-weight:600'>{sizes[s]:,} {s}</span>"
+            + " · ".join(f"<span style='color:{theme.split(s)};font-weight:600'>{sizes[s]:,} {s}</span>"
                          for s in SPLIT_NAMES) + "</span>")
-        lines = [f"<span style='color:{current_theme().warning}'>⚠ {w}</span>" for w in o.warnings]
-        lines += [f"<span style='color:{current_theme().success}'>✓ {c}</span>" for c in o.checks]
+        lines = [f"<span style='color:{theme.warning}'>⚠ {w}</span>" for w in o.warnings]
+        lines += [f"<span style='color:{theme.success}'>✓ {c}</span>" for c in o.checks]
         self.findings.setText("<br>".join(lines) if lines else "")
         self.findings_frame.setVisible(bool(lines))
         self._draw_counts()
@@ -224,6 +227,7 @@ class DataExplorerView(QWidget):
             self.right_stack.setCurrentIndex(1)
 
     def _draw_counts(self) -> None:
+        theme = current_theme()
         o = self.overview
         plot = self.counts_plot.getPlotItem()
         plot.clear()
@@ -236,7 +240,7 @@ class DataExplorerView(QWidget):
             counts, edges = o.target_histogram
             plot.setTitle(f"<span style='color:{text_color()};font-size:11pt;font-weight:600'>Target values (train)</span>")
             plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
-                                         brush=qcolor(current_theme().split("train"), 200), pen=pg.mkPen(current_theme().plot_bg)))
+                                         brush=qcolor(theme.split("train"), 200), pen=pg.mkPen(theme.plot_bg)))
             plot.getAxis("bottom").setTicks(None)
             plot.setLabel("left", "samples")
             self.share_box.setVisible(False)
@@ -254,8 +258,8 @@ class DataExplorerView(QWidget):
                 values = values / max(values.sum(), 1) * 100
             top = max(top, float(values.max(initial=0)))
             x = np.arange(k) - 0.4 + width * (j + 0.5)
-            bars = pg.BarGraphItem(x=x, height=values, width=width * 0.92, brush=qcolor(current_theme().split(name), 220),
-                                   pen=pg.mkPen(current_theme().split(name)))
+            bars = pg.BarGraphItem(x=x, height=values, width=width * 0.92, brush=qcolor(theme.split(name), 220),
+                                   pen=pg.mkPen(theme.split(name)))
             plot.addItem(bars)
             legend.addItem(bars, f"{name} ({o.split_sizes[name]:,})")
         step = max(1, math.ceil(k / 30))

@@ -51,6 +51,7 @@ class EvaluationView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("evaluationView")
         self.run_dir: Path | None = None
         self.details: EvaluationDetails | None = None
@@ -67,7 +68,7 @@ class EvaluationView(QWidget):
         self.headline = QLabel(objectName="evalHeadline")
         self.headline.setTextFormat(Qt.TextFormat.RichText)
         self.status = QLabel(objectName="evalStatus")
-        self.status.setStyleSheet(f"color: {current_theme().muted};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
         for text, w in (("Split", self.split_combo), ("Checkpoint", self.checkpoint_combo)):
@@ -83,7 +84,7 @@ class EvaluationView(QWidget):
         self.pages = QStackedWidget()
         self.empty = QLabel("Train a run or open one, then its evaluation on the test split appears here.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setStyleSheet(f"color: {current_theme().muted}; font-size: 12pt;")
+        self.empty.setStyleSheet(f"color: {theme.muted}; font-size: 12pt;")
         self.pages.addWidget(self.empty)
         self.pages.addWidget(self._build_classification())
         self.pages.addWidget(self._build_regression())
@@ -267,6 +268,7 @@ class EvaluationView(QWidget):
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
     def _fill_histogram(self, d: EvaluationDetails) -> None:
+        theme = current_theme()
         assert d.classes is not None
         plot = self.histogram.getPlotItem()
         plot.clear()
@@ -281,8 +283,8 @@ class EvaluationView(QWidget):
         n_right, n_wrong = int(h.correct.sum()), int(h.wrong.sum())
         legend = add_legend(self.histogram, offset=(10, 10))
         top = 0.0
-        for counts, total, color, shift, name in ((h.correct, n_right, current_theme().success, -0.22, "right"),
-                                                  (h.wrong, n_wrong, current_theme().danger, 0.22, "wrong")):
+        for counts, total, color, shift, name in ((h.correct, n_right, theme.success, -0.22, "right"),
+                                                  (h.wrong, n_wrong, theme.danger, 0.22, "wrong")):
             share = counts / max(total, 1) * 100
             top = max(top, float(share.max(initial=0.0)))
             bars = pg.BarGraphItem(x=centers + shift * width, height=share, width=width * 0.42,
@@ -347,6 +349,7 @@ class EvaluationView(QWidget):
         return self._shown_indices.tolist()
 
     def _show_regression(self, d: EvaluationDetails) -> None:
+        theme = current_theme()
         r = d.report
         pts = d.regression
         assert pts is not None
@@ -356,15 +359,15 @@ class EvaluationView(QWidget):
         sp = self.scatter_plot.getPlotItem()
         sp.clear()
         legend = add_legend(self.scatter_plot, offset=(10, 10))
-        sp.addItem(pg.ScatterPlotItem(pts.true, pts.pred, size=6, pen=None, brush=qcolor(current_theme().accent, 150)))
+        sp.addItem(pg.ScatterPlotItem(pts.true, pts.pred, size=6, pen=None, brush=qcolor(theme.accent, 150)))
         lo = float(min(pts.true.min(), pts.pred.min())) if len(pts.true) else 0.0
         hi = float(max(pts.true.max(), pts.pred.max())) if len(pts.true) else 1.0
         xs = np.array([lo, hi])
-        ideal = sp.plot(xs, xs, pen=pg.mkPen(current_theme().muted, width=1.5, style=Qt.PenStyle.DashLine))
-        fitted = sp.plot(xs, pts.slope * xs + pts.intercept, pen=pg.mkPen(current_theme().danger, width=2))
+        ideal = sp.plot(xs, xs, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine))
+        fitted = sp.plot(xs, pts.slope * xs + pts.intercept, pen=pg.mkPen(theme.danger, width=2))
         legend.addItem(ideal, "perfect (y = x)")
         legend.addItem(fitted, f"fitted: y = {pts.slope:.3g}x + {pts.intercept:.3g}")
         rp = self.residual_plot.getPlotItem()
         rp.clear()
-        rp.addItem(pg.ScatterPlotItem(pts.pred, pts.residuals, size=6, pen=None, brush=qcolor(current_theme().accent, 150)))
-        rp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(current_theme().muted, width=1.5, style=Qt.PenStyle.DashLine)))
+        rp.addItem(pg.ScatterPlotItem(pts.pred, pts.residuals, size=6, pen=None, brush=qcolor(theme.accent, 150)))
+        rp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine)))

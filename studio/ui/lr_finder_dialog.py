@@ -34,6 +34,7 @@ class LRFinderDialog(QDialog):
     def __init__(self, config: Config, parent: QWidget | None = None, *, start_lr: float = 1e-7,
                  end_lr: float = 10.0, num_steps: int = 100, autostart: bool = True) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("lrFinderDialog")
         self.setWindowTitle("Learning-rate finder")
         self.config = config
@@ -60,16 +61,16 @@ class LRFinderDialog(QDialog):
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setMinimumSize(640, 360)
         legend = add_legend(self.plot, offset=(10, -10))
-        self.raw_curve = self.plot.plot([], [], pen=pen(current_theme().muted, 1.0, alpha=110))
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(current_theme().accent, width=2.5))
+        self.raw_curve = self.plot.plot([], [], pen=pen(theme.muted, 1.0, alpha=110))
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.accent, width=2.5))
         legend.addItem(self.raw_curve, "loss per batch")
         legend.addItem(self.curve, "smoothed")
-        self.suggest_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(current_theme().danger, width=1.5, style=Qt.PenStyle.DashLine))
-        self.suggest_dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=current_theme().danger,
-                                          symbolPen=pg.mkPen(current_theme().plot_bg, width=1.5))
-        self.suggest_text = pg.TextItem(color=current_theme().danger, anchor=(0, 1))
-        self.min_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(current_theme().muted, width=1, style=Qt.PenStyle.DotLine),
-                                        label="lowest loss", labelOpts={"position": 0.92, "color": current_theme().muted,
+        self.suggest_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.danger, width=1.5, style=Qt.PenStyle.DashLine))
+        self.suggest_dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=theme.danger,
+                                          symbolPen=pg.mkPen(theme.plot_bg, width=1.5))
+        self.suggest_text = pg.TextItem(color=theme.danger, anchor=(0, 1))
+        self.min_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.muted, width=1, style=Qt.PenStyle.DotLine),
+                                        label="lowest loss", labelOpts={"position": 0.92, "color": theme.muted,
                                                                         "anchors": [(1.05, 0.5), (1.05, 0.5)]})
         for item in (self.suggest_line, self.suggest_text, self.min_line):
             item.setVisible(False)
@@ -80,7 +81,7 @@ class LRFinderDialog(QDialog):
         self.progress.setRange(0, num_steps)
         self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
         self.status = QLabel(objectName="lrFinderStatus")
-        self.status.setStyleSheet(f"color: {current_theme().muted};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         self.rate_label = QLabel(objectName="lrFinderRate")
         self.rate_label.setTextFormat(Qt.TextFormat.RichText)
 
@@ -186,7 +187,8 @@ class LRFinderDialog(QDialog):
         if result.suggestion is not None:
             self.choose(result.suggestion)
         else:
-            self.rate_label.setText(f"<span style='color:{current_theme().danger}'>No suggestion: the loss never fell clearly. "
+            danger = current_theme().danger
+            self.rate_label.setText(f"<span style='color:{danger}'>No suggestion: the loss never fell clearly. "
                                     "Click the curve to pick a rate, or check the data and model.</span>")
         self.search_finished.emit(result)
 
@@ -217,8 +219,9 @@ class LRFinderDialog(QDialog):
         for item in (self.suggest_line, self.suggest_text):
             item.setVisible(True)
         extra = "" if is_suggestion or suggested is None else f" (suggested {suggested:.2e})"
+        muted = current_theme().muted
         self.rate_label.setText(f"{label.capitalize()} rate: <b style='font-size:13pt'>{self.chosen:.2e}</b>"
-                                f"{extra} <span style='color:{current_theme().muted}'>· click the curve to pick another</span>")
+                                f"{extra} <span style='color:{muted}'>· click the curve to pick another</span>")
         self.use_button.setEnabled(True)
 
     def _on_plot_clicked(self, event) -> None:  # noqa: ANN001 - pyqtgraph's mouse event

@@ -105,8 +105,8 @@ class MetricCards(QWidget):
 
     def _on_run_opened(self, run: OpenedRun) -> None:
         self.clear()
-        ended = run.status in ENDED_STATUSES
-        self.epoch.set(f"{run.epochs_done}/{run.epochs_total}", RunState(run.status).label if ended else "")
+        state = RunState.of_status(run.status, RunState.READY)
+        self.epoch.set(f"{run.epochs_done}/{run.epochs_total}", state.label if run.status in ENDED_STATUSES else "")
         latest = self.history.latest_epoch_metrics()
         if latest.get("train_loss") is not None:
             self.train_loss.set(format_number(latest["train_loss"]), "last epoch")

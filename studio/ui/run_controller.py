@@ -1,22 +1,20 @@
 """`RunController`: the run the window shows, from Train to its end, as a `RunState` and typed signals.
 
 It owns what a run needs on the GUI side: the `TrainingControl`, the training thread and its
-worker, the state, and closing after a stop. Views never hear from the worker: the controller's
-slots receive the worker's (queued) signals on the GUI thread, put every record into the window's
-`RunHistory` first, then say what happened:
+worker, the state, and closing after a stop. Views never hear from the worker: the worker's
+signals are queued to this object's slots on the GUI thread, which put every record into the
+window's `RunHistory` first (its `changed` redraws the curves), then say what happened (the
+cards and the status bar hear `progressed`, four times a second). docs/architecture.md, "The
+window", draws the whole path.
 
-    loop ──step_end──▶ TrainingWorker ──step_ended(list)──▶ RunController ──▶ RunHistory.add_records
-         (training thread: batched ~20/s)        (queued to the GUI thread)       └─changed─▶ CurvesView, LiveInsightView
-                                                                    └─progressed (4/s)─▶ MetricCards, TrainingStatusBar
+    READY ──start──▶ TRAINING ◀──toggle_pause──▶ PAUSED
+                        └──── stop ────┬───────────┘
+                                       ▼
+                                    STOPPING ──the thread ends──▶ COMPLETED | EARLY_STOPPED | STOPPED | FAILED
 
-States, and what moves between them (the window's actions follow `actions.ENABLED`):
-
-    READY ─start─▶ TRAINING ◀─toggle_pause─▶ PAUSED
-                      │ stop (either)            │
-                      ▼                          ▼
-                   STOPPING ───thread ends───▶ COMPLETED | EARLY_STOPPED | STOPPED | FAILED
-    (a run that ends on its own goes straight from TRAINING to its end; opening a run shows its end
-    state, or READY when it has none; `forget` goes back to READY)
+A run that ends by itself goes from TRAINING to its end; opening a run shows the state it ended
+in (READY when it has no summary); `forget` goes back to READY. The actions follow
+`actions.window_actions.ENABLED`.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from PySide6.QtCore import QEvent, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from studio.config import Config, load_config
@@ -217,7 +215,7 @@ class RunController(QObject):
         self.thread, self.worker = start_training(request.config, request.run_dir, self.control,
                                                   resume=request.resume, connect=self._connect_worker)
         self.thread.finished.connect(self._on_thread_finished)
-        QApplication.instance().installEventFilter(self._quit_watcher)
+        _app().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
@@ -315,7 +313,7 @@ class RunController(QObject):
             worker.deleteLater()
         self.thread, self.worker, self.control = None, None, None
         self._progress_timer.stop()
-        QApplication.instance().removeEventFilter(self._quit_watcher)
+        _app().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
             self.run_dir = None  # the setup failed before the run folder was made
             self.run_changed.emit(None)
@@ -377,3 +375,9 @@ class RunController(QObject):
 
     def _say(self, text: str) -> None:
         self.message.emit(Message(text))
+
+
+def _app() -> QCoreApplication:
+    app = QCoreApplication.instance()
+    assert app is not None, "a RunController needs the application"
+    return app

@@ -70,6 +70,7 @@ class RunsView(QWidget):
 
     def __init__(self, runs_dir: str | Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("runsView")
         self.runs_dir = Path(runs_dir)
         self.runs: list[RunInfo] = []
@@ -105,10 +106,10 @@ class RunsView(QWidget):
         self.csv_button.clicked.connect(self.export_csv)
         self.tensorboard_button.clicked.connect(self.export_tensorboard)
         self.folder_label = QLabel()
-        self.folder_label.setStyleSheet(f"color: {current_theme().muted};")
+        self.folder_label.setStyleSheet(f"color: {theme.muted};")
         self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
         self.status = QLabel(objectName="runsStatus")
-        self.status.setStyleSheet(f"color: {current_theme().muted};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
         for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button,
                   self.tensorboard_button):
@@ -120,7 +121,7 @@ class RunsView(QWidget):
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
         self.hint = QLabel("Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves; "
                            "dashed lines are the training split.")
-        self.hint.setStyleSheet(f"color: {current_theme().muted};")
+        self.hint.setStyleSheet(f"color: {theme.muted};")
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)

@@ -97,11 +97,12 @@ class _GridCanvas(QWidget):
         self.setToolTip(self.tiles[i].tooltip if i is not None else "")
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        theme = current_theme()
         p = QPainter(self)
         p.setFont(self._font)
         fm = QFontMetrics(self._font)
         if not self.tiles:
-            p.setPen(QColor(current_theme().muted))
+            p.setPen(QColor(theme.muted))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
                        self.message)
@@ -115,18 +116,18 @@ class _GridCanvas(QWidget):
                         pm.width(), pm.height())
             p.drawPixmap(img, pm)
             if tile.state == "wrong":
-                p.setPen(QPen(QColor(current_theme().danger), 3))
+                p.setPen(QPen(QColor(theme.danger), 3))
                 p.drawRect(img.adjusted(-2, -2, 1, 1))
             else:
-                p.setPen(QPen(QColor(current_theme().border), 1))
+                p.setPen(QPen(QColor(theme.border), 1))
                 p.drawRect(img.adjusted(-1, -1, 0, 0))
             y = r.y() + self.thumb + 4
             for k, line in enumerate(tile.lines[:self.caption_lines]):
                 color = text_color()
                 if k == 0 and tile.state == "wrong":
-                    color = current_theme().danger
+                    color = theme.danger
                 elif k == 0 and tile.state == "right":
-                    color = current_theme().success
+                    color = theme.success
                 p.setPen(QColor(color))
                 text = fm.elidedText(line, Qt.TextElideMode.ElideRight, r.width())
                 p.drawText(QRect(r.x(), y, r.width(), fm.height()), Qt.AlignmentFlag.AlignHCenter, text)
