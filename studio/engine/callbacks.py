@@ -8,15 +8,17 @@ This module knows the trainer only through that view, so it never imports the tr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
-
-from studio.config import Config
-from studio.data.base import DataBundle, DataSpec
-from studio.engine.control import TrainingControl
 from studio.engine.events import EVENTS
-from studio.engine.loop_state import LoopState
+
+if TYPE_CHECKING:  # for the annotations only: importing this module must not load torch (the GUI paints first)
+    import torch
+
+    from studio.config import Config
+    from studio.data.base import DataBundle, DataSpec
+    from studio.engine.control import TrainingControl
+    from studio.engine.loop_state import LoopState
 
 
 class TrainerView(Protocol):
