@@ -11,9 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from studio import __version__
+from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
 
 
@@ -22,7 +23,7 @@ class UsageError(StudioError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print usage and exit 2 itself
+    def error(self, message: str) -> NoReturn:  # argparse would print usage and exit 2 itself
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override one config key, e.g. --set train.lr=0.01 (repeatable)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
-    p = sub.add_parser("resume", help="continue a run from checkpoints/last.pt")
+    p = sub.add_parser("resume", help=f"continue a run from {RunDir.LAST_CHECKPOINT}")
     _add_run_dir(p)
     p.add_argument("--epochs", type=int, help="raise the total number of epochs")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -101,12 +102,10 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.config import load_config
 
-    from studio.engine.locking import run_dir_lock
-
     cfg = load_config(args.config, args.overrides)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
-    run_dir_lock(run_dir).check_free()  # a busy folder says so first; the trainer takes the lock itself
-    if (run_dir / "checkpoints" / "last.pt").exists():
+    RunDir(run_dir).lock().check_free()  # a busy folder says so first; the trainer takes the lock itself
+    if RunDir(run_dir).has_checkpoint("last"):
         raise UsageError(f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` "
                          "or choose another folder")
     return _fit(cfg, run_dir, args.quiet, resume=False)
@@ -114,27 +113,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def load_run_config(run_dir: Path) -> Any:
     from studio.config import load_config
-    from studio.engine.run_dir import check_run_dir
 
-    return load_config(check_run_dir(run_dir) / "config.toml")
+    return load_config(RunDir(run_dir).check().config)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from studio.engine.checkpoint import checkpoint_path, load_checkpoint
-    from studio.engine.locking import run_dir_lock
-    from studio.engine.run_dir import read_summary
+    from studio.engine.checkpoint import load_checkpoint
 
     run_dir = Path(args.run_dir)
+    files = RunDir(run_dir)
     cfg = load_run_config(run_dir)
     # A run another process is training may have no last.pt yet: say that it is busy, not that.
-    run_dir_lock(run_dir).check_free()
-    state = load_checkpoint(checkpoint_path(run_dir, "last"))
+    files.lock().check_free()
+    state = load_checkpoint(files.checkpoint("last"))
     if args.epochs is not None:
         if args.epochs < 1:
             raise UsageError(f"--epochs must be >= 1 (got {args.epochs})")
         cfg = cfg.replace_value("train.epochs", args.epochs)
     done = state["epoch"]
-    summary = read_summary(run_dir) or {}
+    summary = files.read_summary() or {}
     if done >= cfg.train.epochs and state.get("pos", 0) == 0:
         print(f"{run_dir}: all {cfg.train.epochs} epochs are done ({summary.get('status', 'completed')}); "
               "use --epochs N to train further", file=sys.stderr)
@@ -153,19 +150,45 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.export.cli import run_export
 
-    return run_export(args)
+    return run_export(args.run_dir, args.output, checkpoint=args.checkpoint, opset=args.opset, quantize=args.quantize)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.export.cli import run_predict
 
-    return run_predict(args)
+    return run_predict(args.model, args.files, top=args.top)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from studio.engine.lr_finder import run_lr_find_cli
+    """Print the curve's outline (stderr) and the suggested rate (stdout); 1 when there is none."""
+    from studio.config import load_config
+    from studio.engine.events import Message
+    from studio.engine.lr_finder import LRFinderPoint, find_lr
 
-    return run_lr_find_cli(args)
+    config = load_config(args.config, args.overrides)
+    steps, start, end = args.steps or 100, args.start_lr or 1e-7, args.end_lr or 10.0
+    print(f"lr-find: {config.data.source} / {config.model.arch} / {config.train.optimizer}, "
+          f"batch size {config.train.batch_size}, lr {start:g} -> {end:g} over up to {steps} steps",
+          file=sys.stderr)
+
+    def show(p: LRFinderPoint) -> None:
+        if p.step == 1 or p.step % 10 == 0:
+            print(f"  step {p.step:4d}  lr {p.lr:9.3e}  loss {p.loss:.4f}", file=sys.stderr)
+
+    def warn(m: Message) -> None:
+        if m.level != "info":
+            print(f"{m.level}: {m.text}", file=sys.stderr)
+
+    result = find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=show, on_message=warn)
+    print(f"stopped: {result.reason}", file=sys.stderr)
+    if result.suggestion is None or result.suggestion_index is None:
+        print("error: no suggested lr: the loss never fell over the range; try a lower start rate "
+              "(--start-lr) or check the data", file=sys.stderr)
+        return 1
+    i = result.suggestion_index
+    print(f"suggested lr: {result.suggestion:.3g} (loss {result.losses[i]:.4f}, falling; "
+          f"lowest loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g})")
+    return 0
 
 
 def cmd_gui(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from studio.errors import ConfigError
+from studio.files import atomic_write_text
 
 SOURCES = ("digits", "mnist", "fashion-mnist", "cifar10", "folder", "csv", "linear")
 ARCHS = ("softmax", "mlp", "lenet", "resnet18", "linear")
@@ -336,8 +337,6 @@ def config_to_toml(cfg: Config) -> str:
 
 def save_config(cfg: Config, path: str | Path) -> None:
     """Write the config as TOML, atomically."""
-    from studio.engine.files import atomic_write_text
-
     atomic_write_text(Path(path), config_to_toml(cfg))
 
 

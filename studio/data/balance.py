@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from studio.data.base import DataBundle
 
 IMBALANCE_RATIO = 3.0  # largest / smallest training class at which a warning is worth reading
+FOLDER_IMBALANCE_RATIO = 5.0  # largest / smallest class of a whole image folder, said while loading it
 
 
 def class_counts(bundle: DataBundle) -> dict[str, list[int]]:
@@ -53,3 +55,16 @@ def imbalance_warnings(counts: dict[str, list[int]], labels: tuple[str, ...] | l
 def _names(names: list[str], most: int = 5) -> str:
     shown = ", ".join(f"'{n}'" for n in names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def folder_imbalance_warning(classes: tuple[str, ...], y: np.ndarray) -> str | None:
+    """One sentence when an image folder's classes (before splitting) are strongly imbalanced or one is empty."""
+    counts = np.bincount(y, minlength=len(classes))
+    big, small = int(counts.argmax()), int(counts.argmin())
+    if counts[small] == 0:
+        return f"class '{classes[small]}' has no usable images left"
+    ratio = counts[big] / counts[small]
+    if ratio < FOLDER_IMBALANCE_RATIO:
+        return None
+    return (f"strong class imbalance: '{classes[big]}' has {counts[big]} images but '{classes[small]}' only "
+            f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed")

@@ -4,7 +4,8 @@
 when it is a GPU), and a batch is an index slice, converted to float and augmented on that device.
 `studio.data.loader.LoaderBatches` is the fallback for image folders over the memory budget: a
 DataLoader decodes files in worker processes, and the batches come out the same (same samples,
-same order, same float conversion and augmentation). `make_batches` picks one for a split.
+same order, same float conversion and augmentation). `studio.data.batch_sources.make_batches`
+picks one for a split.
 The loop asks for the batch size before every batch, so a live change applies from the next one.
 """
 
@@ -82,13 +83,3 @@ class InMemoryBatches:
             idx = order[pos:pos + cut_size(batch_size(), n - pos)]
             pos += len(idx)
             yield self.take(idx, augment)
-
-
-def make_batches(split: Split, device: torch.device, augment: Augment | None = None,
-                 num_workers: int = 0) -> BatchSource:
-    """The batch source for a split: index slicing when its images are in memory, else a DataLoader."""
-    if isinstance(split.x, torch.Tensor):
-        return InMemoryBatches(split, device, augment)
-    from studio.data.loader import LoaderBatches
-
-    return LoaderBatches(split, device, augment, num_workers=num_workers)

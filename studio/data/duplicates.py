@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from studio.data.base import DataBundle, Split
+from studio.data.images import take_images
 
 
 def sample_hashes(x: torch.Tensor) -> list[bytes]:
@@ -90,8 +91,6 @@ def split_hashes(bundle: DataBundle, split: Split) -> list[bytes]:
     paths = getattr(bundle, "paths", ())
     if paths and split.indices is not None:  # an image folder too big for memory: hash the files
         return file_hashes([paths[int(i)] for i in split.indices])
-    from studio.data.overview import take_images
-
     out: list[bytes] = []
     for start in range(0, len(split), 512):  # decode in chunks so memory stays bounded
         out += sample_hashes(take_images(split.x, range(start, min(start + 512, len(split)))))

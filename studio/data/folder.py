@@ -38,7 +38,9 @@ import numpy as np
 import torch
 
 from studio.config import Config, DataConfig
+from studio.data.balance import folder_imbalance_warning
 from studio.data.base import DataBundle, Split
+from studio.data.bundles import finish_bundle
 from studio.data.images import (ImageFiles, ImageProbe, decode_images, decode_threads, is_image_file,
                                  probe_images)
 from studio.data.splits import split_indices
@@ -46,7 +48,6 @@ from studio.errors import DataError
 
 MAX_DEFAULT_SIZE = 224
 SAMPLED_PROBES = 1000  # headers read to guess the shape of a large folder before its one decoding pass
-IMBALANCE_RATIO = 5.0  # largest class / smallest class at which the user hears about it
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 _LAYOUT_HINT = "expected root/<class>/<images> or root/{train,val,test}/<class>/<images>"
 
@@ -356,18 +357,6 @@ def _skip_warning(root: Path, bad: list[tuple[str, str]]) -> str:
     return f"{root}: skipped {len(bad)} file(s) that could not be read as images: {shown}{more}"
 
 
-def _imbalance_warning(classes: tuple[str, ...], y: np.ndarray) -> str | None:
-    counts = np.bincount(y, minlength=len(classes))
-    big, small = int(counts.argmax()), int(counts.argmin())
-    if counts[small] == 0:
-        return f"class '{classes[small]}' has no usable images left"
-    ratio = counts[big] / counts[small]
-    if ratio < IMBALANCE_RATIO:
-        return None
-    return (f"strong class imbalance: '{classes[big]}' has {counts[big]} images but '{classes[small]}' only "
-            f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed")
-
-
 def image_shape(probes: list[ImageProbe], data: DataConfig) -> tuple[int, int]:
     """(size, channels) for these images: the config's values, else the data's (see the module doc)."""
     return choose_size(probes, data.image_size), data.channels or (1 if all(p.gray for p in probes) else 3)
@@ -462,11 +451,9 @@ def load_folder(config: Config) -> DataBundle:
     if len(present) < 2:
         raise DataError(f"{root}: after skipping unreadable files only class '{listing.classes[present[0]]}' "
                         "has images; a classifier needs at least two")
-    note = _imbalance_warning(listing.classes, labels[keep])
+    note = folder_imbalance_warning(listing.classes, labels[keep])
     if note:
         warnings.append(note)
-
-    from studio.data import finish_bundle
 
     positions = torch.arange(len(y))
     if listing.split_layout:

@@ -21,11 +21,13 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from studio.data.bundles import image_stats
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -272,11 +274,22 @@ class ImageFiles:
 
     def pixel_stats(self, limit: int = 10_000, seed: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean/std of pixels in [0, 1] over (a seeded sample of at most `limit` of) the images."""
-        from studio.data import image_stats
-
         n = len(self)
         if n > limit:
             pick = np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
         else:
             pick = np.arange(n)
         return image_stats(self.decode(pick))
+
+
+def take_images(x: Any, positions: Any) -> torch.Tensor:
+    """uint8 images [k, C, H, W] at these positions of a split's `x`.
+
+    `x` is an in-memory uint8 tensor, or a file-backed stand-in (an image folder too big for the
+    memory budget) that indexes like one and decodes on `decode()`; only the rows asked for are read.
+    """
+    idx = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
+    rows = x[idx]
+    if not isinstance(rows, torch.Tensor) and hasattr(rows, "decode"):
+        rows = rows.decode()
+    return torch.as_tensor(rows)

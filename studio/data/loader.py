@@ -1,7 +1,7 @@
 """The DataLoader path: batches from images decoded by worker processes while training.
 
 Used for image folders whose decoded size exceeds `[data] memory_budget_mb` (see
-`studio.data.batches.make_batches`). It yields what `InMemoryBatches` yields for the same order:
+`studio.data.batch_sources.make_batches`). It yields what `InMemoryBatches` yields for the same order:
 worker processes decode fixed-size chunks of the requested order, and this side cuts them into
 batches, asking the loop for the batch size as each batch is cut, so a live batch-size change
 still applies from the next batch no matter how many chunks the workers have prefetched.

@@ -17,6 +17,7 @@ from studio.config import Config
 from studio.data import DataBundle, load_data
 from studio.data.balance import class_counts, imbalance_warnings
 from studio.data.duplicates import DuplicateReport, find_duplicates
+from studio.data.images import take_images
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,6 @@ class DataOverview:
     duplicates: DuplicateReport | None = None
     warnings: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)  # what was checked and found fine
-
-
-def take_images(x: Any, positions: Any) -> torch.Tensor:
-    """uint8 images [k, C, H, W] at these positions of a split's `x`.
-
-    `x` is an in-memory uint8 tensor, or a file-backed stand-in (an image folder too big for the
-    memory budget) that indexes like one and decodes on `decode()`; only the rows asked for are read.
-    """
-    idx = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
-    rows = x[idx]
-    if not isinstance(rows, torch.Tensor) and hasattr(rows, "decode"):
-        rows = rows.decode()
-    return torch.as_tensor(rows)
 
 
 def _class_samples(bundle: DataBundle, per_class: int, seed: int) -> dict[int, np.ndarray]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from studio.config import Config
 from studio.data.base import DataBundle, Split
+from studio.data.bundles import finish_bundle
 from studio.data.splits import split_indices
 from studio.errors import DataError
 
@@ -217,8 +218,6 @@ def load_torchvision_set(config: Config) -> DataBundle:
         xtr, ytr, xte, yte, labels = load_mnist_like(d.source, root)
     xtr, xte = adapt_images(xtr, d.channels, d.image_size), adapt_images(xte, d.channels, d.image_size)
     tr, va, _ = split_indices(len(ytr), d.val_split, 0.0, config.seed, ytr)
-    from studio.data import finish_bundle
-
     return finish_bundle(config, Split(xtr[tr], ytr[tr], tr), Split(xtr[va], ytr[va], va),
                          Split(xte, yte, torch.arange(len(yte))), kind="image", task="classification",
                          labels=labels)

@@ -11,25 +11,26 @@ import pickle
 import random
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from studio import __version__
-from studio.engine.files import atomic_write
+from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError
+from studio.files import atomic_write
 
 FORMAT = 1
 REQUIRED = ("format", "model", "config", "epoch", "step", "spec")
-CHECKPOINT_FILES = ("last.pt", "best.pt")
+CHECKPOINT_FILES = RunDir.CHECKPOINT_FILES
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive
 _PICKLE_PROTOCOLS = range(2, 6)  # a pickle stream opens with PROTO n (the pre-zip torch format is one too)
 
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the loop draws from (python, numpy, torch, cuda), as weights_only-safe values."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state())  # the legacy tuple: (name, keys, pos, has_gauss, gauss)
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
@@ -105,7 +106,5 @@ def _check_file_kind(path: Path) -> None:
                           "checkpoint (random or foreign data)")
 
 
-def checkpoint_path(run_dir: Path, which: str = "last") -> Path:
-    if which not in ("best", "last"):
-        raise CheckpointError(f"--checkpoint must be best or last (got {which!r})")
-    return Path(run_dir) / "checkpoints" / f"{which}.pt"
+def checkpoint_path(run_dir: Path | RunDir, which: str = "last") -> Path:
+    return RunDir(Path(run_dir)).checkpoint(which)

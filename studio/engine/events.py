@@ -1,12 +1,16 @@
 """Engine events: one flat list of names, and small frozen payloads of plain Python values.
 
 Payloads never carry tensors, so they can cross threads (the GUI's worker) and be logged as JSON.
+A callback implements `on_<name>(trainer, payload)` for the names it needs (see callbacks.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from studio.engine.records import StepRecord
 
 EVENTS = ("fit_start", "epoch_start", "step_end", "validation_end", "epoch_end", "fit_end", "message")
 
@@ -35,26 +39,8 @@ class EpochStart:
     epochs: int
 
 
-@dataclass(frozen=True)
-class StepEnd:
-    epoch: int
-    step: int
-    loss: float
-    accuracy: float | None
-    lr: float
-    batch_size: int
-    time: float
-    epoch_progress: float  # fraction of this epoch's samples seen, 0..1
-    samples_per_s: float
-    grad_norm: float | None = None
-    cuda_memory_allocated: int | None = None
-    cuda_memory_reserved: int | None = None
-    changed: dict[str, Any] | None = None  # live changes applied at this step: {"lr": [old, new]}
-
-    @property
-    def epoch_float(self) -> float:
-        """Position in epochs, e.g. 1.5 is halfway through epoch 2 (the plots' x axis)."""
-        return self.epoch - 1 + self.epoch_progress
+# The step_end payload is the step record itself (see records.py): one shape, live and on disk.
+StepEnd = StepRecord
 
 
 @dataclass(frozen=True)
@@ -75,11 +61,21 @@ class EpochEnd:
     best_epoch: int | None
     is_best: bool
     eta_s: float | None = None
+    epoch_s: float | None = None  # the epoch's wall time, training and validation
+
+
+class RunStatus(StrEnum):
+    """How a run ended; the values are summary.json's "status" strings (CONTRACT.md)."""
+
+    COMPLETED = "completed"  # every epoch trained
+    EARLY_STOPPED = "early_stopped"  # a stop rule (patience, target loss) ended it
+    STOPPED = "stopped"  # the user stopped it (Stop, Ctrl-C), or a tool on the loop did (the LR finder)
+    FAILED = "failed"  # an error ended it
 
 
 @dataclass(frozen=True)
 class FitEnd:
-    status: str  # completed | early_stopped | stopped | failed
+    status: RunStatus
     reason: str | None
     run_dir: str
     summary: dict[str, Any] = field(default_factory=dict)

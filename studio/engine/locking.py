@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from studio.engine.files import write_error
 from studio.errors import StudioError
+from studio.files import write_error
 
 RUN_LOCK_NAME = ".studio.lock"
 

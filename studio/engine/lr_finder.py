@@ -1,27 +1,31 @@
 """Learning-rate range test, the fastai way: `find_lr(config)` and `studio lr-find CONFIG.toml`.
 
-Snapshot the weights, train a short run while the rate rises exponentially from `start_lr` to
-`end_lr`, stop once the (smoothed) loss passes 4x its best, and put the weights back exactly. The
-suggestion is a pure function of the recorded `(lrs, losses)`, so it can be tested on any curve and
-recomputed by the GUI without training again.
+`LRFinder` is a callback on the training loop (fastai's `LRFinder` in `callback/schedule.py`):
+it snapshots the weights when the fit starts, gives each optimizer step a rate rising
+exponentially from `start_lr` to `end_lr`, stops the fit once the (smoothed) loss passes 4x its
+best, and puts the weights back exactly when the fit ends. The steps are the run's own
+`Trainer` steps, so mixed precision, gradient accumulation and clipping are those of
+`studio train` with the same config. The suggestion is a pure function of the recorded
+`(lrs, losses)`, so it can be tested on any curve and recomputed by the GUI without training again.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
-import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
-from torch import nn
 
 from studio.config import Config
 from studio.data import DataBundle
-from studio.data.base import DataSpec
-from studio.errors import ConfigError, StudioError
+from studio.engine.callbacks import Callback, TrainerView
+from studio.engine.control import TrainingControl
+from studio.engine.events import Message
+from studio.engine.records import StepRecord
+from studio.engine.trainer import Trainer, TrainingFailed
+from studio.errors import ConfigError
 
 DIVERGE_FACTOR = 4.0  # stop when the smoothed loss passes this multiple of its best (fastai's value)
 # The stop check uses an exponential moving average of the loss, debiased like fastai's AvgSmoothLoss.
@@ -49,7 +53,7 @@ class LRFinderResult:
 
     lrs: list[float]
     losses: list[float]  # `smooth_losses(raw_losses)`: what the suggestion and the plot use
-    raw_losses: list[float]
+    raw_losses: list[float]  # each step's loss as `studio train` logs it (the target's units for regression)
     suggestion_index: int | None
     reason: str
 
@@ -122,144 +126,119 @@ def smooth_losses(raw: Sequence[float], window: int = SMOOTH_WINDOW) -> list[flo
     return out
 
 
-def _snapshot(module: nn.Module | torch.optim.Optimizer) -> dict[str, Any]:
-    return copy.deepcopy(module.state_dict())
+class LRFinder(Callback):
+    """The range test as a callback: pass it to a `Trainer` as a callback and as its `schedule`.
 
-
-def lr_range_test(model: nn.Module, optimizer: torch.optim.Optimizer,
-                  batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
-                  start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
-                  on_point: Callable[[LRFinderPoint], None] | None = None,
-                  should_stop: Callable[[], bool] | None = None, smoothing: float = SMOOTHING) -> LRFinderResult:
-    """Run the range test on `model`; its weights and the optimizer's state are restored afterwards.
-
-    `batches` yields `(x, y)` for as many steps as needed; `loss_of(output, y)` is the training loss.
-    The restore happens in a `finally`, so an error or a stop also leaves the model as it was.
+    The loop asks it for each step's rate; it records each step's logged loss (every step is a log
+    point: `find_lr` sets `log_every` to 1), stops the fit through the trainer's control object,
+    and restores the model and optimizer state it saw when the fit started.
     """
-    rates = lr_schedule(start_lr, end_lr, num_steps)
-    model_state, opt_state = _snapshot(model), _snapshot(optimizer)
-    lrs: list[float] = []
-    raw: list[float] = []
-    avg, best = 0.0, math.inf
-    reason = f"reached the end rate {end_lr:g}"
-    was_training = model.training
-    try:
-        model.train()
-        for i, lr in enumerate(rates):
-            if should_stop is not None and should_stop():
-                reason = "stopped by the user"
-                break
-            try:
-                x, y = next(batches)
-            except StopIteration:
-                reason = "ran out of training batches"
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = loss_of(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())  # a device sync per step; the test is ~100 steps long
-            if not math.isfinite(value):
-                reason = f"the loss became non-finite at lr {lr:.3g}"
-                break
-            avg = smoothing * avg + (1 - smoothing) * value
-            smooth = avg / (1 - smoothing ** (i + 1))
-            lrs.append(lr)
-            raw.append(value)
-            best = min(best, smooth)
-            if on_point is not None:
-                on_point(LRFinderPoint(i + 1, num_steps, lr, smooth, value))
-            if i > 0 and smooth > DIVERGE_FACTOR * best:
-                reason = f"the loss passed {DIVERGE_FACTOR:g}x its best at lr {lr:.3g}"
-                break
-    finally:
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(opt_state)
-        optimizer.zero_grad(set_to_none=True)
-        model.train(was_training)
-    smoothed = smooth_losses(raw)
-    return LRFinderResult(lrs, smoothed, raw, suggest_lr(lrs, smoothed), reason)
 
+    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100, *,
+                 on_point: Callable[[LRFinderPoint], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, smoothing: float = SMOOTHING) -> None:
+        self.rates = lr_schedule(start_lr, end_lr, num_steps)
+        self.on_point = on_point
+        self.should_stop = should_stop
+        self.smoothing = smoothing
+        self.lrs: list[float] = []
+        self.raw: list[float] = []
+        self.reason = "ran out of training batches"  # unless a stop rule below says otherwise
+        self._avg, self._best = 0.0, math.inf
+        self._saved: tuple[dict[str, Any], dict[str, Any], bool] | None = None  # model, optimizer, training mode
 
-def _endless_batches(source: Any, seed: int, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled training batches, epoch after epoch, in the trainer's own order."""
-    from studio.data.batches import epoch_order
+    def __call__(self, step: int, progress: float, base_lr: float) -> float:
+        """The `Schedule` of the fit: step n (1-based) of the test trains at the n-th rate."""
+        return self.rates[min(step, len(self.rates)) - 1]
 
-    epoch = 1
-    while True:
-        n_before = 0
-        for xb, yb in source.batches(epoch_order(len(source), seed, epoch), 0, lambda: batch_size):
-            n_before += 1
-            yield xb, yb
-        if n_before == 0:
+    def on_fit_start(self, trainer: TrainerView, event: Any) -> None:
+        model = trainer.model
+        assert model is not None
+        self._saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
+                       model.training)
+        if self.should_stop is not None and self.should_stop():  # stopped before the first step
+            self.reason = "stopped by the user"
+            trainer.control.stop()
+
+    def on_step_end(self, trainer: TrainerView, record: StepRecord) -> None:
+        i, value = len(self.raw), record.loss
+        self._avg = self.smoothing * self._avg + (1 - self.smoothing) * value
+        smooth = self._avg / (1 - self.smoothing ** (i + 1))
+        self.lrs.append(record.lr)
+        self.raw.append(value)
+        self._best = min(self._best, smooth)
+        if self.on_point is not None:
+            self.on_point(LRFinderPoint(i + 1, len(self.rates), record.lr, smooth, value))
+        stop: str | None = None
+        if i > 0 and smooth > DIVERGE_FACTOR * self._best:
+            stop = f"the loss passed {DIVERGE_FACTOR:g}x its best at lr {record.lr:.3g}"
+        elif len(self.raw) >= len(self.rates):
+            stop = f"reached the end rate {self.rates[-1]:g}"
+        elif self.should_stop is not None and self.should_stop():
+            stop = "stopped by the user"
+        if stop is not None:
+            self.reason = stop
+            trainer.control.stop()  # the loop ends at the next step boundary, as for a user's stop
+
+    def on_fit_end(self, trainer: TrainerView, event: Any) -> None:
+        model = trainer.model
+        if self._saved is None or model is None:
             return
-        epoch += 1
+        weights, optimizer_state, training = self._saved
+        model.load_state_dict(weights)
+        trainer.optimizer.load_state_dict(optimizer_state)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        model.train(training)
+
+    def diverged(self) -> None:
+        """The fit failed on a non-finite loss: the step after the last recorded one blew up."""
+        self.reason = f"the loss became non-finite at lr {self.rates[min(len(self.raw), len(self.rates) - 1)]:.3g}"
+
+    def result(self) -> LRFinderResult:
+        smoothed = smooth_losses(self.raw)
+        return LRFinderResult(list(self.lrs), smoothed, list(self.raw), suggest_lr(self.lrs, smoothed), self.reason)
+
+
+class _Messages(Callback):
+    def __init__(self, receive: Callable[[Message], None]) -> None:
+        self.receive = receive
+
+    def on_message(self, trainer: TrainerView, event: Message) -> None:
+        self.receive(event)
+
+
+def range_test_config(config: Config, num_steps: int) -> Config:
+    """The run's config for the test: every step logged, nothing that ends the fit but the test itself.
+
+    Enough epochs for `num_steps` steps (an epoch has at least one), no patience or target loss.
+    The rate schedule is the test's own; everything else (data, model, optimizer, precision,
+    accumulation, clipping, device) is the run's.
+    """
+    overrides = {"train.log_every": 1, "train.patience": 0, "train.target_loss": 0.0,
+                 "train.epochs": min(max(num_steps, 1), 100000)}
+    for key, value in overrides.items():
+        config = config.replace_value(key, value)
+    return config
 
 
 def find_lr(config: Config, data: DataBundle | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             num_steps: int = 100, on_point: Callable[[LRFinderPoint], None] | None = None,
-            should_stop: Callable[[], bool] | None = None) -> LRFinderResult:
-    """Range-test the configured model, optimizer and data from a fresh initialisation.
+            should_stop: Callable[[], bool] | None = None, on_message: Callable[[Message], None] | None = None,
+            callbacks: Sequence[Any] = ()) -> LRFinderResult:
+    """Range-test the configured run from its fresh initialisation, on the `Trainer`'s own steps.
 
-    Builds the same pieces the trainer builds (seeded the same way), so the curve describes the run
-    that `studio train` would start. The global RNG state is put back afterwards too.
+    Nothing is written (the trainer runs without a run directory) and the global torch RNG state
+    is put back afterwards. `on_message` receives the trainer's messages (a mixed precision that
+    falls back to fp32, a batch larger than the data); `callbacks` run on the same fit, before the
+    finder's own hooks.
     """
-    from studio.data import load_data
-    from studio.data.augment import build_augment
-    from studio.data.batches import make_batches
-    from studio.engine.device import resolve_device
-    from studio.engine.evaluate import compute_loss
-    from studio.engine.optim import build_loss, build_optimizer
-    from studio.engine.trainer import seed_everything
-    from studio.models import build_model
-    from studio.models.memory import check_fits
-
+    finder = LRFinder(start_lr, end_lr, num_steps, on_point=on_point, should_stop=should_stop)
+    extra = [_Messages(on_message)] if on_message is not None else []
+    trainer = Trainer(range_test_config(config, num_steps), None, callbacks=[*callbacks, *extra, finder],
+                      control=TrainingControl(), data=data, schedule=finder)
     with torch.random.fork_rng(devices=[]):
-        seed_everything(config.seed)
-        bundle = data or load_data(config)
-        spec: DataSpec = bundle.spec
-        if len(bundle.train) == 0:
-            raise StudioError("lr-find: the training split is empty")
-        device = resolve_device(config.train.device)
-        check_fits(config, spec, device)  # refuse, with the estimate, what the kernel would kill
-        torch.manual_seed(config.seed)
-        model = build_model(config.model, spec).to(device)
-        optimizer = build_optimizer(model, config.train)
-        loss_fn = build_loss(config.train.loss, spec.task)
-        source = make_batches(bundle.train, device, build_augment(config, spec, device), config.data.num_workers)
-        batches = _endless_batches(source, config.seed, config.train.batch_size)
-        return lr_range_test(model, optimizer, batches, lambda out, y: compute_loss(out, y, loss_fn, spec),
-                             start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, on_point=on_point,
-                             should_stop=should_stop)
-
-
-def run_lr_find_cli(args: argparse.Namespace) -> int:
-    """`studio lr-find CONFIG.toml [--set K=V]`: print the curve's outline and the suggested rate."""
-    from studio.config import load_config
-
-    config = load_config(args.config, getattr(args, "overrides", []))
-    steps = getattr(args, "steps", None) or 100
-    start = getattr(args, "start_lr", None) or 1e-7
-    end = getattr(args, "end_lr", None) or 10.0
-    print(f"lr-find: {config.data.source} / {config.model.arch} / {config.train.optimizer}, "
-          f"batch size {config.train.batch_size}, lr {start:g} -> {end:g} over up to {steps} steps",
-          file=sys.stderr)
-
-    def show(p: LRFinderPoint) -> None:
-        if p.step == 1 or p.step % 10 == 0:
-            print(f"  step {p.step:4d}  lr {p.lr:9.3e}  loss {p.loss:.4f}", file=sys.stderr)
-
-    result = find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=show)
-    print(f"stopped: {result.reason}", file=sys.stderr)
-    if result.suggestion is None:
-        print("error: no suggested lr: the loss never fell over the range; try a lower start rate "
-              "(--start-lr) or check the data", file=sys.stderr)
-        return 1
-    i = result.suggestion_index
-    assert i is not None
-    print(f"suggested lr: {result.suggestion:.3g} (loss {result.losses[i]:.4f}, falling; "
-          f"lowest loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g})")
-    return 0
+        try:
+            trainer.fit()
+        except TrainingFailed:
+            finder.diverged()
+    return finder.result()

@@ -13,7 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from studio.engine.callbacks import Callback
+from studio.data.images import take_images
+from studio.engine.callbacks import Callback, TrainerView
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,6 @@ class ValidationSamples(Callback):
         if spec.kind != "image" or spec.task != "classification" or len(val) == 0:
             return
         idx = pick_watch_indices(val.y, self.count, trainer.config.seed)
-        from studio.data.overview import take_images
-
         self._images, self._labels = take_images(val.x, idx).clone(), val.y[idx].clone()
 
     def on_epoch_end(self, trainer: Any, event: Any) -> None:

@@ -11,14 +11,14 @@ import torch
 
 from studio.config import Config, load_config
 from studio.data import DataBundle, DataSpec, load_data
-from studio.data.batches import make_batches
-from studio.data.overview import take_images
-from studio.engine.checkpoint import checkpoint_path, load_checkpoint
+from studio.data.batch_sources import make_batches
+from studio.data.images import take_images
+from studio.engine.checkpoint import load_checkpoint
 from studio.engine.evaluate import (ClassPredictions, RegressionPoints, class_predictions, classification_report,
                                     compute_loss, loss_scale, predict_all, regression_points,
                                     regression_report)
 from studio.engine.optim import build_loss
-from studio.engine.run_dir import check_run_dir
+from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, StudioError
 from studio.models import StudioModel, build_model
 
@@ -43,20 +43,22 @@ class TrainedRun:
 
 
 def spec_from_dict(raw: dict[str, Any]) -> DataSpec:
-    return DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return DataSpec(**fields)
 
 
 def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
     """Restore a run's model from `best` or `last`; falls back to `last` when there is no best."""
-    run_dir = check_run_dir(Path(run_dir))
-    path = checkpoint_path(run_dir, which)
-    if which == "best" and not path.exists() and checkpoint_path(run_dir, "last").exists():
-        path = checkpoint_path(run_dir, "last")
+    files = RunDir(run_dir).check()
+    run_dir = files.path
+    path = files.checkpoint(which)
+    if which == "best" and not path.exists() and files.has_checkpoint("last"):
+        path = files.checkpoint("last")
     if not path.exists():
         raise CheckpointError(f"{run_dir}: no checkpoint yet ({path.relative_to(run_dir)} not found); "
                               "train the run first")
     state = load_checkpoint(path)
-    config = load_config(run_dir / "config.toml")
+    config = load_config(files.config)
     try:
         spec = spec_from_dict(state["spec"])
     except TypeError as exc:

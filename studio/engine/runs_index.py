@@ -18,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
-from studio.engine.files import atomic_write_text
-from studio.engine.run_dir import read_metrics, read_summary
+from studio.files import atomic_write_text
+from studio.engine.records import EpochRecord, Record
+from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, StudioError
 
 RUNNING_WINDOW_S = 90.0  # a run without a fresh summary whose metrics changed this recently is running
@@ -68,6 +69,12 @@ def _describe_model(model: dict[str, Any]) -> str:
     return arch
 
 
+def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """A TOML table (or JSON object) of a file read from disk; {} when it is missing or not a table."""
+    value = raw.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -77,35 +84,32 @@ def _mtime(path: Path) -> float | None:
 
 def read_run(run_dir: Path) -> RunInfo | None:
     """The table row for one run directory, or None when the folder is not a run."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.toml"
+    files = RunDir(run_dir)
+    run_dir, config_path = files.path, files.config
     if not config_path.is_file():
         return None
     try:
         raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
         raw = {}
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    train = raw.get("train") if isinstance(raw.get("train"), dict) else {}
-    records = read_metrics(run_dir)
-    summary = read_summary(run_dir) or {}
-    val = [r for r in records if r.get("kind") == "epoch" and r.get("split") == "val"]
-    accs = [r["accuracy"] for r in val if isinstance(r.get("accuracy"), (int, float))]
-    losses = [r["loss"] for r in val if isinstance(r.get("loss"), (int, float))]
-    epochs_seen = max((int(r.get("epoch", 0)) for r in records if r.get("kind") == "epoch"
-                       and r.get("split") == "train"), default=0)
-    metrics = summary.get("metrics") if isinstance(summary.get("metrics"), dict) else {}
-    status = _status(run_dir, summary, records)
+    data, model, train = _table(raw, "data"), _table(raw, "model"), _table(raw, "train")
+    records = files.read_metrics()
+    summary = files.read_summary() or {}
+    epoch_records = [r for r in records if isinstance(r, EpochRecord)]
+    val = [r for r in epoch_records if r.split == "val"]
+    accs = [r.accuracy for r in val if r.accuracy is not None]
+    losses = [r.loss for r in val if r.loss is not None]
+    epochs_seen = max((r.epoch for r in epoch_records if r.split == "train"), default=0)
+    metrics = _table(summary, "metrics")
+    status = _status(files, summary, records)
     total = train.get("epochs") if isinstance(train.get("epochs"), int) else None
     date = _stamp(run_dir.name)
     if date is None:
         first = _mtime(config_path)
         date = datetime.fromtimestamp(first) if first is not None else None
-    epoch_records = [r for r in records if r.get("kind") == "epoch"]
     task = None
     if epoch_records:  # classification records carry an accuracy; regression ones carry null
-        has_acc = any(isinstance(r.get("accuracy"), (int, float)) for r in epoch_records)
+        has_acc = any(r.accuracy is not None for r in epoch_records)
         task = "classification" if has_acc else "regression"
     return RunInfo(
         path=run_dir, name=run_dir.name, date=date, data=_describe_data(data), model=_describe_model(model),
@@ -116,12 +120,12 @@ def read_run(run_dir: Path) -> RunInfo | None:
         epochs_total=total, task=task)
 
 
-def _status(run_dir: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    metrics_t = _mtime(run_dir / "metrics.jsonl")
-    summary_t = _mtime(run_dir / "summary.json")
+def _status(files: RunDir, summary: dict[str, Any], records: list[Record]) -> str:
+    metrics_t = _mtime(files.metrics)
+    summary_t = _mtime(files.summary)
     fresh = metrics_t is not None and time.time() - metrics_t < RUNNING_WINDOW_S
     # A resumed run keeps its old summary until it ends, so a newer metrics file means it is going.
-    if fresh and (summary_t is None or metrics_t > summary_t + 1.0):
+    if metrics_t is not None and fresh and (summary_t is None or metrics_t > summary_t + 1.0):
         return "running"
     if summary.get("status"):
         return str(summary["status"])
@@ -140,8 +144,8 @@ def list_runs(runs_dir: Path) -> list[RunInfo]:
 def delete_run(run_dir: Path, runs_dir: Path | None = None) -> None:
     """Delete a run folder; refuses anything that is not a run (no config.toml) or lies outside `runs_dir`."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file():
-        raise CheckpointError(f"'{run_dir}' is not a run directory (no config.toml); not deleting it")
+    if not RunDir(run_dir).is_run():
+        raise CheckpointError(f"'{run_dir}' is not a run directory (no {RunDir.CONFIG}); not deleting it")
     if runs_dir is not None:
         inside = run_dir.resolve().parent == Path(runs_dir).resolve()
         if not inside:
@@ -152,13 +156,12 @@ def delete_run(run_dir: Path, runs_dir: Path | None = None) -> None:
 def epoch_curves(run_dir: Path) -> dict[str, dict[str, list[float | None]]]:
     """Per-split epoch series `{"train": {"epoch": [...], "loss": [...], "accuracy": [...]}, "val": ...}`."""
     out: dict[str, dict[str, list[float | None]]] = {}
-    for r in read_metrics(run_dir):
-        if r.get("kind") != "epoch" or r.get("split") not in ("train", "val"):
-            continue
-        series = out.setdefault(r["split"], {"epoch": [], "loss": [], "accuracy": []})
-        series["epoch"].append(r.get("epoch"))
-        series["loss"].append(r.get("loss"))
-        series["accuracy"].append(r.get("accuracy"))
+    for r in RunDir(run_dir).read_metrics():
+        if isinstance(r, EpochRecord) and r.split in ("train", "val"):
+            series = out.setdefault(r.split, {"epoch": [], "loss": [], "accuracy": []})
+            series["epoch"].append(r.epoch)
+            series["loss"].append(r.loss)
+            series["accuracy"].append(r.accuracy)
     return out
 
 
@@ -172,10 +175,10 @@ def metrics_csv(run_dirs: Iterable[Path]) -> str:
     """The metrics.jsonl records of one or more runs as CSV text, with a `run` column first."""
     rows: list[dict[str, Any]] = []
     for run_dir in run_dirs:
-        run_dir = Path(run_dir)
-        if not (run_dir / "metrics.jsonl").is_file():
-            raise CheckpointError(f"'{run_dir}' has no metrics.jsonl to export")
-        rows += [{"run": run_dir.name, **r} for r in read_metrics(run_dir)]
+        files = RunDir(run_dir)
+        if not files.metrics.is_file():
+            raise CheckpointError(f"'{files}' has no {RunDir.METRICS} to export")
+        rows += [{"run": files.name, **r} for r in files.read_metrics()]
     extra = sorted({k for r in rows for k in r} - {"run", *CSV_FIRST})
     columns = ["run", *CSV_FIRST, *extra]
     buf = io.StringIO()

@@ -2,11 +2,36 @@
 
 Progress is measured in (fractional) epochs rather than steps, so a live batch-size change
 does not warp the schedule; a live learning-rate change replaces the base rate.
+
+The loop asks a `Schedule` for each optimizer step's rate: the config's (`ConfigSchedule`), or a
+tool's that runs on the loop (the LR finder's exponential sweep).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from studio.config import TrainConfig
+
+
+class Schedule(Protocol):
+    """The rate of optimizer step `step` (1-based), `progress` epochs into the run, from `base_lr`."""
+
+    def __call__(self, step: int, progress: float, base_lr: float) -> float: ...
+
+
+@dataclass(frozen=True)
+class ConfigSchedule:
+    """The schedule a run's config asks for ([train] schedule, warmup_epochs, step_size, gamma)."""
+
+    train: TrainConfig
+
+    def __call__(self, step: int, progress: float, base_lr: float) -> float:
+        t = self.train
+        return base_lr * lr_factor(t.schedule, progress, t.epochs, warmup_epochs=t.warmup_epochs,
+                                   step_size=t.step_size, gamma=t.gamma)
 
 
 def lr_factor(kind: str, progress: float, total_epochs: int, *, warmup_epochs: float = 0.0,

@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from studio import __version__
-from studio.engine.files import TEMP_SUFFIX, temp_prefix, write_error
+from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
+from studio.files import TEMP_SUFFIX, temp_prefix, write_error
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -325,7 +326,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
     started = time.perf_counter()
     path = Path(path)
     if path.is_dir():
-        raise ExportOptionError(f"'{path}' is a folder; give a file name such as {path / 'model.onnx'}")
+        raise ExportOptionError(f"'{path}' is a folder; give a file name such as {path / RunDir.ONNX}")
     if example.ndim < 2 or example.shape[0] == 0:
         raise ExportFailed("there are no samples to check the exported model against")
     samples = example[:PROOF_SAMPLES].float().contiguous()

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, DataError, StudioError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -242,9 +243,10 @@ class CheckpointPredictor:
         run = load_trained(Path(run_dir), which)
         self.model = run.model
         spec = run.spec
-        used = "best" if which == "best" and (run.run_dir / "checkpoints" / "best.pt").exists() else "last"
+        files = RunDir(run.run_dir)
+        used = "best" if which == "best" and files.has_checkpoint("best") else "last"
         self.info = ModelInfo(spec.kind, spec.task, tuple(spec.input_shape), tuple(spec.labels),
-                              tuple(spec.feature_names), str(run.run_dir / "checkpoints" / f"{used}.pt"))
+                              tuple(spec.feature_names), str(files.checkpoint(used)))
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -257,11 +259,11 @@ class CheckpointPredictor:
 
 def exported_model_of(run_dir: str | Path) -> Path | None:
     """RUN_DIR/model.onnx when it exists and is not older than the run's checkpoints."""
-    run_dir = Path(run_dir)
-    onnx_path = run_dir / "model.onnx"
+    files = RunDir(Path(run_dir))
+    onnx_path = files.onnx
     if not onnx_path.is_file():
         return None
-    checkpoints = [p for p in (run_dir / "checkpoints" / "best.pt", run_dir / "checkpoints" / "last.pt") if p.exists()]
+    checkpoints = [p for p in (files.checkpoint("best"), files.checkpoint("last")) if p.exists()]
     newest = max((p.stat().st_mtime for p in checkpoints), default=0.0)
     # Training that went on after the export makes the file stale: the checkpoint is the truth then.
     return onnx_path if onnx_path.stat().st_mtime >= newest else None

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 import numpy as np
 
-from studio.engine.files import TEMP_SUFFIX, temp_prefix
+from studio.files import TEMP_SUFFIX, temp_prefix
 from studio.export.onnx_export import (INPUT_NAME, ExportFailed, Progress, QuantizeReport, first_line,
                                        write_metadata, ort_session, run_onnx)
 

@@ -9,19 +9,20 @@ import numpy as np
 import torch
 
 from studio.data.base import DataSpec, Split
-from studio.engine.files import WriteError, remove_stale_temp_files, write_error
 from studio.engine.locking import output_lock
 from studio.engine.report import TrainedRun, load_trained
+from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
+from studio.files import WriteError, remove_stale_temp_files, write_error
 from studio.export.onnx_export import PROOF_SAMPLES, ExportReport, Progress, export_onnx, model_metadata
 from studio.export.quantize import quantize_onnx, quantized_path
 
-DEFAULT_NAME = "model.onnx"
+DEFAULT_NAME = RunDir.ONNX
 EVAL_SAMPLES = 5000  # the int8 accuracy check stops here, so a huge validation split stays quick
 
 
 def default_output(run_dir: str | Path) -> Path:
-    return Path(run_dir) / DEFAULT_NAME
+    return RunDir(Path(run_dir)).onnx
 
 
 def as_model_input(x: torch.Tensor) -> torch.Tensor:
@@ -113,7 +114,7 @@ def _export_locked(run: TrainedRun, out: Path, *, checkpoint: str, opset: int | 
     samples, where, notes = proof_samples(run)
     epoch = run.checkpoint.get("epoch")
     # `best` falls back to `last` when a run never validated; the metadata says which one it was.
-    used = checkpoint if (run.run_dir / "checkpoints" / f"{checkpoint}.pt").exists() else "last"
+    used = checkpoint if RunDir(run.run_dir).has_checkpoint(checkpoint) else "last"
     meta = model_metadata(run.spec, {"arch": run.config.model.arch, "checkpoint": used,
                                      "epoch": str(epoch) if epoch is not None else ""})
     report = export_onnx(run.model, samples, out, metadata=meta, opset=opset, sample_source=where, progress=say)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from studio.engine.run_dir import RunDir
+
 
 def show_error(parent: QWidget | None, title: str, message: str, details: str = "") -> None:
     """A modal error box: `title` in bold, the message under it, a traceback behind "Show Details"."""
@@ -33,6 +35,6 @@ def ask_stop_and_close(parent: QWidget | None) -> bool:
     answer = QMessageBox.question(
         parent, "Training is running",
         "A run is training. Stop it and close the window?\n\n"
-        "The run is saved up to its last step (checkpoints/last.pt) and can be resumed later.",
+        f"The run is saved up to its last step ({RunDir.LAST_CHECKPOINT}) and can be resumed later.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes

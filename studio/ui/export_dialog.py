@@ -16,6 +16,7 @@ from PySide6.QtGui import QCloseEvent, QFontDatabase, QGuiApplication, QKeyEvent
 from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
+from studio.engine.run_dir import RunDir
 from studio.ui.background_call import BackgroundCall
 
 QUANTIZE_CHOICES = (("No int8 copy", None), ("int8, dynamic (weights only, no calibration)", "dynamic"),
@@ -51,7 +52,7 @@ class ExportDialog(QDialog):
         self.error: str | None = None
         self._close_when_done = False
 
-        self.path_edit = QLineEdit(str(self.run_dir / "model.onnx"))
+        self.path_edit = QLineEdit(str(RunDir(self.run_dir).onnx))
         self.path_edit.setObjectName("exportPathEdit")
         self.path_edit.setToolTip("Where the .onnx file goes; an existing file is replaced only after "
                                   "the new one passes its checks")
@@ -125,7 +126,7 @@ class ExportDialog(QDialog):
 
     def output_path(self) -> Path:
         text = self.path_edit.text().strip()
-        path = Path(text).expanduser() if text else self.run_dir / "model.onnx"
+        path = Path(text).expanduser() if text else RunDir(self.run_dir).onnx
         return path if path.suffix.lower() == ".onnx" else path.with_name(path.name + ".onnx")
 
     @Slot()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from studio.config import Config, config_from_dict, load_config, save_config
 from studio.engine.control import TrainingControl
-from studio.engine.run_dir import check_run_dir, default_runs_dir, new_run_dir, read_metrics, read_summary
+from studio.engine.run_dir import RunDir, check_run_dir, default_runs_dir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
 from studio.ui.background_call import BackgroundCall
 from studio.ui.curves_view import CurvesView
@@ -537,11 +537,11 @@ class MainWindow(QMainWindow):
             return False
         if resume:
             run_dir = self.current_run_dir
-            if run_dir is None or not (run_dir / "checkpoints" / "last.pt").is_file():
+            if run_dir is None or not RunDir(run_dir).has_checkpoint("last"):
                 show_error(self, "Nothing to resume", "Open a stopped run first (File › Open Run).")
                 return False
             try:
-                saved = load_config(run_dir / "config.toml")
+                saved = load_config(RunDir(run_dir).config)
                 cfg = saved.replace_value("train.epochs", max(cfg.train.epochs, saved.train.epochs))
             except StudioError as exc:
                 show_error(self, "Cannot resume this run", str(exc))
@@ -668,7 +668,7 @@ class MainWindow(QMainWindow):
         self._show_best()
         self.status.set_speed(None, e.eta_s)
         if not self.export_action.isEnabled() and self.current_run_dir is not None:
-            self.export_action.setEnabled((self.current_run_dir / "checkpoints" / "best.pt").is_file())
+            self.export_action.setEnabled(RunDir(self.current_run_dir).has_checkpoint("best"))
 
     def _show_best(self) -> None:
         best = self.history.best_val()
@@ -715,7 +715,7 @@ class MainWindow(QMainWindow):
             self._update_run_label()
         self._set_state(status)
         self.status.set_speed(None, None)
-        if self.current_run_dir is not None and (self.current_run_dir / "config.toml").exists():
+        if self.current_run_dir is not None and RunDir(self.current_run_dir).is_run():
             add_recent_run(self.settings, str(self.current_run_dir))
         error, self._pending_error = self._pending_error, None
         if self._close_after_stop:
@@ -774,10 +774,10 @@ class MainWindow(QMainWindow):
         self.pause_action.setIcon(themed_icon("play" if paused else "pause"))
         self.pause_action.setData("play" if paused else "pause")
         run = self.current_run_dir
-        has_ckpt = run is not None and any((run / "checkpoints" / f).is_file() for f in ("best.pt", "last.pt"))
+        has_ckpt = run is not None and RunDir(run).has_checkpoint()
         # A run can be exported as soon as it has a checkpoint, even while it goes on training.
         self.export_action.setEnabled(has_ckpt)
-        self.resume_action.setEnabled(not training and run is not None and (run / "checkpoints" / "last.pt").is_file()
+        self.resume_action.setEnabled(not training and run is not None and RunDir(run).has_checkpoint("last")
                                       and self._run_status in ("stopped", "failed", "completed", "early_stopped"))
         self._lock_setup(training)
         self.setAcceptDrops(not training)
@@ -825,7 +825,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             run_dir = check_run_dir(Path(run_dir))
-            cfg = load_config(run_dir / "config.toml")
+            cfg = load_config(RunDir(run_dir).config)
         except StudioError as exc:
             show_error(self, "Cannot open this run", str(exc))
             return False
@@ -881,7 +881,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: Path) -> None:
         """What a dropped path means: a run folder opens, a .toml loads, a CSV or folder becomes the data."""
-        if path.is_dir() and (path / "config.toml").is_file():
+        if path.is_dir() and RunDir(path).is_run():
             self.open_run(path)
         elif path.suffix.lower() == ".toml":
             self.open_config(path)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from studio.config import Config
+from studio.engine.run_dir import RunDir
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import MUTED
 
@@ -208,4 +209,4 @@ class ViewTabs(QObject):
 
 
 def _has_checkpoint(run_dir: Path) -> bool:
-    return any((run_dir / "checkpoints" / f).is_file() for f in ("best.pt", "last.pt"))
+    return RunDir(run_dir).has_checkpoint()

@@ -1,12 +1,14 @@
 """The one bridge between the engine and Qt: a `TrainingWorker` that runs `Trainer.fit()` on a `QThread`.
 
-The worker is also the engine callback that knows Qt exists. It turns engine events into signals
-carrying plain Python values (the engine's frozen dataclasses), and throttles step events to about
-20 emissions a second: steps that arrive in between are batched, never dropped, so the curves keep
-every logged point while the GUI's event queue stays short however fast training runs.
+The worker is also the engine callback that knows Qt exists. It forwards the engine's events as
+they are (frozen dataclasses of plain Python values: step records, `Message`s, epoch ends) as
+signals, and throttles step records to about 20 emissions a second: records that arrive in
+between are batched, never dropped, so the curves keep every logged point while the GUI's event
+queue stays short however fast training runs. The log gets the engine's messages, and for each
+epoch and the run's end the line `studio train` prints (`progress.epoch_line`, `fit_end_line`).
 
     thread, worker = start_training(config, run_dir, control)
-    worker.step_ended.connect(...)      # a list[StepEnd], oldest first
+    worker.step_ended.connect(...)      # a list[StepRecord], oldest first
     worker.samples_predicted.connect(...)  # PredictionSamples after an epoch (numpy images, tuples)
     worker.finished.connect(...)        # a RunOutcome, always, after errored if there was an error
 
@@ -29,8 +31,11 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from studio.config import Config
+from studio.engine.callbacks import TrainerView
 from studio.engine.control import TrainingControl
-from studio.engine.events import Message
+from studio.engine.events import EpochEnd, FitEnd, FitStart, Message
+from studio.engine.progress import epoch_line, fit_end_line
+from studio.engine.records import StepRecord
 from studio.errors import StudioError
 
 STEP_INTERVAL_S = 0.05  # at most ~20 step emissions a second
@@ -57,37 +62,15 @@ class RunOutcome:
     error: RunError | None = None
 
 
-class _LineStream:
-    """A text stream that hands each complete line to a function, so the CLI's printer feeds the log."""
-
-    def __init__(self, emit: Any) -> None:
-        self._emit = emit
-        self._buf = ""
-
-    def isatty(self) -> bool:
-        return False
-
-    def write(self, text: str) -> int:
-        self._buf += text
-        while "\n" in self._buf:
-            line, self._buf = self._buf.split("\n", 1)
-            if line.strip():
-                self._emit(line)
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-
 class TrainingWorker(QObject):
     """Runs one fit in its thread; connect to its signals before the thread starts."""
 
     started = Signal()
     fit_started = Signal(object)  # FitStart
-    step_ended = Signal(object)  # list[StepEnd], batched to ~20 emissions a second
+    step_ended = Signal(object)  # list[StepRecord], batched to ~20 emissions a second
     epoch_ended = Signal(object)  # EpochEnd
     samples_predicted = Signal(object)  # PredictionSamples: plain numpy and tuples, never tensors
-    message = Signal(object)  # Message: the lines the CLI prints, for the log panel
+    message = Signal(object)  # Message: the engine's, and the lines the CLI prints at each epoch's end
     errored = Signal(object)  # RunError
     finished = Signal(object)  # RunOutcome, always the last signal
 
@@ -99,9 +82,9 @@ class TrainingWorker(QObject):
         self.control = control
         self.resume = resume
         self.step_interval = step_interval
-        self._pending: list[Any] = []
+        self._pending: list[StepRecord] = []
         self._last_emit = 0.0
-        self._fit_end: Any = None
+        self._fit_end: FitEnd | None = None
         self._pending_samples: Any = None
         self._last_samples_emit = 0.0
 
@@ -121,10 +104,13 @@ class TrainingWorker(QObject):
 
     # -- engine callback hooks (called on the worker thread) -----------------------------------
 
-    def on_fit_start(self, trainer: Any, event: Any) -> None:
+    def on_fit_start(self, trainer: TrainerView, event: FitStart) -> None:
         self._emit("fit_started", event)
 
-    def on_step_end(self, trainer: Any, event: Any) -> None:
+    def on_message(self, trainer: TrainerView, event: Message) -> None:
+        self._emit("message", event)
+
+    def on_step_end(self, trainer: TrainerView, event: StepRecord) -> None:
         self._pending.append(event)
         now = time.perf_counter()
         # A live change is shown at once so the user sees the marker right after pressing Enter.
@@ -133,11 +119,13 @@ class TrainingWorker(QObject):
         if self._pending_samples is not None and now - self._last_samples_emit >= SAMPLES_INTERVAL_S:
             self._flush_samples()  # a grid held back by the throttle goes out with the next steps
 
-    def on_epoch_end(self, trainer: Any, event: Any) -> None:
+    def on_epoch_end(self, trainer: TrainerView, event: EpochEnd) -> None:
+        self._emit("message", Message(epoch_line(event)))
         self._flush_steps(time.perf_counter())
         self._emit("epoch_ended", event)
 
-    def on_fit_end(self, trainer: Any, event: Any) -> None:
+    def on_fit_end(self, trainer: TrainerView, event: FitEnd) -> None:
+        self._emit("message", Message(fit_end_line(event)))
         self._flush_steps(time.perf_counter())
         self._flush_samples()
         self._fit_end = event
@@ -160,28 +148,19 @@ class TrainingWorker(QObject):
             self._emit("step_ended", batch)
         self._last_emit = now
 
-    def _log_line(self, line: str) -> None:
-        level = "info"
-        for prefix, name in (("warning: ", "warning"), ("error: ", "error")):
-            if line.startswith(prefix):
-                level, line = name, line[len(prefix):]
-        self._emit("message", Message(line, level))
-
     # -- the run -------------------------------------------------------------------------------
 
     @Slot()
     def run(self) -> None:
         """Train; every exception becomes `errored`, and `finished` is always emitted last."""
         from studio.engine.prediction_samples import ValidationSamples
-        from studio.engine.progress import ProgressPrinter
         from studio.engine.trainer import Trainer, TrainingFailed
 
         self._emit("started")
         error: RunError | None = None
         summary: dict[str, Any] = {}
-        printer = ProgressPrinter(stream=_LineStream(self._log_line))  # type: ignore[arg-type]
         try:
-            trainer = Trainer(self.config, self.run_dir, callbacks=[printer, self, ValidationSamples(self._on_samples)],
+            trainer = Trainer(self.config, self.run_dir, callbacks=[self, ValidationSamples(self._on_samples)],
                               control=self.control, resume=self.resume)
             summary = trainer.fit()
         except StudioError as exc:

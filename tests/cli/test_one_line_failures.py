@@ -22,11 +22,11 @@ import pytest
 
 from studio.cli import main
 from studio.config import Config, with_overrides
-from studio.engine import files as files_module
+from studio import files as files_module
 from studio.engine import locking as locking_module
 from studio.engine.callbacks import Callback
 from studio.engine.checkpoint import load_checkpoint
-from studio.engine.files import WriteError, stale_temp_files
+from studio.files import WriteError, stale_temp_files
 from studio.engine.trainer import Trainer
 from studio.models import memory
 

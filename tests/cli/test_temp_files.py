@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from studio.cli import main
-from studio.engine.files import stale_temp_files
+from studio.files import stale_temp_files
 from studio.engine.locking import run_dir_lock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def killed_while_writing_a_checkpoint(run: Path) -> Path:
     child = python(f"""
         import os, signal
         from pathlib import Path
-        from studio.engine.files import atomic_write
+        from studio.files import atomic_write
 
         def write(fh):
             fh.write(b"PK\\x03\\x04 half a checkpoint")

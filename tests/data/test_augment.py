@@ -8,7 +8,7 @@ import torch
 from studio.config import config_from_dict
 from studio.data.augment import build_augment, color_jitter, random_affine, random_flip
 from studio.data.base import DataSpec, Split
-from studio.data.batches import make_batches
+from studio.data.batch_sources import make_batches
 from studio.engine.evaluate import predict_all
 from studio.engine.trainer import Trainer
 
@@ -116,9 +116,11 @@ def test_the_trainer_augments_only_the_training_split(tmp_path) -> None:
     cfg = config_from_dict({"augment": {"flip": True, "translate": 0.1},
                             "train": {"epochs": 1, "device": "cpu"}})
     trainer = Trainer(cfg, tmp_path / "run")
-    trainer._setup()
-    assert trainer.train_src.augment is not None
-    assert trainer.val_src.augment is None and trainer.test_src.augment is None
+    trainer._set_up()
+    setup = trainer.setup
+    assert setup is not None
+    assert setup.train_src.augment is not None
+    assert setup.val_src.augment is None and setup.test_src.augment is None
 
 
 @pytest.mark.parametrize("key, value", [("translate", 0.6), ("rotate", -1.0), ("fill", "wrap")])

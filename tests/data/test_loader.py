@@ -10,7 +10,8 @@ import torch
 
 from studio.config import config_from_dict
 from studio.data import load_data
-from studio.data.batches import InMemoryBatches, epoch_order, make_batches
+from studio.data.batch_sources import make_batches
+from studio.data.batches import InMemoryBatches, epoch_order
 from studio.data.loader import LoaderBatches
 from studio.engine.trainer import Trainer
 

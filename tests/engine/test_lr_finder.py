@@ -1,9 +1,10 @@
-"""LR finder: the suggestion lies in the descending part, weights come back exactly, the CLI line."""
+"""LR finder: the suggestion lies in the descending part, weights come back exactly, the steps are the run's."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,8 +13,11 @@ from torch import nn
 
 from studio.cli import main
 from studio.config import load_config
-from studio.engine.lr_finder import (SMOOTHING, LRFinderPoint, find_lr, lr_range_test, lr_schedule, smooth_losses,
-                                     suggest_lr)
+from studio.engine.callbacks import Callback
+from studio.engine.lr_finder import SMOOTHING, LRFinderPoint, find_lr, lr_schedule, smooth_losses, suggest_lr
+from studio.engine.records import StepRecord
+from studio.engine.run_dir import read_metrics
+from studio.engine.trainer import Trainer
 from studio.errors import ConfigError
 
 
@@ -75,48 +79,54 @@ def test_suggestion_is_a_pure_function() -> None:
     assert (lrs, losses) == before
 
 
-def _toy_problem() -> tuple[nn.Module, torch.optim.Optimizer, object]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(256, 4)
-    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+class Toy(Callback):
+    """A small run to range-test (the digits, a 16-unit MLP, Adam at 1e-3), and a hold on its trainer.
 
-    def batches():
-        while True:
-            for i in range(0, 256, 32):
-                yield x[i:i + 32], y[i:i + 32]
-    return model, opt, batches()
+    At the fit's start, before the finder snapshots anything, it gives the optimizer some state
+    (so restoring it is a real test), puts the model in eval mode and notes both.
+    """
+
+    config = load_config("examples/digits.toml", ["model.hidden=[16]", "train.batch_size=32", 'train.device="cpu"'])
+
+    def __init__(self, warm_up: bool = True) -> None:
+        self.warm_up = warm_up
+        self.trainer: Any = None
+        self.weights: dict[str, torch.Tensor] = {}
+        self.moments: dict[Any, dict[str, Any]] = {}
+
+    def on_fit_start(self, trainer: Any, event: Any) -> None:
+        self.trainer = trainer
+        model, opt = trainer.model, trainer.optimizer
+        if self.warm_up:
+            x, y = trainer.bundle.train.x[:32].float().div(255.0), trainer.bundle.train.y[:32]
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            model.eval()
+        self.weights = {k: v.clone() for k, v in model.state_dict().items()}
+        self.moments = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in s.items()}
+                        for k, s in opt.state_dict()["state"].items()}
 
 
 def test_weights_and_optimizer_state_are_restored_exactly() -> None:
-    model, opt, batches = _toy_problem()
-    # Give the optimizer some state first, so restoring it is a real test.
-    x, y = next(batches)
-    nn.functional.cross_entropy(model(x), y).backward()
-    opt.step()
-    weights = {k: v.clone() for k, v in model.state_dict().items()}
-    moments = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in s.items()}
-               for k, s in opt.state_dict()["state"].items()}
-    model.eval()
+    toy = Toy()
     points: list[LRFinderPoint] = []
-    result = lr_range_test(model, opt, batches, nn.functional.cross_entropy, start_lr=1e-5, end_lr=10.0,
-                           num_steps=60, on_point=points.append)
+    result = find_lr(toy.config, start_lr=1e-5, end_lr=10.0, num_steps=60, on_point=points.append, callbacks=[toy])
+    model, opt = toy.trainer.model, toy.trainer.optimizer
+    assert toy.moments  # the optimizer had state to restore
     assert len(result.lrs) >= 10 and len(points) == len(result.lrs)
     for k, v in model.state_dict().items():
-        assert torch.equal(v, weights[k]), k
+        assert torch.equal(v, toy.weights[k]), k
     for k, s in opt.state_dict()["state"].items():
         for name, t in s.items():
-            assert torch.equal(torch.as_tensor(t), torch.as_tensor(moments[k][name])), (k, name)
+            assert torch.equal(torch.as_tensor(t), torch.as_tensor(toy.moments[k][name])), (k, name)
     assert opt.param_groups[0]["lr"] == 1e-3
     assert not model.training  # the mode it was in
     assert result.lrs == sorted(result.lrs)
 
 
 def test_stops_when_the_loss_passes_four_times_its_best() -> None:
-    model, opt, batches = _toy_problem()
-    result = lr_range_test(model, opt, batches, nn.functional.cross_entropy, start_lr=1e-4, end_lr=1e4,
-                           num_steps=200)
+    result = find_lr(Toy.config, start_lr=1e-4, end_lr=1e4, num_steps=200)
     assert len(result.lrs) < 200
     if "non-finite" in result.reason:
         return
@@ -142,13 +152,58 @@ def test_smoothing_is_centred_and_keeps_length() -> None:
 
 
 def test_a_stop_request_ends_early_and_still_restores() -> None:
-    model, opt, batches = _toy_problem()
-    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    toy = Toy(warm_up=False)
     seen: list[int] = []
-    result = lr_range_test(model, opt, batches, nn.functional.cross_entropy, num_steps=100,
-                           on_point=lambda p: seen.append(p.step), should_stop=lambda: len(seen) >= 5)
+    result = find_lr(toy.config, num_steps=100, on_point=lambda p: seen.append(p.step),
+                     should_stop=lambda: len(seen) >= 5, callbacks=[toy])
+    weights = toy.weights
+    model = toy.trainer.model
     assert len(result.lrs) == 5 and result.reason == "stopped by the user"
     assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+
+
+class StepWeights(Callback):
+    """The weights after each of the first `n` steps; with `rates`, also turns the rate knob like a user."""
+
+    def __init__(self, n: int, rates: list[float] | None = None) -> None:
+        self.n, self.rates = n, rates
+        self.after: list[dict[str, torch.Tensor]] = []
+        self.devices: list[str] = []
+
+    def on_fit_start(self, trainer: Any, event: Any) -> None:
+        self.devices.append(event.device)
+
+    def on_step_end(self, trainer: Any, record: Any) -> None:
+        if len(self.after) < self.n:
+            self.after.append({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        if self.rates is not None and record.step < self.n:
+            trainer.control.set_lr(self.rates[record.step])  # applies from the next step
+        elif self.rates is not None:
+            trainer.control.stop()
+
+
+def test_lr_find_takes_the_steps_studio_train_takes(tmp_path: Path) -> None:
+    """bf16, accumulation 4 and clipping: the finder's steps are `studio train`'s steps at the finder's rates."""
+    config = load_config("examples/digits.toml", ['train.precision="bf16"', "train.accumulate=4",
+                                                  "train.clip_grad_norm=1.0", "model.hidden=[32]"])
+    finder_steps, messages = StepWeights(6), []
+    result = find_lr(config, start_lr=1e-4, end_lr=1.0, num_steps=30, callbacks=[finder_steps],
+                     on_message=messages.append)
+    assert len(result.lrs) >= 6 and len(finder_steps.after) == 6
+
+    # The same run trained by `studio train`'s loop, every step logged, its rate set live after each step.
+    plain = config.replace_value("train.lr", result.lrs[0]).replace_value("train.log_every", 1)
+    train_steps = StepWeights(6, rates=result.lrs)
+    Trainer(plain, tmp_path / "run", callbacks=[train_steps]).fit()
+    for step, (a, b) in enumerate(zip(finder_steps.after, train_steps.after), start=1):
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), f"the weights differ after step {step}"
+    # Accumulation is the run's: 4 batches a step, so the first step record sits 4 batches into the epoch.
+    first = next(r for r in read_metrics(tmp_path / "run") if isinstance(r, StepRecord))
+    assert first.epoch_progress == pytest.approx(4 * 64 / 6400)
+    # On the CPU bf16 falls back to fp32, and the finder says so as training does.
+    fallback = [m for m in messages if "mixed precision (bf16) needs CUDA" in m.text]
+    assert bool(fallback) == (finder_steps.devices[0] == "cpu") and all(m.level == "warning" for m in fallback)
 
 
 @pytest.mark.slow

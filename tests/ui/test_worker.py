@@ -13,8 +13,8 @@ from PySide6.QtCore import QObject, QThread
 
 from studio.config import Config, config_from_dict
 from studio.engine.control import TrainingControl
-from studio.engine.events import StepEnd
-from studio.ui.worker import RunOutcome, TrainingWorker, _LineStream, start_training
+from studio.engine.events import EpochEnd, Message, StepEnd
+from studio.ui.worker import RunOutcome, TrainingWorker, start_training
 from tests.ui.metrics_reading import step_records
 
 pytestmark = pytest.mark.usefixtures("qapp")
@@ -153,17 +153,21 @@ def test_throttle_batches_fast_steps_and_flushes_changes() -> None:
     worker.on_step_end(None, step(50, {"lr": [0.1, 0.01]}))  # a live change is shown without delay
     assert [len(b) for b in sent] == [1, 49]
     worker.on_step_end(None, step(51))
-    worker.on_epoch_end(None, type("E", (), {})())  # an epoch end flushes what is pending
+    worker.on_epoch_end(None, EpochEnd(1, 1, 51, 0.0, {"train_loss": 1.0}, None, False))  # flushes what is pending
     assert [len(b) for b in sent] == [1, 49, 1]
     assert [e.step for b in sent for e in b] == list(range(1, 52))
 
 
-def test_line_stream_emits_whole_lines() -> None:
-    lines: list[str] = []
-    stream = _LineStream(lines.append)
-    stream.write("epoch 1")
-    stream.write(" done\nnext\n\n")
-    assert lines == ["epoch 1 done", "next"] and not stream.isatty()
+def test_engine_messages_reach_the_log_as_they_are(qtbot: Any, tmp_path: Path) -> None:
+    """The worker forwards the engine's `Message`s: a warning keeps its level, no text prefix is parsed back."""
+    cfg = Config().replace_value("train.epochs", 1).replace_value("train.batch_size", 8192)
+    rec, _ = run_worker(qtbot, cfg, tmp_path / "run")
+    messages = rec.of("message")
+    assert messages and all(isinstance(m, Message) for m in messages)
+    warning = next(m for m in messages if "larger than the" in m.text)
+    assert warning.level == "warning" and warning.text.startswith("batch size 8192")
+    assert not any(m.text.startswith(("warning: ", "error: ")) for m in messages)
+    assert any(m.level == "info" and m.text.startswith("epoch 1/1 | train loss") for m in messages)
 
 
 def test_a_run_whose_owner_let_go_keeps_running_and_stops_at_exit(qtbot: Any, tmp_path: Path) -> None:

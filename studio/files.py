@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from studio.errors import StudioError
 
@@ -135,7 +135,8 @@ def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False)
         raise write_error(exc, path) from None
     watched: _WatchedFile | None = None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+        fh: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
+        with fh:
             watched = _WatchedFile(fh)
             write(watched)
             fh.flush()
