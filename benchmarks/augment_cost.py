@@ -21,12 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio.config import config_from_dict  # noqa: E402
-from studio.data.augment import build_augment  # noqa: E402
-from studio.data.base import DataSpec, Split  # noqa: E402
-from studio.data.batches import InMemoryBatches, epoch_order  # noqa: E402
-from studio.engine.device import resolve_device  # noqa: E402
-from studio.models import build_model  # noqa: E402
+from studio.config import config_from_dict
+from studio.data.augment import build_augment
+from studio.data.base import DataSpec, Split
+from studio.data.batches import InMemoryBatches, epoch_order
+from studio.engine.device import resolve_device
+from studio.models import build_model
 
 CASES = [  # (name, channels, size, arch, batch)
     ("digits 1x28x28", 1, 28, "mlp", 64),
@@ -42,13 +42,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(device: torch.device, c: int, size: int, arch: str, batch: int, augment: dict, steps: int,
-               repeats: int) -> tuple[float, float]:
+def time_steps(
+    device: torch.device, c: int, size: int, arch: str, batch: int, augment: dict, steps: int, repeats: int
+) -> tuple[float, float]:
     """Median ms per training step, and median ms of the augmentation alone per batch."""
     n = batch * steps
     cfg = config_from_dict({"augment": augment, "model": {"arch": arch, "hidden": [128]}})
-    spec = DataSpec("bench", "image", "classification", (c, size, size), labels=tuple("abcdefghij"),
-                    mean=(0.5,) * c, std=(0.25,) * c)
+    spec = DataSpec(
+        "bench",
+        "image",
+        "classification",
+        (c, size, size),
+        labels=tuple("abcdefghij"),
+        mean=(0.5,) * c,
+        std=(0.25,) * c,
+    )
     torch.manual_seed(0)
     split = Split(torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8), torch.randint(0, 10, (n,)))
     aug = build_augment(cfg, spec, device)
@@ -91,23 +99,34 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30, help="steps per timed pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (the median counts)")
     parser.add_argument("--skip-resnet", action="store_true", help="leave out resnet18 (slow on a CPU)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch (0 = torch's default); 1 gives steadier figures on a busy machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (0 = torch's default); 1 gives steadier figures on a busy machine",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    print(f"device {device} ({torch.get_num_threads()} CPU threads); {args.steps} steps a pass, median of {args.repeats} passes; "
-          f"augmentation: {', '.join(f'{k}={v}' for k, v in ALL_ON.items())}")
-    print(f"{'data':16} {'model':9} {'batch':>5} {'plain ms':>9} {'augmented ms':>13} {'overhead':>9} "
-          f"{'augment alone ms':>17}")
+    print(
+        f"device {device} ({torch.get_num_threads()} CPU threads); {args.steps} steps a pass, median of {args.repeats} passes; "
+        f"augmentation: {', '.join(f'{k}={v}' for k, v in ALL_ON.items())}"
+    )
+    print(
+        f"{'data':16} {'model':9} {'batch':>5} {'plain ms':>9} {'augmented ms':>13} {'overhead':>9} "
+        f"{'augment alone ms':>17}"
+    )
     for name, c, size, arch, batch in CASES:
         if arch == "resnet18" and args.skip_resnet:
             continue
         plain, _ = time_steps(device, c, size, arch, batch, {}, args.steps, args.repeats)
         augmented, alone = time_steps(device, c, size, arch, batch, ALL_ON, args.steps, args.repeats)
-        print(f"{name:16} {arch:9} {batch:5d} {plain:9.3f} {augmented:13.3f} "
-              f"{(augmented / plain - 1) * 100:8.1f}% {alone:17.3f}", flush=True)
+        print(
+            f"{name:16} {arch:9} {batch:5d} {plain:9.3f} {augmented:13.3f} "
+            f"{(augmented / plain - 1) * 100:8.1f}% {alone:17.3f}",
+            flush=True,
+        )
     return 0
 
 

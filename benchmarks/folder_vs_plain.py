@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-PLAIN = r'''
+PLAIN = r"""
 import json, sys
 import torch
 from torch import nn
@@ -70,7 +70,7 @@ for epoch in range(epochs):
             total += len(y)
     print(f"epoch {epoch + 1}: val accuracy {correct / total:.4f}", file=sys.stderr)
 print(json.dumps({"val_accuracy": correct / total}))
-'''
+"""
 
 STUDIO_CONFIG = """seed = {seed}
 [data]
@@ -131,14 +131,15 @@ def run_plain(root: Path, device: str, epochs: int, work: Path, env: dict[str, s
     return seconds, json.loads(out.strip().splitlines()[-1])["val_accuracy"]
 
 
-def run_studio(root: Path, device: str, epochs: int, work: Path, env: dict[str, str], n: int,
-               arch: str = "mlp") -> tuple[float, dict]:
+def run_studio(
+    root: Path, device: str, epochs: int, work: Path, env: dict[str, str], n: int, arch: str = "mlp"
+) -> tuple[float, dict]:
     cfg = work / f"studio_{arch}.toml"
-    cfg.write_text(STUDIO_CONFIG.format(root=root.as_posix(), arch=arch, epochs=epochs, device=device, seed=n),
-                   encoding="utf-8")
+    cfg.write_text(
+        STUDIO_CONFIG.format(root=root.as_posix(), arch=arch, epochs=epochs, device=device, seed=n), encoding="utf-8"
+    )
     run_dir = work / f"run-{arch}-{n}"
-    seconds, _ = _timed([sys.executable, "-m", "studio", "train", str(cfg), "--run-dir", str(run_dir), "--quiet"],
-                        env)
+    seconds, _ = _timed([sys.executable, "-m", "studio", "train", str(cfg), "--run-dir", str(run_dir), "--quiet"], env)
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     return seconds, summary["metrics"]
 
@@ -149,9 +150,13 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--folder", type=Path, default=None, help="where the PNG folder is written (once)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="OMP_NUM_THREADS for both programs (0 = each its default); 1 takes thread contention "
-                             "on a busy machine out of the comparison")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="OMP_NUM_THREADS for both programs (0 = each its default); 1 takes thread contention "
+        "on a busy machine out of the comparison",
+    )
     parser.add_argument("--lenet", action="store_true", help="also train lenet 8 epochs and print its test accuracy")
     args = parser.parse_args()
 
@@ -159,9 +164,11 @@ def main() -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
-    print(f"folder: {root} (8,000 PNGs); device {args.device}; {args.epochs} epochs; "
-          f"{args.rounds} rounds, plain then studio; OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}",
-          flush=True)
+    print(
+        f"folder: {root} (8,000 PNGs); device {args.device}; {args.epochs} epochs; "
+        f"{args.rounds} rounds, plain then studio; OMP_NUM_THREADS={env.get('OMP_NUM_THREADS', 'unset')}",
+        flush=True,
+    )
     plain_t, studio_t, plain_acc, studio_acc = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
         work = Path(tmp)
@@ -175,14 +182,20 @@ def main() -> int:
             studio_acc.append(metrics["val_accuracy"])
             print(f"  B studio seed {n}  {t:7.2f} s  val accuracy {metrics['val_accuracy']:.4f}", flush=True)
         ratio = statistics.median(studio_t) / statistics.median(plain_t)
-        print(f"median whole-process time: plain {statistics.median(plain_t):.2f} s, "
-              f"studio {statistics.median(studio_t):.2f} s; ratio studio/plain = {ratio:.3f}")
-        print(f"val accuracy: plain {statistics.median(plain_acc):.4f}, studio {statistics.median(studio_acc):.4f} "
-              f"(median of {args.rounds})")
+        print(
+            f"median whole-process time: plain {statistics.median(plain_t):.2f} s, "
+            f"studio {statistics.median(studio_t):.2f} s; ratio studio/plain = {ratio:.3f}"
+        )
+        print(
+            f"val accuracy: plain {statistics.median(plain_acc):.4f}, studio {statistics.median(studio_acc):.4f} "
+            f"(median of {args.rounds})"
+        )
         if args.lenet:
             t, metrics = run_studio(root, args.device, 8, work, env, 0, arch="lenet")
-            print(f"lenet, 8 epochs: test accuracy {metrics['test_accuracy']:.4f} "
-                  f"(val {metrics['val_accuracy']:.4f}), {t:.1f} s")
+            print(
+                f"lenet, 8 epochs: test accuracy {metrics['test_accuracy']:.4f} "
+                f"(val {metrics['val_accuracy']:.4f}), {t:.1f} s"
+            )
     return 0
 
 

@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def one_run(tmp: Path, command: list[str]) -> tuple[float, float, float]:
     """(first paint, engine ready, process exit), each in seconds after launch."""
-    env = dict(os.environ, STUDIO_STARTUP_TIMING="exit", STUDIO_RUNS_DIR=str(tmp / "runs"),
-               XDG_CONFIG_HOME=str(tmp / "config"), PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        STUDIO_STARTUP_TIMING="exit",
+        STUDIO_RUNS_DIR=str(tmp / "runs"),
+        XDG_CONFIG_HOME=str(tmp / "config"),
+        PYTHONPATH=str(ROOT),
+    )
     env["STUDIO_LAUNCH_T"] = repr(time.time())
     t0 = time.perf_counter()
     proc = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -42,9 +47,11 @@ def one_run(tmp: Path, command: list[str]) -> tuple[float, float, float]:
 
 def summary(name: str, runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
     medians = tuple(statistics.median(r[i] for r in runs) for i in range(3))
-    print(f"{name}: first paint after launch: median {medians[0]:.2f}s "
-          f"(runs: {', '.join(f'{r[0]:.2f}' for r in runs)}); engine ready: median {medians[1]:.2f}s; "
-          f"launch to engine ready and exit: median {medians[2]:.2f}s")
+    print(
+        f"{name}: first paint after launch: median {medians[0]:.2f}s "
+        f"(runs: {', '.join(f'{r[0]:.2f}' for r in runs)}); engine ready: median {medians[1]:.2f}s; "
+        f"launch to engine ready and exit: median {medians[2]:.2f}s"
+    )
     return medians  # type: ignore[return-value]
 
 

@@ -23,10 +23,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--log-every", type=int, default=10, help="train.log_every (1 = an event per step)")
-    parser.add_argument("--live-changes", action="store_true",
-                        help="change the learning rate or batch size every half second, as a user might")
-    parser.add_argument("--tab", default="Training",
-                        help="the tab on screen while it trains (Signals redraws its plots and sample grid live)")
+    parser.add_argument(
+        "--live-changes",
+        action="store_true",
+        help="change the learning rate or batch size every half second, as a user might",
+    )
+    parser.add_argument(
+        "--tab",
+        default="Training",
+        help="the tab on screen while it trains (Signals redraws its plots and sample grid live)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
@@ -81,8 +87,10 @@ def main() -> int:
     probe.stop()
     steps = window.history.last_step
     window.shutdown(30.0)
-    print(f"training {args.seconds:.0f}s ({args.tab} tab, log_every={args.log_every}, {steps} steps): {probe.summary()}, "
-          f"p95 {probe.percentile(95):.1f} ms")
+    print(
+        f"training {args.seconds:.0f}s ({args.tab} tab, log_every={args.log_every}, {steps} steps): {probe.summary()}, "
+        f"p95 {probe.percentile(95):.1f} ms"
+    )
     return 0 if probe.percentile(99) < 50 else 1
 
 

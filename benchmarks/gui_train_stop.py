@@ -60,8 +60,10 @@ def main() -> int:
         status = json.loads((run / "summary.json").read_text())["status"]
         saved = (run / "checkpoints" / "last.pt").is_file()
         ok &= status == "stopped" and saved and stop < 2.0
-        print(f"trial {trial}: first loss points {first:.2f}s after Train; Stop to a finished thread "
-              f"{stop * 1000:.0f} ms; summary status {status}; checkpoints/last.pt {'saved' if saved else 'MISSING'}")
+        print(
+            f"trial {trial}: first loss points {first:.2f}s after Train; Stop to a finished thread "
+            f"{stop * 1000:.0f} ms; summary status {status}; checkpoints/last.pt {'saved' if saved else 'MISSING'}"
+        )
     window.close()
     return 0 if ok else 1
 

@@ -22,9 +22,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from studio.cli import main  # noqa: E402
-from studio.data.digits import load_digits  # noqa: E402
-from studio.engine.report import load_trained  # noqa: E402
+from studio.cli import main
+from studio.data.digits import load_digits
+from studio.engine.report import load_trained
 
 
 def accuracy(onnx_path: Path, images: np.ndarray, targets: np.ndarray) -> float:
@@ -47,8 +47,11 @@ def run(epochs: int, source: str, lr: float) -> None:
             Image.fromarray(x[i]).save(folder / f"{i:05d}.png")
         path_line = f'path = "{root.as_posix()}"\n'
     cfg = work / "lenet.toml"
-    cfg.write_text(f'seed = 0\n[data]\nsource = "{source}"\n{path_line}[model]\narch = "lenet"\n'
-                   f'[train]\nepochs = {epochs}\nbatch_size = 64\nlr = {lr}\noptimizer = "adam"\n', encoding="utf-8")
+    cfg.write_text(
+        f'seed = 0\n[data]\nsource = "{source}"\n{path_line}[model]\narch = "lenet"\n'
+        f'[train]\nepochs = {epochs}\nbatch_size = 64\nlr = {lr}\noptimizer = "adam"\n',
+        encoding="utf-8",
+    )
     run_dir = work / "run"
     started = time.perf_counter()
     if main(["train", str(cfg), "--run-dir", str(run_dir), "-q"]) != 0:
@@ -63,9 +66,11 @@ def run(epochs: int, source: str, lr: float) -> None:
         test = load_trained(run_dir).data.test
         held_x, held_y = test.x[:, 0].numpy(), test.y.numpy()
     acc = accuracy(run_dir / "model.onnx", held_x, held_y)
-    print(f"\nlenet, {source} source, {epochs} epochs, lr {lr}: held-out accuracy {acc:.4f} on {len(held_y)} "
-          f"digits (train {trained - started:.1f} s, export + proof {exported - trained:.1f} s); "
-          f"{'PASS' if acc >= 0.955 else 'FAIL'} (>= 0.955)")
+    print(
+        f"\nlenet, {source} source, {epochs} epochs, lr {lr}: held-out accuracy {acc:.4f} on {len(held_y)} "
+        f"digits (train {trained - started:.1f} s, export + proof {exported - trained:.1f} s); "
+        f"{'PASS' if acc >= 0.955 else 'FAIL'} (>= 0.955)"
+    )
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-PLAIN = r'''
+PLAIN = r"""
 import json, sys, time
 import torch
 from torch import nn
@@ -64,9 +64,9 @@ t0 = time.perf_counter()
 train(epochs)
 seconds = time.perf_counter() - t0
 print(json.dumps({"samples_per_s": epochs * n_train / seconds}))
-'''
+"""
 
-STUDIO = r'''
+STUDIO = r"""
 import json, sys, time
 from studio.config import Config, with_overrides
 from studio.data import load_data
@@ -80,7 +80,7 @@ t0 = time.perf_counter()
 Trainer(config, run_dir, data=bundle).fit()
 seconds = time.perf_counter() - t0
 print(json.dumps({"samples_per_s": epochs * len(bundle.train) / seconds}))
-'''
+"""
 
 
 def run(script: str, args: list[str], repo: Path, threads: int) -> float:
@@ -105,8 +105,11 @@ def main() -> int:
     if args.against is not None:
         programs.append(("against", STUDIO, args.against.resolve()))
     speeds: dict[str, list[float]] = {name: [] for name, _, _ in programs}
-    print(f"digits MLP in memory, {args.epochs} epochs, {args.rounds} rounds; "
-          f"OMP_NUM_THREADS={args.threads or os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
+    print(
+        f"digits MLP in memory, {args.epochs} epochs, {args.rounds} rounds; "
+        f"OMP_NUM_THREADS={args.threads or os.environ.get('OMP_NUM_THREADS', 'unset')}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="studio-loop-bench-") as tmp:
         for n in range(args.rounds):
             for name, script, repo in programs:
@@ -118,8 +121,10 @@ def main() -> int:
     print("median samples/s: " + ", ".join(f"{name} {value:.0f}" for name, value in median.items()))
     print(f"ratio studio / plain = {median['studio'] / median['plain']:.3f}")
     if "against" in median:
-        print(f"ratio studio / against = {median['studio'] / median['against']:.3f} "
-              f"(above 1: this checkout's loop is faster)")
+        print(
+            f"ratio studio / against = {median['studio'] / median['against']:.3f} "
+            f"(above 1: this checkout's loop is faster)"
+        )
     return 0
 
 

@@ -56,7 +56,9 @@ def torch_flavour() -> str:
     import torch
 
     if torch.version.cuda:
-        return f"torch {torch.__version__} with CUDA {torch.version.cuda}: an NVIDIA GPU when there is one, else the CPU"
+        return (
+            f"torch {torch.__version__} with CUDA {torch.version.cuda}: an NVIDIA GPU when there is one, else the CPU"
+        )
     return f"torch {torch.__version__}, CPU"
 
 
@@ -67,7 +69,7 @@ def render_icon(out: Path, size: int = 256) -> Path:
     from PySide6.QtGui import QGuiApplication, QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
-    _app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - QPainter needs one
+    _app = QGuiApplication.instance() or QGuiApplication([])
     image = QImage(size, size, QImage.Format.Format_ARGB32)
     image.fill(Qt.GlobalColor.transparent)
     painter = QPainter(image)
@@ -83,10 +85,20 @@ def add_user_files(ver: str) -> None:
     linux = sys.platform.startswith("linux")
     gui, cli = ("studio-gui.exe", "studio.exe") if sys.platform == "win32" else ("./studio-gui", "./studio")
     runs = {"win32": r"%LOCALAPPDATA%\studio\runs", "darwin": "~/Library/Application Support/studio/runs"}.get(
-        sys.platform, "~/.local/share/studio/runs")
-    (APP / "README.txt").write_text(README.format(version=ver, platform=platform_tag(), torch=torch_flavour(),
-                                                  gui=gui, cli=cli, runs=runs, desktop=DESKTOP_LINE if linux else ""),
-                                    encoding="utf-8")
+        sys.platform, "~/.local/share/studio/runs"
+    )
+    (APP / "README.txt").write_text(
+        README.format(
+            version=ver,
+            platform=platform_tag(),
+            torch=torch_flavour(),
+            gui=gui,
+            cli=cli,
+            runs=runs,
+            desktop=DESKTOP_LINE if linux else "",
+        ),
+        encoding="utf-8",
+    )
     if linux:
         shutil.copy2(ROOT / "packaging" / "studio.desktop", APP / "studio.desktop")
         shutil.copy2(ROOT / "resources" / "icons" / "studio.svg", APP / "studio.svg")
@@ -109,8 +121,9 @@ def make_archive(ver: str) -> Path:
         # ditto keeps the bundle's links, modes and signatures; zipfile would not.
         archive = DIST / f"{name}.zip"
         partial = archive.with_name(archive.name + ".part")
-        subprocess.run(["ditto", "-c", "-k", "--sequesterRsrc", "--keepParent", str(DIST / "Studio.app"),
-                        str(partial)], check=True)
+        subprocess.run(
+            ["ditto", "-c", "-k", "--sequesterRsrc", "--keepParent", str(DIST / "Studio.app"), str(partial)], check=True
+        )
     else:
         archive = DIST / f"{name}.zip"
         partial = archive.with_name(archive.name + ".part")
@@ -139,12 +152,13 @@ def size_report(app: Path, top: int = 12) -> str:
             parts[entry.name] = tree_size(entry)
         else:
             parts["(libraries and files at the top of _internal)"] = (
-                parts.get("(libraries and files at the top of _internal)", 0) + entry.lstat().st_size)
+                parts.get("(libraries and files at the top of _internal)", 0) + entry.lstat().st_size
+            )
     total = tree_size(app)
-    files = sorted((p for p in app.rglob("*") if p.is_file() and not p.is_symlink()),
-                   key=lambda p: p.stat().st_size, reverse=True)[:top]
-    lines = [f"dist/studio/: {total / 2**20:,.0f} MiB in {sum(1 for _ in app.rglob('*')):,} files",
-             "biggest parts:"]
+    files = sorted(
+        (p for p in app.rglob("*") if p.is_file() and not p.is_symlink()), key=lambda p: p.stat().st_size, reverse=True
+    )[:top]
+    lines = [f"dist/studio/: {total / 2**20:,.0f} MiB in {sum(1 for _ in app.rglob('*')):,} files", "biggest parts:"]
     for name, size in sorted(parts.items(), key=lambda kv: kv[1], reverse=True)[:top]:
         lines.append(f"  {size / 2**20:9,.0f} MiB  {name}  ({size / total:.0%})")
     lines.append("biggest files:")
@@ -160,8 +174,19 @@ def main() -> int:
     ver = version()
     t0 = time.perf_counter()
     env = dict(os.environ, STUDIO_APP_ICON=str(render_icon(WORK / "studio.png")))
-    cmd = [sys.executable, "-m", "PyInstaller", str(ROOT / "packaging" / "studio.spec"), "--noconfirm",
-           "--log-level", "WARN", "--distpath", str(DIST), "--workpath", str(WORK / "pyinstaller")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        str(ROOT / "packaging" / "studio.spec"),
+        "--noconfirm",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(DIST),
+        "--workpath",
+        str(WORK / "pyinstaller"),
+    ]
     print(f"building dist/studio/ with PyInstaller ({torch_flavour()}); this takes a few minutes", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, env=env)
     if proc.returncode != 0:
@@ -173,8 +198,10 @@ def main() -> int:
     if not args.no_archive:
         t1 = time.perf_counter()
         archive = make_archive(ver)
-        print(f"packed {archive.relative_to(ROOT)} ({archive.stat().st_size / 2**20:,.0f} MiB) "
-              f"in {time.perf_counter() - t1:.0f}s")
+        print(
+            f"packed {archive.relative_to(ROOT)} ({archive.stat().st_size / 2**20:,.0f} MiB) "
+            f"in {time.perf_counter() - t1:.0f}s"
+        )
     print(size_report(APP))
     print(f"total build time: {time.perf_counter() - t0:.0f}s")
     return 0

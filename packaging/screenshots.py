@@ -65,12 +65,19 @@ def main(out_dir: str) -> int:
     from studio.engine.trainer import Trainer
 
     examples = Path(__file__).resolve().parents[1] / "resources" / "examples" / "digits.toml"
-    for name, overrides in (("20261122-091500-digits-mlp", ["train.epochs=5", "train.lr=0.02"]),
-                            ("20261122-094000-digits-lenet", ["train.epochs=4", 'model.arch="lenet"'])):
+    for name, overrides in (
+        ("20261122-091500-digits-mlp", ["train.epochs=5", "train.lr=0.02"]),
+        ("20261122-094000-digits-lenet", ["train.epochs=4", 'model.arch="lenet"']),
+    ):
         Trainer(load_config(examples, ["train.log_every=5", *overrides]), runs / name).fit()
 
-    cfg = (Config().replace_value("model.hidden", [256, 128]).replace_value("train.epochs", 12)
-           .replace_value("train.schedule", "cosine").replace_value("train.lr", 0.002))
+    cfg = (
+        Config()
+        .replace_value("model.hidden", [256, 128])
+        .replace_value("train.epochs", 12)
+        .replace_value("train.schedule", "cosine")
+        .replace_value("train.lr", 0.002)
+    )
     w = MainWindow(cfg, runs_dir=runs)
     w.settings.setValue("view/theme", "light")
     w.resize(*SIZE)

@@ -34,7 +34,7 @@ def main() -> int:
         # None); a print or a warning would then raise.
         for name in ("stdout", "stderr"):
             if getattr(sys, name) is None:
-                setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 - lives as long as the app
+                setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
     from studio.cli import main as studio_main
 
     return studio_main(argv)

@@ -59,18 +59,29 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def env(home: Path) -> dict[str, str]:
     """A user's environment: no venv, no checkout, no PYTHONPATH; settings and runs in a temporary home."""
-    path = [p for p in os.environ.get("PATH", "").split(os.pathsep)
-            if p and not _inside(p, sys.prefix) and not _inside(p, REPO)]
-    return {"PATH": os.pathsep.join(path or ["/usr/bin", "/bin"]), "HOME": str(home), "LANG": "C.UTF-8",
-            "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CACHE_HOME": str(home / ".cache"), "STUDIO_RUNS_DIR": str(home / "runs"),
-            "QT_QPA_PLATFORM": "offscreen"}
+    path = [
+        p
+        for p in os.environ.get("PATH", "").split(os.pathsep)
+        if p and not _inside(p, sys.prefix) and not _inside(p, REPO)
+    ]
+    return {
+        "PATH": os.pathsep.join(path or ["/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "STUDIO_RUNS_DIR": str(home / "runs"),
+        "QT_QPA_PLATFORM": "offscreen",
+    }
 
 
-def run(app: Path, program: str, *args: str, env: dict[str, str], cwd: Path,
-        timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(app / program), *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
+def run(
+    app: Path, program: str, *args: str, env: dict[str, str], cwd: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(app / program), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +111,12 @@ def test_the_folder_holds_both_programs_the_resources_and_no_build_files(app: Pa
     assert not (internal / "triton").exists()
     assert not any(internal.rglob("*.h")), "C headers were shipped"
     # A library at the top of _internal is a link to the one in its package folder, never a second copy.
-    packaged = {p.name for folder in ("torch/lib", "nvidia") if (internal / folder).is_dir()
-                for p in (internal / folder).rglob("*.so*")}
+    packaged = {
+        p.name
+        for folder in ("torch/lib", "nvidia")
+        if (internal / folder).is_dir()
+        for p in (internal / folder).rglob("*.so*")
+    }
     copies = [p.name for p in internal.iterdir() if p.name in packaged and not p.is_symlink()]
     assert not copies, copies
     if (internal / "nvidia").is_dir():  # a CUDA build: what torch opens only on a GPU came along too
@@ -128,7 +143,8 @@ def test_cli_trains_the_bundled_example(trained: tuple[subprocess.CompletedProce
 
 
 def test_cli_exports_a_checked_onnx_model_that_runs_outside_the_app(
-        app: Path, env: dict[str, str], work: Path, trained: tuple[subprocess.CompletedProcess, Path]) -> None:
+    app: Path, env: dict[str, str], work: Path, trained: tuple[subprocess.CompletedProcess, Path]
+) -> None:
     import onnx
     import onnxruntime as ort
 
@@ -136,7 +152,7 @@ def test_cli_exports_a_checked_onnx_model_that_runs_outside_the_app(
     proc = run(app, "studio", "export", str(run_dir), env=env, cwd=work)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    checks = proc.stdout[proc.stdout.index("checks"):]
+    checks = proc.stdout[proc.stdout.index("checks") :]
     assert "onnx.checker                passed" in checks and "onnxruntime vs PyTorch      passed" in checks
     model_path = run_dir / "model.onnx"
     model = onnx.load(str(model_path))
@@ -153,7 +169,8 @@ def test_cli_exports_a_checked_onnx_model_that_runs_outside_the_app(
 
 
 def test_cli_predicts_images_with_the_exported_model(
-        app: Path, env: dict[str, str], work: Path, trained: tuple[subprocess.CompletedProcess, Path]) -> None:
+    app: Path, env: dict[str, str], work: Path, trained: tuple[subprocess.CompletedProcess, Path]
+) -> None:
     from PIL import Image
 
     _, run_dir = trained
@@ -188,14 +205,14 @@ def test_window_opens_offscreen_and_trains_a_run(app: Path, env: dict[str, str],
 
 def test_desktop_entry_installs_and_uninstalls(app: Path, env: dict[str, str], home: Path) -> None:
     data = Path(env["XDG_DATA_HOME"])
-    proc = subprocess.run([str(app / "install-desktop-entry.sh")], capture_output=True, text=True, env=env,
-                          timeout=60)
+    proc = subprocess.run([str(app / "install-desktop-entry.sh")], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     entry = (data / "applications" / "studio.desktop").read_text(encoding="utf-8").splitlines()
     assert f'Exec="{app / "studio-gui"}" %f' in entry
     assert "Icon=studio" in entry and "Terminal=false" in entry
     assert (data / "icons" / "hicolor" / "scalable" / "apps" / "studio.svg").is_file()
-    proc = subprocess.run([str(app / "install-desktop-entry.sh"), "--uninstall"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [str(app / "install-desktop-entry.sh"), "--uninstall"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert not (data / "applications" / "studio.desktop").exists()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 from studio import __version__
 from studio.engine.run_dir import RunDir
@@ -42,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train headless from a TOML config")
     p.add_argument("config", metavar="CONFIG.toml")
     p.add_argument("--run-dir", help="where the run goes (default: a new folder under $STUDIO_RUNS_DIR or ./runs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, e.g. --set train.lr=0.01 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set train.lr=0.01 (repeatable)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     p = sub.add_parser("resume", help=f"continue a run from {RunDir.LAST_CHECKPOINT}")
@@ -106,8 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
     RunDir(run_dir).lock().check_free()  # a busy folder says so first; the trainer takes the lock itself
     if RunDir(run_dir).has_checkpoint("last"):
-        raise UsageError(f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` "
-                         "or choose another folder")
+        raise UsageError(
+            f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` or choose another folder"
+        )
     return _fit(cfg, run_dir, args.quiet, resume=False)
 
 
@@ -133,8 +141,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     done = state["epoch"]
     summary = files.read_summary() or {}
     if done >= cfg.train.epochs and state.get("pos", 0) == 0:
-        print(f"{run_dir}: all {cfg.train.epochs} epochs are done ({summary.get('status', 'completed')}); "
-              "use --epochs N to train further", file=sys.stderr)
+        print(
+            f"{run_dir}: all {cfg.train.epochs} epochs are done ({summary.get('status', 'completed')}); "
+            "use --epochs N to train further",
+            file=sys.stderr,
+        )
         return 0
     return _fit(cfg, run_dir, args.quiet, resume=True)
 
@@ -167,9 +178,11 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     steps, start, end = args.steps or 100, args.start_lr or 1e-7, args.end_lr or 10.0
-    print(f"lr-find: {config.data.source} / {config.model.arch} / {config.train.optimizer}, "
-          f"batch size {config.train.batch_size}, lr {start:g} -> {end:g} over up to {steps} steps",
-          file=sys.stderr)
+    print(
+        f"lr-find: {config.data.source} / {config.model.arch} / {config.train.optimizer}, "
+        f"batch size {config.train.batch_size}, lr {start:g} -> {end:g} over up to {steps} steps",
+        file=sys.stderr,
+    )
 
     def show(p: LRFinderPoint) -> None:
         if p.step == 1 or p.step % 10 == 0:
@@ -182,12 +195,17 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     result = find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=show, on_message=warn)
     print(f"stopped: {result.reason}", file=sys.stderr)
     if result.suggestion is None or result.suggestion_index is None:
-        print("error: no suggested lr: the loss never fell over the range; try a lower start rate "
-              "(--start-lr) or check the data", file=sys.stderr)
+        print(
+            "error: no suggested lr: the loss never fell over the range; try a lower start rate "
+            "(--start-lr) or check the data",
+            file=sys.stderr,
+        )
         return 1
     i = result.suggestion_index
-    print(f"suggested lr: {result.suggestion:.3g} (loss {result.losses[i]:.4f}, falling; "
-          f"lowest loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g})")
+    print(
+        f"suggested lr: {result.suggestion:.3g} (loss {result.losses[i]:.4f}, falling; "
+        f"lowest loss {min(result.losses):.4f} at lr {result.min_loss_lr:.3g})"
+    )
     return 0
 
 
@@ -200,8 +218,13 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "gui": cmd_gui, "train": cmd_train, "resume": cmd_resume, "eval": cmd_eval,
-    "export": cmd_export, "predict": cmd_predict, "lr-find": cmd_lr_find,
+    "gui": cmd_gui,
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "eval": cmd_eval,
+    "export": cmd_export,
+    "predict": cmd_predict,
+    "lr-find": cmd_lr_find,
 }
 
 

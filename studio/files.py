@@ -15,8 +15,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from studio.errors import StudioError
 
@@ -86,8 +87,9 @@ def write_error(exc: OSError, path: Path, what: str | None = None) -> WriteError
         except OSError:
             free = ""
         quota = " (disk quota exceeded)" if code != errno.ENOSPC else ""
-        return WriteError(f"the disk is full{quota}: cannot write {what} in '{folder}'{free}; "
-                          "free some space and try again")
+        return WriteError(
+            f"the disk is full{quota}: cannot write {what} in '{folder}'{free}; free some space and try again"
+        )
     if code == errno.EROFS:
         return WriteError(f"'{folder}' is on a read-only file system: cannot write {what}")
     if code in (errno.EACCES, errno.EPERM):

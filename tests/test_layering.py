@@ -28,16 +28,20 @@ def test_no_qt_outside_ui() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            offenders += [f"{path.relative_to(STUDIO)}: {n}" for n in names
-                          if n.split(".")[0] in QT or n.startswith("studio.ui")]
+            offenders += [
+                f"{path.relative_to(STUDIO)}: {n}" for n in names if n.split(".")[0] in QT or n.startswith("studio.ui")
+            ]
     assert [o for o in offenders if o not in ALLOWED] == []
 
 
 def test_every_torch_load_is_weights_only() -> None:
     for path in STUDIO.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "load" \
-                    and getattr(node.func.value, "id", None) == "torch":
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "load"
+                and getattr(node.func.value, "id", None) == "torch"
+            ):
                 kw = {k.arg: k.value for k in node.keywords}
                 assert isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True, path
 

@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-
-from studio.ui.platform_check import (QT_SYSTEM_PACKAGES, has_display, missing_libraries, packages_for,
-                                      run_platform)
+from studio.ui.platform_check import QT_SYSTEM_PACKAGES, has_display, missing_libraries, packages_for, run_platform
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,8 +34,10 @@ LDD_COMPLETE = "\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f0c0c
 def test_missing_libraries_are_read_from_ldd_once_each() -> None:
     assert missing_libraries(LDD_MISSING) == ["libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
     assert missing_libraries(LDD_COMPLETE) == []
-    assert packages_for(["libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libunknown.so.9"]) == \
-        ["libxcb-icccm4", "libxcb-keysyms1"]
+    assert packages_for(["libxcb-icccm.so.4", "libxcb-keysyms.so.1", "libunknown.so.9"]) == [
+        "libxcb-icccm4",
+        "libxcb-keysyms1",
+    ]
     assert {"libxcb-icccm4", "libxcb-keysyms1", "libxcb-cursor0", "libegl1"} <= set(QT_SYSTEM_PACKAGES)
 
 
@@ -59,19 +59,26 @@ class FakeMachine:
         self.bin.mkdir(parents=True)
         self.installed = root / "installed"
         self.apt_log = root / "apt.log"
-        self._script("ldd", f'if [ -e "{self.installed}" ]; then printf %s "{LDD_COMPLETE}"; '
-                            f'else printf %s "{LDD_MISSING}"; fi')
+        self._script(
+            "ldd", f'if [ -e "{self.installed}" ]; then printf %s "{LDD_COMPLETE}"; else printf %s "{LDD_MISSING}"; fi'
+        )
         fix = f'touch "{self.installed}"' if apt_fixes else "true"
-        self._script("apt-get", f'echo "$*" >> "{self.apt_log}"; if [ "$1" = install ] || [ "$3" = install ] '
-                                f'|| [ "$2" = install ]; then {fix}; fi')
+        self._script(
+            "apt-get",
+            f'echo "$*" >> "{self.apt_log}"; if [ "$1" = install ] || [ "$3" = install ] '
+            f'|| [ "$2" = install ]; then {fix}; fi',
+        )
         self._script("id", f'if [ "$1" = -u ]; then echo {uid}; else /usr/bin/id "$@"; fi')
         # The venv: its python is this interpreter (which has PySide6), except that `-m studio` only
         # says it started (the window itself is tested elsewhere).
         venv = root / "venv"
         (venv / "bin").mkdir(parents=True)
         self.venv = venv
-        self._script("python", f'if [ "$1 $2" = "-m studio" ]; then echo "studio started"; exit 0; fi\n'
-                               f'exec "{sys.executable}" "$@"', folder=venv / "bin")
+        self._script(
+            "python",
+            f'if [ "$1 $2" = "-m studio" ]; then echo "studio started"; exit 0; fi\nexec "{sys.executable}" "$@"',
+            folder=venv / "bin",
+        )
         (venv / ".installed").touch()  # newer than the Makefile's prerequisites: the stamp says "done"
 
     def _script(self, name: str, body: str, folder: Path | None = None) -> None:
@@ -80,8 +87,11 @@ class FakeMachine:
         path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM",
-                                                                "MAKEFLAGS", "MAKELEVEL")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "MAKEFLAGS", "MAKELEVEL")
+        }
         env.update(PATH=f"{self.bin}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=str(REPO), VENV=str(self.venv))
         env.update(extra)
         return env
@@ -123,8 +133,9 @@ def test_setup_that_cannot_install_says_which_packages_in_one_line(tmp_path: Pat
 
 def test_make_run_retries_the_system_libraries_despite_the_stamp(tmp_path: Path) -> None:
     machine = FakeMachine(tmp_path)
-    proc = run(["make", "--no-print-directory", "run", f"VENV={machine.venv}"],
-               machine.env(QT_QPA_PLATFORM="offscreen"))
+    proc = run(
+        ["make", "--no-print-directory", "run", f"VENV={machine.venv}"], machine.env(QT_QPA_PLATFORM="offscreen")
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert any("install" in call.split() for call in machine.apt_calls())
     assert "studio started" in proc.stdout

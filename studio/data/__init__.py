@@ -6,16 +6,25 @@ package only picks the source a config names (`LOADERS`), importing it when it i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from studio.config import Config
 from studio.data.base import DataBundle, DataSpec, Split
 from studio.data.bundles import bundle_from_arrays, feature_stats, finish_bundle, image_stats
 from studio.errors import DataError
 
-__all__ = ["DataBundle", "DataSpec", "Split", "load_data", "image_stats", "feature_stats", "bundle_from_arrays",
-           "finish_bundle", "LOADERS"]
+__all__ = [
+    "LOADERS",
+    "DataBundle",
+    "DataSpec",
+    "Split",
+    "bundle_from_arrays",
+    "feature_stats",
+    "finish_bundle",
+    "image_stats",
+    "load_data",
+]
 
 
 def _load_digits(config: Config) -> DataBundle:
@@ -42,8 +51,16 @@ def _load_csv(config: Config) -> DataBundle:
     table = load_table(path, d.target, d.blank_cells)
     task = guess_task(table.target) if d.task == "auto" else d.task
     y, labels = encode_target(table.target, task, path, d.target, table.lines)
-    return bundle_from_arrays(config, table.features, y, kind="tabular", task=task, labels=labels,
-                              feature_names=table.feature_names, warnings=table.warnings)
+    return bundle_from_arrays(
+        config,
+        table.features,
+        y,
+        kind="tabular",
+        task=task,
+        labels=labels,
+        feature_names=table.feature_names,
+        warnings=table.warnings,
+    )
 
 
 def _load_folder(config: Config) -> DataBundle:
@@ -74,6 +91,8 @@ def load_data(config: Config) -> DataBundle:
     """Load and split the configured data set; bad data raises `DataError` saying what and where."""
     bundle = LOADERS[config.data.source](config)
     if config.train.batch_size > len(bundle.train):
-        bundle.warnings.append(f"batch size {config.train.batch_size} is larger than the "
-                               f"{len(bundle.train)} training samples; each epoch is one batch")
+        bundle.warnings.append(
+            f"batch size {config.train.batch_size} is larger than the "
+            f"{len(bundle.train)} training samples; each epoch is one batch"
+        )
     return bundle

@@ -20,7 +20,7 @@ GPU it costs little next to a training step; `benchmarks/augment_cost.py` measur
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,9 @@ def random_flip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(-1), x)
 
 
-def random_affine(x: torch.Tensor, translate: float, rotate: float, fill: str = "zeros",
-                  flip: bool = False) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor, translate: float, rotate: float, fill: str = "zeros", flip: bool = False
+) -> torch.Tensor:
     """Shift each image by whole pixels (up to `translate` of its size), rotate it (up to `rotate`
     degrees) and, with `flip`, mirror half of them: one `grid_sample` for all three.
 
@@ -110,9 +111,16 @@ class BatchAugment:
 
     def __repr__(self) -> str:
         c = self.cfg
-        parts = [p for p, on in (("flip", c.flip), (f"translate {c.translate:g}", c.translate),
-                                 (f"rotate {c.rotate:g}°", c.rotate), (f"color jitter {c.color_jitter:g}",
-                                                                        c.color_jitter)) if on]
+        parts = [
+            p
+            for p, on in (
+                ("flip", c.flip),
+                (f"translate {c.translate:g}", c.translate),
+                (f"rotate {c.rotate:g}°", c.rotate),
+                (f"color jitter {c.color_jitter:g}", c.color_jitter),
+            )
+            if on
+        ]
         return f"BatchAugment({', '.join(parts)})"
 
 

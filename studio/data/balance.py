@@ -23,8 +23,9 @@ def class_counts(bundle: DataBundle) -> dict[str, list[int]]:
     return out
 
 
-def imbalance_warnings(counts: dict[str, list[int]], labels: tuple[str, ...] | list[str],
-                       ratio: float = IMBALANCE_RATIO) -> list[str]:
+def imbalance_warnings(
+    counts: dict[str, list[int]], labels: tuple[str, ...] | list[str], ratio: float = IMBALANCE_RATIO
+) -> list[str]:
     """Plain sentences about classes that are rare, missing from train, or absent from val/test."""
     if not counts or "train" not in counts:
         return []
@@ -32,23 +33,29 @@ def imbalance_warnings(counts: dict[str, list[int]], labels: tuple[str, ...] | l
     train = counts["train"]
     missing = [labels[i] for i, c in enumerate(train) if c == 0]
     if missing:
-        out.append(f"no training samples for {_names(missing)}: the model can never predict "
-                   f"{'it' if len(missing) == 1 else 'them'}")
+        out.append(
+            f"no training samples for {_names(missing)}: the model can never predict "
+            f"{'it' if len(missing) == 1 else 'them'}"
+        )
     present = [(c, labels[i]) for i, c in enumerate(train) if c > 0]
     if len(present) >= 2:
         (small, small_name), (big, big_name) = min(present), max(present)
         if big >= ratio * small:
-            out.append(f"class imbalance in train: '{big_name}' has {big:,} samples, '{small_name}' only "
-                       f"{small:,} ({big / small:.0f}x); accuracy can hide a weak class, so watch its "
-                       "recall in the per-class table (or rebalance the data)")
+            out.append(
+                f"class imbalance in train: '{big_name}' has {big:,} samples, '{small_name}' only "
+                f"{small:,} ({big / small:.0f}x); accuracy can hide a weak class, so watch its "
+                "recall in the per-class table (or rebalance the data)"
+            )
     for name in ("val", "test"):
         split = counts.get(name)
         if not split or sum(split) == 0:
             continue
         absent = [labels[i] for i, c in enumerate(split) if c == 0 and train[i] > 0]
         if absent:
-            out.append(f"the {name} split has no samples of {_names(absent)}, so its figures say nothing "
-                       f"about {'that class' if len(absent) == 1 else 'those classes'}")
+            out.append(
+                f"the {name} split has no samples of {_names(absent)}, so its figures say nothing "
+                f"about {'that class' if len(absent) == 1 else 'those classes'}"
+            )
     return out
 
 
@@ -66,5 +73,7 @@ def folder_imbalance_warning(classes: tuple[str, ...], y: np.ndarray) -> str | N
     ratio = counts[big] / counts[small]
     if ratio < FOLDER_IMBALANCE_RATIO:
         return None
-    return (f"strong class imbalance: '{classes[big]}' has {counts[big]} images but '{classes[small]}' only "
-            f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed")
+    return (
+        f"strong class imbalance: '{classes[big]}' has {counts[big]} images but '{classes[small]}' only "
+        f"{counts[small]} ({ratio:.0f}:1); accuracy can look high while the small classes are missed"
+    )

@@ -67,5 +67,7 @@ class DataBundle:
     image_sizes: dict[str, int] = field(default_factory=dict)  # "WxH" of the source images -> count
 
     def summary(self) -> str:
-        return (f"{self.spec.source}: {self.spec.describe()}; "
-                f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test")
+        return (
+            f"{self.spec.source}: {self.spec.describe()}; "
+            f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test"
+        )

@@ -13,8 +13,9 @@ from studio.data.batches import Augment, BatchSource, InMemoryBatches
 from studio.data.loader import LoaderBatches
 
 
-def make_batches(split: Split, device: torch.device, augment: Augment | None = None,
-                 num_workers: int = 0) -> BatchSource:
+def make_batches(
+    split: Split, device: torch.device, augment: Augment | None = None, num_workers: int = 0
+) -> BatchSource:
     """Index slicing when the split's images (or features) are in memory, else a DataLoader over its files."""
     if isinstance(split.x, torch.Tensor):
         return InMemoryBatches(split, device, augment)

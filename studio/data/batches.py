@@ -11,7 +11,8 @@ The loop asks for the batch size before every batch, so a live change applies fr
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 
@@ -25,8 +26,9 @@ class BatchSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batches(self, order: torch.Tensor, start: int, batch_size: Callable[[], int],
-                augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def batches(
+        self, order: torch.Tensor, start: int, batch_size: Callable[[], int], augment: bool = True
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -76,10 +78,11 @@ class InMemoryBatches:
             xb = prepare_images(xb, self.augment if augment else None)
         return xb, self.y[idx]
 
-    def batches(self, order: torch.Tensor, start: int,
-                batch_size: Callable[[], int], augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, order: torch.Tensor, start: int, batch_size: Callable[[], int], augment: bool = True
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         pos, n = start, len(order)
         while pos < n:
-            idx = order[pos:pos + cut_size(batch_size(), n - pos)]
+            idx = order[pos : pos + cut_size(batch_size(), n - pos)]
             pos += len(idx)
             yield self.take(idx, augment)

@@ -44,24 +44,48 @@ def _subset(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> Split:
     return Split(x[idx], y[idx], idx)
 
 
-def bundle_from_arrays(config: Config, x: torch.Tensor, y: torch.Tensor, *, kind: str, task: str,
-                       labels: tuple[str, ...] = (), feature_names: tuple[str, ...] = (),
-                       warnings: list[str] | None = None) -> DataBundle:
+def bundle_from_arrays(
+    config: Config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    kind: str,
+    task: str,
+    labels: tuple[str, ...] = (),
+    feature_names: tuple[str, ...] = (),
+    warnings: list[str] | None = None,
+) -> DataBundle:
     """Split one array set with the run's seed and compute the training split's statistics."""
     d = config.data
-    tr, va, te = split_indices(len(y), d.val_split, d.test_split, config.seed,
-                               y if task == "classification" else None)
+    tr, va, te = split_indices(len(y), d.val_split, d.test_split, config.seed, y if task == "classification" else None)
     if len(tr) == 0:
-        raise DataError(f"{d.source}: no training samples left after the val/test splits "
-                        f"({len(y)} samples in all)")
+        raise DataError(f"{d.source}: no training samples left after the val/test splits ({len(y)} samples in all)")
     train = _subset(x, y, tr)
-    return finish_bundle(config, train, _subset(x, y, va), _subset(x, y, te), kind=kind, task=task,
-                         labels=labels, feature_names=feature_names, warnings=warnings)
+    return finish_bundle(
+        config,
+        train,
+        _subset(x, y, va),
+        _subset(x, y, te),
+        kind=kind,
+        task=task,
+        labels=labels,
+        feature_names=feature_names,
+        warnings=warnings,
+    )
 
 
-def finish_bundle(config: Config, train: Split, val: Split, test: Split, *, kind: str, task: str,
-                  labels: tuple[str, ...] = (), feature_names: tuple[str, ...] = (),
-                  warnings: list[str] | None = None) -> DataBundle:
+def finish_bundle(
+    config: Config,
+    train: Split,
+    val: Split,
+    test: Split,
+    *,
+    kind: str,
+    task: str,
+    labels: tuple[str, ...] = (),
+    feature_names: tuple[str, ...] = (),
+    warnings: list[str] | None = None,
+) -> DataBundle:
     """Build the spec from the training split only (statistics never see val or test)."""
     if kind == "image" and not isinstance(train.x, torch.Tensor):
         mean, std = train.x.pixel_stats(seed=config.seed)  # decoded on demand (over the memory budget)
@@ -74,7 +98,16 @@ def finish_bundle(config: Config, train: Split, val: Split, test: Split, *, kind
         t_mean = float(train.y.mean())
         t_std = float(train.y.std(unbiased=False)) if len(train.y) > 1 else 1.0
         t_std = t_std if t_std > 1e-8 else 1.0
-    spec = DataSpec(source=config.data.source, kind=kind, task=task, input_shape=tuple(train.x.shape[1:]),
-                    labels=labels, mean=mean, std=std, feature_names=feature_names,
-                    target_mean=t_mean, target_std=t_std)
+    spec = DataSpec(
+        source=config.data.source,
+        kind=kind,
+        task=task,
+        input_shape=tuple(train.x.shape[1:]),
+        labels=labels,
+        mean=mean,
+        std=std,
+        feature_names=feature_names,
+        target_mean=t_mean,
+        target_std=t_std,
+    )
     return DataBundle(spec, train, val, test, list(warnings or []))

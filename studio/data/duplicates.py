@@ -58,15 +58,19 @@ class DuplicateReport:
                 continue
             size = self.sizes.get(name, 0)
             share = f" ({leak.count / size:.1%} of it)" if size else ""
-            text = (f"{leak.count} {name} sample{'s' if leak.count != 1 else ''}{share} also "
-                    f"appear{'s' if leak.count == 1 else ''} in train, byte for byte: "
-                    f"the {name} figures are inflated")
+            text = (
+                f"{leak.count} {name} sample{'s' if leak.count != 1 else ''}{share} also "
+                f"appear{'s' if leak.count == 1 else ''} in train, byte for byte: "
+                f"the {name} figures are inflated"
+            )
             if leak.label_conflicts:
                 text += f"; {leak.label_conflicts} of the copies carry a different label"
             out.append(text)
         if self.train_repeats:
-            out.append(f"train holds {self.train_repeats} exact repeat{'s' if self.train_repeats != 1 else ''} "
-                       "of other train samples")
+            out.append(
+                f"train holds {self.train_repeats} exact repeat{'s' if self.train_repeats != 1 else ''} "
+                "of other train samples"
+            )
         return out
 
 
@@ -97,8 +101,7 @@ def split_hashes(bundle: DataBundle, split: Split) -> list[bytes]:
     return out
 
 
-def _leak(name: str, train_index: dict[bytes, list[int]], train: Split, other: Split,
-          hashes: list[bytes]) -> SplitLeak:
+def _leak(name: str, train_index: dict[bytes, list[int]], train: Split, other: Split, hashes: list[bytes]) -> SplitLeak:
     pairs: list[tuple[int, int]] = []
     conflicts = 0
     for j, h in enumerate(hashes):
@@ -119,7 +122,9 @@ def find_duplicates(bundle: DataBundle) -> DuplicateReport:
         seen = train_index.setdefault(h, [])
         repeats += bool(seen)
         seen.append(i)
-    leaks = {name: _leak(name, train_index, bundle.train, split, split_hashes(bundle, split))
-             for name, split in (("val", bundle.val), ("test", bundle.test))}
+    leaks = {
+        name: _leak(name, train_index, bundle.train, split, split_hashes(bundle, split))
+        for name, split in (("val", bundle.val), ("test", bundle.test))
+    }
     sizes = {"train": len(bundle.train), "val": len(bundle.val), "test": len(bundle.test)}
     return DuplicateReport(leaks, repeats, sizes)

@@ -41,8 +41,7 @@ from studio.config import Config, DataConfig
 from studio.data.balance import folder_imbalance_warning
 from studio.data.base import DataBundle, Split
 from studio.data.bundles import finish_bundle
-from studio.data.images import (ImageFiles, ImageProbe, decode_images, decode_threads, is_image_file,
-                                 probe_images)
+from studio.data.images import ImageFiles, ImageProbe, decode_images, decode_threads, is_image_file, probe_images
 from studio.data.splits import split_indices
 from studio.errors import DataError
 
@@ -150,8 +149,9 @@ class ImageTree:
         if stat.S_ISDIR(st.st_mode):
             real = os.path.realpath(link.path)
             above = real.rstrip(os.sep) + os.sep  # the link's target holds the link itself, or the data set
-            if (os.path.realpath(os.path.dirname(link.path)) + os.sep).startswith(above) \
-                    or (self._root_real + os.sep).startswith(above):
+            if (os.path.realpath(os.path.dirname(link.path)) + os.sep).startswith(above) or (
+                self._root_real + os.sep
+            ).startswith(above):
                 self.links_skipped.append((link.path, f"a loop: it leads back up to {self._shown(real)}"))
             elif key in self.seen_dirs:
                 self.links_skipped.append((link.path, f"leads to {self._shown(self.seen_dirs[key])}, already read"))
@@ -221,16 +221,21 @@ class ImageTree:
         """One line per kind of skip, naming the first few paths."""
         out: list[str] = []
         if self.unreadable:
-            out.append(f"{self.root}: skipped {len(self.unreadable)} folder(s) that could not be read, with "
-                       f"any images in them: {_listed(self.unreadable, self.root)}")
+            out.append(
+                f"{self.root}: skipped {len(self.unreadable)} folder(s) that could not be read, with "
+                f"any images in them: {_listed(self.unreadable, self.root)}"
+            )
         if self.links_skipped:
-            out.append(f"{self.root}: skipped {len(self.links_skipped)} link(s) or second path(s) to a folder, so "
-                       f"that no image counts twice: {_listed(self.links_skipped, self.root)}")
+            out.append(
+                f"{self.root}: skipped {len(self.links_skipped)} link(s) or second path(s) to a folder, so "
+                f"that no image counts twice: {_listed(self.links_skipped, self.root)}"
+            )
         if self.files_skipped:
-            out.append(f"{self.root}: {len(self.files_skipped)} image file(s) are reachable by a second path "
-                       "(a link); each is counted once, under its first path: "
-                       + _listed([(p, f"same file as {_rel(first, self.root)}") for p, first in self.files_skipped],
-                                 self.root))
+            out.append(
+                f"{self.root}: {len(self.files_skipped)} image file(s) are reachable by a second path "
+                "(a link); each is counted once, under its first path: "
+                + _listed([(p, f"same file as {_rel(first, self.root)}") for p, first in self.files_skipped], self.root)
+            )
         return out
 
 
@@ -256,12 +261,17 @@ def list_folder(root: str | Path) -> FolderListing:
     subdirs = _visible_dirs(root)
     split_dirs = {SPLIT_FOLDERS[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_FOLDERS}
     # A `train` folder of class folders means the split layout, even beside stray folders.
-    is_split_layout = "train" in split_dirs and bool(_visible_dirs(split_dirs["train"])) \
+    is_split_layout = (
+        "train" in split_dirs
+        and bool(_visible_dirs(split_dirs["train"]))
         and not _has_loose_images(split_dirs["train"])
+    )
     if not subdirs:
         if _has_loose_images(root):
-            raise DataError(f"{root}: the images are not in class subfolders; put each class's images in "
-                            f"a folder named after the class ({_LAYOUT_HINT})")
+            raise DataError(
+                f"{root}: the images are not in class subfolders; put each class's images in "
+                f"a folder named after the class ({_LAYOUT_HINT})"
+            )
         raise DataError(f"{root}: the folder is empty (no class subfolders; {_LAYOUT_HINT})")
     if not is_split_layout:
         return _list_classes(root, {"all": root})
@@ -270,8 +280,10 @@ def list_folder(root: str | Path) -> FolderListing:
     listing.warnings[:0] = aliases
     stray = [d.name for d in subdirs if d.name.lower() not in SPLIT_FOLDERS]
     if stray:
-        listing.warnings.append(f"{root}: ignored folder(s) {', '.join(repr(s) for s in stray[:5])} beside "
-                                "train/val/test (the split layout reads only those)")
+        listing.warnings.append(
+            f"{root}: ignored folder(s) {', '.join(repr(s) for s in stray[:5])} beside "
+            "train/val/test (the split layout reads only those)"
+        )
     return listing
 
 
@@ -313,25 +325,33 @@ def _list_classes(root: Path, split_dirs: dict[str, Path]) -> FolderListing:
     total = sum(len(f) for found in per_split.values() for f in found.values())
     where = split_dirs.get("train", root)
     if total == 0:
-        extra = f" ({ignored} other file(s) ignored: only png, jpg, bmp, gif, webp and tiff are read)" if ignored else ""
+        extra = (
+            f" ({ignored} other file(s) ignored: only png, jpg, bmp, gif, webp and tiff are read)" if ignored else ""
+        )
         skipped = f"; {'; '.join(warnings)}" if warnings else ""
         raise DataError(f"{root}: no images found{extra}{skipped}")
     if len(classes) < 2:
         skipped = f" ({'; '.join(warnings)})" if warnings else ""
         if not classes:
             raise DataError(f"{where}: no class folder holds images; {_LAYOUT_HINT}{skipped}")
-        raise DataError(f"{where}: only one class ('{classes[0]}') holds images; a classifier needs at least "
-                        f"two class folders ({_LAYOUT_HINT}){skipped}")
+        raise DataError(
+            f"{where}: only one class ('{classes[0]}') holds images; a classifier needs at least "
+            f"two class folders ({_LAYOUT_HINT}){skipped}"
+        )
     if empty:
-        warnings.append(f"{where}: ignored {len(empty)} class folder(s) without images: "
-                        f"{', '.join(repr(e) for e in empty[:5])}{' ...' if len(empty) > 5 else ''}")
+        warnings.append(
+            f"{where}: ignored {len(empty)} class folder(s) without images: "
+            f"{', '.join(repr(e) for e in empty[:5])}{' ...' if len(empty) > 5 else ''}"
+        )
     index = {name: i for i, name in enumerate(classes)}
     files: dict[str, list[tuple[str, int]]] = {}
     for split, found in per_split.items():
         unknown = [name for name, f in found.items() if f and name not in index]
         if unknown:
-            raise DataError(f"{split_dirs[split]}: class folder(s) {', '.join(repr(u) for u in unknown)} "
-                            f"are not in {where}; every {split} class needs training images")
+            raise DataError(
+                f"{split_dirs[split]}: class folder(s) {', '.join(repr(u) for u in unknown)} "
+                f"are not in {where}; every {split} class needs training images"
+            )
         files[split] = [(path, index[name]) for name in sorted(found) if name in index for path in found[name]]
     return FolderListing(root, classes, files, ignored, warnings)
 
@@ -362,8 +382,9 @@ def image_shape(probes: list[ImageProbe], data: DataConfig) -> tuple[int, int]:
     return choose_size(probes, data.image_size), data.channels or (1 if all(p.gray for p in probes) else 3)
 
 
-def _read_images(paths: list[str], d: DataConfig) -> tuple[torch.Tensor | ImageFiles | None,
-                                                           list[ImageProbe | str], tuple[int, int]]:
+def _read_images(
+    paths: list[str], d: DataConfig
+) -> tuple[torch.Tensor | ImageFiles | None, list[ImageProbe | str], tuple[int, int]]:
     """Decode (or, over the memory budget, only check) every file.
 
     Returns the images of the readable files (a tensor, or `ImageFiles` to decode later; None when
@@ -371,7 +392,7 @@ def _read_images(paths: list[str], d: DataConfig) -> tuple[torch.Tensor | ImageF
     Large folders are read in one pass: a seeded sample of headers guesses the shape and the
     decode checks the guess against every file (a second pass only when the guess was wrong).
     """
-    budget = d.memory_budget_mb * 2 ** 20
+    budget = d.memory_budget_mb * 2**20
 
     def fits(n: int, shape: tuple[int, int]) -> bool:
         return n * shape[1] * shape[0] ** 2 <= budget
@@ -425,22 +446,29 @@ def load_folder(config: Config) -> DataBundle:
     keep = np.array([not isinstance(p, str) for p in probes], dtype=bool)
     good = [p for p in probes if not isinstance(p, str)]
     if x is None or not good:
-        raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read "
-                        f"(first: {_rel(bad[0][0], root)}: {bad[0][1]})")
+        raise DataError(
+            f"{root}: none of the {len(paths)} image file(s) could be read "
+            f"(first: {_rel(bad[0][0], root)}: {bad[0][1]})"
+        )
     size, channels = shape
     sizes = Counter((p.width, p.height) for p in good)
-    if len(sizes) > 1 or d.image_size == 0 and size != max(next(iter(sizes))):
+    if len(sizes) > 1 or (d.image_size == 0 and size != max(next(iter(sizes)))):
         (cw, ch), cn = sizes.most_common(1)[0]
-        why = f"images come in {len(sizes)} sizes (most common {cw}x{ch}: {cn} of {len(good)})" \
-            if len(sizes) > 1 else f"the images are {cw}x{ch}"
+        why = (
+            f"images come in {len(sizes)} sizes (most common {cw}x{ch}: {cn} of {len(good)})"
+            if len(sizes) > 1
+            else f"the images are {cw}x{ch}"
+        )
         hint = " (set [data] image_size to choose)" if d.image_size == 0 else ""
         warnings.append(f"{why}; all are resized to {size}x{size}{hint}")
     kept_paths = [paths[i] for i in np.flatnonzero(keep)]
     if isinstance(x, ImageFiles):
-        mb = len(kept_paths) * channels * size * size / 2 ** 20
-        warnings.append(f"{len(kept_paths)} images at {channels}x{size}x{size} need {mb:,.0f} MB, over "
-                        f"[data] memory_budget_mb = {d.memory_budget_mb}; images are decoded while training "
-                        f"({d.num_workers} workers)")
+        mb = len(kept_paths) * channels * size * size / 2**20
+        warnings.append(
+            f"{len(kept_paths)} images at {channels}x{size}x{size} need {mb:,.0f} MB, over "
+            f"[data] memory_budget_mb = {d.memory_budget_mb}; images are decoded while training "
+            f"({d.num_workers} workers)"
+        )
     if bad:
         warnings.append(_skip_warning(root, bad))
     if len(kept_paths) == 0:
@@ -449,8 +477,10 @@ def load_folder(config: Config) -> DataBundle:
     split_of = split_of[keep]
     present = np.unique(labels[keep])
     if len(present) < 2:
-        raise DataError(f"{root}: after skipping unreadable files only class '{listing.classes[present[0]]}' "
-                        "has images; a classifier needs at least two")
+        raise DataError(
+            f"{root}: after skipping unreadable files only class '{listing.classes[present[0]]}' "
+            "has images; a classifier needs at least two"
+        )
     note = folder_imbalance_warning(listing.classes, labels[keep])
     if note:
         warnings.append(note)
@@ -467,15 +497,24 @@ def load_folder(config: Config) -> DataBundle:
     def split(idx: torch.Tensor) -> Split:
         return Split(x[idx], y[idx], idx)
 
-    bundle = finish_bundle(config, split(train_idx), split(val_idx), split(test_idx), kind="image",
-                           task="classification", labels=listing.classes, warnings=warnings)
+    bundle = finish_bundle(
+        config,
+        split(train_idx),
+        split(val_idx),
+        split(test_idx),
+        kind="image",
+        task="classification",
+        labels=listing.classes,
+        warnings=warnings,
+    )
     bundle.paths = tuple(kept_paths)
     bundle.image_sizes = {f"{w}x{h}": n for (w, h), n in sizes.most_common()}
     return bundle
 
 
-def _assign_splits(config: Config, parts: dict[str, torch.Tensor],
-                   y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _assign_splits(
+    config: Config, parts: dict[str, torch.Tensor], y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Train/val/test positions: the split folders where they exist, else seeded stratified fractions."""
     d = config.data
     if "all" in parts:

@@ -18,10 +18,11 @@ import multiprocessing
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +64,16 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".webp": "WEBP",
-            ".tif": "TIFF", ".tiff": "TIFF"}
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -164,8 +173,9 @@ def _process_count(n: int) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _decode_part(paths: list[str], size: int, channels: int) -> tuple[np.ndarray, dict[int, str],
-                                                                         list[ImageProbe | None]]:
+def _decode_part(
+    paths: list[str], size: int, channels: int
+) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
     return decode_images(paths, size, channels, threads=1, processes=False)
 
 
@@ -185,8 +195,9 @@ def probe_images(paths: Sequence[str]) -> list[ImageProbe | str]:
         return [p for part in pool.map(work, _chunks(len(paths), _pool_size(len(paths)))) for p in part]
 
 
-def decode_images(paths: Sequence[str], size: int, channels: int, threads: int | None = None,
-                  processes: bool = True) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
+def decode_images(
+    paths: Sequence[str], size: int, channels: int, threads: int | None = None, processes: bool = True
+) -> tuple[np.ndarray, dict[int, str], list[ImageProbe | None]]:
     """Decode files in parallel into one uint8 `[N, C, size, size]` array.
 
     Returns the array, the failures by position (their rows stay zero; the caller drops them)
@@ -207,12 +218,14 @@ def decode_images(paths: Sequence[str], size: int, channels: int, threads: int |
     workers = _process_count(len(paths)) if threads == 1 and processes else 1
     if workers > 1:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.starmap(_decode_part, [(list(paths[r.start:r.stop]), size, channels)
-                                                for r in _chunks(len(paths), workers, per_worker=1)])
+            parts = pool.starmap(
+                _decode_part,
+                [(list(paths[r.start : r.stop]), size, channels) for r in _chunks(len(paths), workers, per_worker=1)],
+            )
         pos = 0
         for arr, part_failures, part_probes in parts:
-            out[pos:pos + len(arr)] = arr
-            probes[pos:pos + len(arr)] = part_probes
+            out[pos : pos + len(arr)] = arr
+            probes[pos : pos + len(arr)] = part_probes
             failures.update({pos + i: why for i, why in part_failures.items()})
             pos += len(arr)
     elif threads == 1:
@@ -253,7 +266,7 @@ class ImageFiles:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, idx: torch.Tensor | np.ndarray | list[int] | slice) -> "ImageFiles":
+    def __getitem__(self, idx: torch.Tensor | np.ndarray | list[int] | slice) -> ImageFiles:
         if isinstance(idx, torch.Tensor):
             idx = idx.cpu().numpy()
         if isinstance(idx, int):

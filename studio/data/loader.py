@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -61,8 +61,9 @@ def _context() -> multiprocessing.context.BaseContext | None:
 class LoaderBatches:
     """Batches of images decoded by DataLoader workers, the same samples and order as the fast path."""
 
-    def __init__(self, split: Split, device: torch.device, augment: Augment | None = None,
-                 num_workers: int = 2) -> None:
+    def __init__(
+        self, split: Split, device: torch.device, augment: Augment | None = None, num_workers: int = 2
+    ) -> None:
         if not isinstance(split.x, ImageFiles):
             raise TypeError("LoaderBatches reads an ImageFiles split; use InMemoryBatches for tensors")
         self.device = device
@@ -72,8 +73,13 @@ class LoaderBatches:
         self.order = PassOrder()
         # Its own generator: starting a pass must not draw from the global RNG, or augmentation and
         # dropout would differ from the fast path's (and a resumed run from an uninterrupted one).
-        options: dict = {"batch_size": CHUNK, "sampler": self.order, "num_workers": num_workers,
-                         "pin_memory": device.type == "cuda", "generator": torch.Generator().manual_seed(0)}
+        options: dict = {
+            "batch_size": CHUNK,
+            "sampler": self.order,
+            "num_workers": num_workers,
+            "pin_memory": device.type == "cuda",
+            "generator": torch.Generator().manual_seed(0),
+        }
         if num_workers > 0:
             options |= {"persistent_workers": True, "prefetch_factor": 4, "multiprocessing_context": _context()}
         self.loader = DataLoader(DecodedImages(self.files), **options)
@@ -81,8 +87,9 @@ class LoaderBatches:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
-    def batches(self, order: torch.Tensor, start: int, batch_size: Callable[[], int],
-                augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, order: torch.Tensor, start: int, batch_size: Callable[[], int], augment: bool = True
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         positions = order[start:]
         n = len(positions)
         if n == 0:
@@ -100,7 +107,7 @@ class LoaderBatches:
             joined = torch.cat(pending) if len(pending) > 1 else pending[0]
             xb, rest = joined[:want], joined[want:]
             pending, have = ([rest], len(rest)) if len(rest) else ([], 0)
-            idx = positions[pos:pos + want].to(self.y.device)
+            idx = positions[pos : pos + want].to(self.y.device)
             pos += want
             xb = xb.to(self.device, non_blocking=True)
             yield prepare_images(xb, self.augment if augment else None), self.y[idx]

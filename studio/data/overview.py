@@ -8,7 +8,6 @@ and the loader's own), so the GUI only draws.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +36,9 @@ class DataOverview:
     pixel_mean: tuple[float, ...] = ()
     pixel_std: tuple[float, ...] = ()
     feature_names: tuple[str, ...] = ()
-    feature_table: list[tuple[str, float, float, float, float]] = field(default_factory=list)  # name, mean, std, min, max
+    feature_table: list[tuple[str, float, float, float, float]] = field(
+        default_factory=list
+    )  # name, mean, std, min, max
     target_histogram: tuple[np.ndarray, np.ndarray] | None = None  # (counts, edges), regression
     duplicates: DuplicateReport | None = None
     warnings: list[str] = field(default_factory=list)
@@ -80,23 +81,35 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         train = [c for c in counts["train"] if c > 0]
         ratio = max(train) / min(train) if train else 1.0
         checks.append(f"classes balanced: the largest training class is {ratio:.1f}x the smallest")
-    common = dict(summary=bundle.summary(), source=spec.source, kind=spec.kind, task=spec.task,
-                  labels=spec.labels, split_sizes=sizes, counts=counts, duplicates=dupes, warnings=warnings,
-                  checks=checks)
+    common = dict(
+        summary=bundle.summary(),
+        source=spec.source,
+        kind=spec.kind,
+        task=spec.task,
+        labels=spec.labels,
+        split_sizes=sizes,
+        counts=counts,
+        duplicates=dupes,
+        warnings=warnings,
+        checks=checks,
+    )
     if spec.kind == "image":
         c, h, w = spec.input_shape
-        return DataOverview(**common, samples=_class_samples(bundle, per_class, config.seed)
-                            if spec.task == "classification" else {},
-                            image_shape=(c, h, w), image_sizes=_image_sizes(bundle, total),
-                            pixel_mean=spec.mean, pixel_std=spec.std)
+        return DataOverview(
+            **common,
+            samples=_class_samples(bundle, per_class, config.seed) if spec.task == "classification" else {},
+            image_shape=(c, h, w),
+            image_sizes=_image_sizes(bundle, total),
+            pixel_mean=spec.mean,
+            pixel_std=spec.std,
+        )
     x = bundle.train.x.double()
     table = []
     for i, name in enumerate(spec.feature_names):
         col = x[:, i]
         col = col[~torch.isnan(col)]
         if len(col):
-            table.append((name, float(col.mean()), float(col.std(unbiased=False)), float(col.min()),
-                          float(col.max())))
+            table.append((name, float(col.mean()), float(col.std(unbiased=False)), float(col.min()), float(col.max())))
         else:
             table.append((name, float("nan"), float("nan"), float("nan"), float("nan")))
     hist = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def split_indices(n: int, val_frac: float, test_frac: float, seed: int,
-                  labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_indices(
+    n: int, val_frac: float, test_frac: float, seed: int, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return (train, val, test) index tensors; with `labels`, each class is split in proportion."""
     gen = torch.Generator().manual_seed(seed)
     if labels is None:
@@ -19,7 +20,7 @@ def split_indices(n: int, val_frac: float, test_frac: float, seed: int,
         n_test = int(round(len(perm) * test_frac))
         n_val = int(round(len(perm) * val_frac))
         test.append(perm[:n_test])
-        val.append(perm[n_test:n_test + n_val])
-        train.append(perm[n_test + n_val:])
+        val.append(perm[n_test : n_test + n_val])
+        train.append(perm[n_test + n_val :])
     # Sorting keeps the source order inside each split, so the split is independent of class order.
     return tuple(torch.sort(torch.cat(parts)).values for parts in (train, val, test))  # type: ignore[return-value]

@@ -134,8 +134,9 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
     else:
         missing = [f for f in feature_names if f not in header]
         if missing:
-            raise DataError(f"{path}: missing feature column(s) {', '.join(missing)}; "
-                            f"the model needs {', '.join(feature_names)}")
+            raise DataError(
+                f"{path}: missing feature column(s) {', '.join(missing)}; the model needs {', '.join(feature_names)}"
+            )
         columns = [header.index(f) for f in feature_names]
 
     kept: list[int] = []
@@ -165,29 +166,38 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
         first_inf = ""
         if infinite.any():
             row, col = (int(v) for v in torch.nonzero(infinite)[0])
-            first_inf = (f"line {lines[row]}, column '{header[kept[col]]}': "
-                         f"{_infinite_note(body[row][kept[col]].strip())}")
+            first_inf = (
+                f"line {lines[row]}, column '{header[kept[col]]}': {_infinite_note(body[row][kept[col]].strip())}"
+            )
         if blank_cells == "error":
             row, col = (int(v) for v in torch.nonzero(blank)[0])
             if infinite[row, col]:
-                raise DataError(f"{path}: {first_inf}; features must be finite numbers (fix the cell, or set "
-                                "[data] blank_cells = \"drop\" or \"mean\" to handle it as a blank cell)")
-            raise DataError(f"{path}: line {lines[row]}, column '{header[kept[col]]}' is blank; "
-                            "set [data] blank_cells = \"drop\" or \"mean\" to handle blanks")
+                raise DataError(
+                    f"{path}: {first_inf}; features must be finite numbers (fix the cell, or set "
+                    '[data] blank_cells = "drop" or "mean" to handle it as a blank cell)'
+                )
+            raise DataError(
+                f"{path}: line {lines[row]}, column '{header[kept[col]]}' is blank; "
+                'set [data] blank_cells = "drop" or "mean" to handle blanks'
+            )
         n_inf = int(infinite.sum())
         inf_part = f"{n_inf} infinite cell(s), the first at {first_inf}" if n_inf else ""
         if blank_cells == "drop":
             keep = ~blank.any(dim=1)
             kinds = "blank or infinite cells" if n_inf else "blank cells"
-            warnings.append(f"{path}: dropped {int((~keep).sum())} row(s) with {kinds}"
-                            + (f" ({inf_part})" if n_inf else ""))
+            warnings.append(
+                f"{path}: dropped {int((~keep).sum())} row(s) with {kinds}" + (f" ({inf_part})" if n_inf else "")
+            )
             features = features[keep]
             kept_rows = keep.tolist()
             target_cells = [v for v, k in zip(target_cells, kept_rows) if k] if target_cells else []
             lines = [n for n, k in zip(lines, kept_rows) if k]
             if features.shape[0] == 0:
-                raise DataError(f"{path}: every row has a blank or infinite cell" if n_inf
-                                else f"{path}: every row has a blank cell")
+                raise DataError(
+                    f"{path}: every row has a blank or infinite cell"
+                    if n_inf
+                    else f"{path}: every row has a blank cell"
+                )
         else:
             features[blank] = math.nan
             n_blank = int(blank.sum()) - n_inf
@@ -210,13 +220,15 @@ def guess_task(cells: list[str]) -> str:
     return "classification"
 
 
-def encode_target(cells: list[str], task: str, path: Path, target: str,
-                  lines: list[int] | None = None) -> tuple[torch.Tensor, tuple[str, ...]]:
+def encode_target(
+    cells: list[str], task: str, path: Path, target: str, lines: list[int] | None = None
+) -> tuple[torch.Tensor, tuple[str, ...]]:
     """Return (y, labels): class indices in sorted-label order, or float targets.
 
     `lines` (each cell's line in the file) lets an error name where the bad cell is.
     """
     if task == "regression":
+
         def where(i: int) -> str:
             return f"line {lines[i]}, " if lines else ""
 
@@ -224,8 +236,10 @@ def encode_target(cells: list[str], task: str, path: Path, target: str,
             if not _is_number(v):
                 raise DataError(f"{path}: {where(i)}target '{target}' has text ('{v}') but the task is regression")
             if _infinite(v):
-                raise DataError(f"{path}: {where(i)}target '{target}': {_infinite_note(v)}; a regression target "
-                                "must be a finite number")
+                raise DataError(
+                    f"{path}: {where(i)}target '{target}': {_infinite_note(v)}; a regression target "
+                    "must be a finite number"
+                )
         return torch.tensor([float(v) for v in cells], dtype=torch.float32), ()
     numeric = all(_is_number(v) for v in cells)
     if numeric:

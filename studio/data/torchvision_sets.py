@@ -32,8 +32,7 @@ from studio.data.bundles import finish_bundle
 from studio.data.splits import split_indices
 from studio.errors import DataError
 
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 
 
@@ -63,6 +62,7 @@ def _first_line(exc: BaseException) -> str:
 
 # -- MNIST and Fashion-MNIST ---------------------------------------------------------------------
 
+
 def _mnist_class(source: str) -> Any:
     from torchvision import datasets
 
@@ -77,11 +77,13 @@ def _read_mnist(source: str, root: Path, train: bool) -> tuple[torch.Tensor, tor
     except RuntimeError as exc:
         if "not found" in str(exc).lower():
             raise FileNotFoundError(raw) from None
-        raise DataError(f"{source}: the files in '{raw}' are corrupt ({_first_line(exc)}); delete them "
-                        "to download again") from None
+        raise DataError(
+            f"{source}: the files in '{raw}' are corrupt ({_first_line(exc)}); delete them to download again"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torchvision's reader raises many kinds for a broken file
-        raise DataError(f"{source}: the files in '{raw}' are corrupt ({_first_line(exc)}); delete them "
-                        "to download again") from None
+        raise DataError(
+            f"{source}: the files in '{raw}' are corrupt ({_first_line(exc)}); delete them to download again"
+        ) from None
     return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
 
 
@@ -94,13 +96,16 @@ def _download_mnist(source: str, root: Path) -> None:
         cls(str(root), train=True, download=True)
     except Exception as exc:  # noqa: BLE001 - no network, a proxy page, a full disk: all end here
         names = ", ".join(f"{n}.gz" for n in MNIST_FILES)
-        raise DataError(f"{source}: cannot download ({_first_line(exc)}). Offline, put {names} "
-                        f"(from {cls.mirrors[0]}) or their unpacked versions in '{raw}' by hand, "
-                        "or point [data] cache_dir at a folder that has them") from None
+        raise DataError(
+            f"{source}: cannot download ({_first_line(exc)}). Offline, put {names} "
+            f"(from {cls.mirrors[0]}) or their unpacked versions in '{raw}' by hand, "
+            "or point [data] cache_dir at a folder that has them"
+        ) from None
 
 
-def load_mnist_like(source: str, root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                      tuple[str, ...]]:
+def load_mnist_like(
+    source: str, root: Path
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
     """(train x, train y, test x, test y, class names) of MNIST or Fashion-MNIST, downloading if needed."""
     try:
         xtr, ytr = _read_mnist(source, root, True)
@@ -114,14 +119,19 @@ def load_mnist_like(source: str, root: Path) -> tuple[torch.Tensor, torch.Tensor
 
 # -- CIFAR-10 --------------------------------------------------------------------------------------
 
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, strings, numbers and numpy arrays, and refuses every other object."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
         ("_codecs", "encode"),  # how Python 3 writes bytes into a protocol-2 pickle
     }
 
@@ -142,11 +152,14 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(entry["data"], dtype=np.uint8)
         labels = np.asarray(entry["labels"] if "labels" in entry else entry["fine_labels"], dtype=np.int64)
     except Exception as exc:  # noqa: BLE001 - truncated, foreign or unsafe files all end here
-        raise DataError(f"cifar10: '{path}' is not a CIFAR-10 batch ({_first_line(exc)}); delete it to "
-                        "download again") from None
+        raise DataError(
+            f"cifar10: '{path}' is not a CIFAR-10 batch ({_first_line(exc)}); delete it to download again"
+        ) from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != data.shape[0]:
-        raise DataError(f"cifar10: '{path}' has data of shape {data.shape} and {len(labels)} labels; "
-                        "expected [N, 3072] and N labels")
+        raise DataError(
+            f"cifar10: '{path}' has data of shape {data.shape} and {len(labels)} labels; "
+            "expected [N, 3072] and N labels"
+        )
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"cifar10: '{path}' has labels outside 0..9")
     return data.reshape(-1, 3, 32, 32), labels
@@ -161,10 +174,12 @@ def _download_cifar(root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
     except Exception as exc:  # noqa: BLE001 - see _download_mnist
-        raise DataError(f"cifar10: cannot download ({_first_line(exc)}). Offline, put {CIFAR10.filename} "
-                        f"(from {CIFAR10.url}) in '{root}' by hand, or its unpacked folder "
-                        f"'{root / CIFAR10.base_folder}' with {', '.join(CIFAR_FILES)}; or point "
-                        "[data] cache_dir at a folder that has them") from None
+        raise DataError(
+            f"cifar10: cannot download ({_first_line(exc)}). Offline, put {CIFAR10.filename} "
+            f"(from {CIFAR10.url}) in '{root}' by hand, or its unpacked folder "
+            f"'{root / CIFAR10.base_folder}' with {', '.join(CIFAR_FILES)}; or point "
+            "[data] cache_dir at a folder that has them"
+        ) from None
 
 
 def load_cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[str, ...]]:
@@ -183,14 +198,16 @@ def load_cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
         names = _unpickle(folder / "batches.meta")["label_names"]
         labels = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
     except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cifar10: '{folder / 'batches.meta'}' is not a CIFAR-10 meta file "
-                        f"({_first_line(exc)})") from None
+        raise DataError(
+            f"cifar10: '{folder / 'batches.meta'}' is not a CIFAR-10 meta file ({_first_line(exc)})"
+        ) from None
     if len(labels) != 10:
         raise DataError(f"cifar10: '{folder / 'batches.meta'}' names {len(labels)} classes; expected 10")
     return xtr, ytr, torch.from_numpy(xte_np), torch.from_numpy(yte_np), labels
 
 
 # -- the loader ----------------------------------------------------------------------------------
+
 
 def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
     """Honour `[data] channels` and `image_size` for a built-in set (luma for gray, antialiased resize)."""
@@ -199,12 +216,22 @@ def adapt_images(x: torch.Tensor, channels: int, size: int) -> torch.Tensor:
             x = x.expand(-1, 3, -1, -1).contiguous()
         else:
             w = torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
-            x = torch.cat([(c.float() * w).sum(dim=1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
-                           for c in x.split(4096)])
+            x = torch.cat(
+                [
+                    (c.float() * w).sum(dim=1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+                    for c in x.split(4096)
+                ]
+            )
     if size and size != x.shape[-1]:
-        x = torch.cat([F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
-                                     align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
-                       for c in x.split(2048)])
+        x = torch.cat(
+            [
+                F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+                .round_()
+                .clamp_(0, 255)
+                .to(torch.uint8)
+                for c in x.split(2048)
+            ]
+        )
     return x
 
 
@@ -218,6 +245,12 @@ def load_torchvision_set(config: Config) -> DataBundle:
         xtr, ytr, xte, yte, labels = load_mnist_like(d.source, root)
     xtr, xte = adapt_images(xtr, d.channels, d.image_size), adapt_images(xte, d.channels, d.image_size)
     tr, va, _ = split_indices(len(ytr), d.val_split, 0.0, config.seed, ytr)
-    return finish_bundle(config, Split(xtr[tr], ytr[tr], tr), Split(xtr[va], ytr[va], va),
-                         Split(xte, yte, torch.arange(len(yte))), kind="image", task="classification",
-                         labels=labels)
+    return finish_bundle(
+        config,
+        Split(xtr[tr], ytr[tr], tr),
+        Split(xtr[va], ytr[va], va),
+        Split(xte, yte, torch.arange(len(yte))),
+        kind="image",
+        task="classification",
+        labels=labels,
+    )

@@ -33,8 +33,12 @@ def rng_state() -> dict[str, Any]:
     np_state = cast(tuple[Any, ...], np.random.get_state())  # the legacy tuple: (name, keys, pos, has_gauss, gauss)
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -71,8 +75,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         if "Weights only load failed" in first or "weights_only" in str(exc):
-            raise CheckpointError(f"checkpoint '{path}' holds objects other than tensors and plain values; "
-                                  "refusing to load it (it could run code)") from None
+            raise CheckpointError(
+                f"checkpoint '{path}' holds objects other than tensors and plain values; "
+                "refusing to load it (it could run code)"
+            ) from None
         raise CheckpointError(f"checkpoint '{path}' is corrupt ({first[:120]})") from None
     except (EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
@@ -82,8 +88,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise CheckpointError(f"checkpoint '{path}' is not a studio checkpoint")
     if state["format"] > FORMAT:
-        raise CheckpointError(f"checkpoint '{path}' was written by a newer studio "
-                              f"({state.get('studio_version')}); please upgrade")
+        raise CheckpointError(
+            f"checkpoint '{path}' was written by a newer studio ({state.get('studio_version')}); please upgrade"
+        )
     return state
 
 
@@ -102,8 +109,9 @@ def _check_file_kind(path: Path) -> None:
         raise CheckpointError(f"checkpoint '{path}' is empty (truncated or corrupt)")
     if head == _ZIP_MAGIC or (len(head) >= 2 and head[0] == 0x80 and head[1] in _PICKLE_PROTOCOLS):
         return
-    raise CheckpointError(f"'{path}' is not a checkpoint: it is neither a PyTorch file nor a studio "
-                          "checkpoint (random or foreign data)")
+    raise CheckpointError(
+        f"'{path}' is not a checkpoint: it is neither a PyTorch file nor a studio checkpoint (random or foreign data)"
+    )
 
 
 def checkpoint_path(run_dir: Path | RunDir, which: str = "last") -> Path:

@@ -21,8 +21,10 @@ class EarlyStopping:
             return False, None
         self.bad_epochs += 1
         if self.patience and self.bad_epochs >= self.patience:
-            return True, (f"val loss has not improved for {self.bad_epochs} epochs "
-                          f"(best {self.best:.4g} at epoch {self.best_epoch})")
+            return True, (
+                f"val loss has not improved for {self.bad_epochs} epochs "
+                f"(best {self.best:.4g} at epoch {self.best_epoch})"
+            )
         return False, None
 
     def state_dict(self) -> dict[str, Any]:

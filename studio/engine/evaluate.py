@@ -43,8 +43,9 @@ def predict_all(model: nn.Module, source: Any, batch_size: int = 1024) -> tuple[
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, source: Any, loss_fn: nn.Module, spec: DataSpec, loss_name: str = "auto",
-             batch_size: int = 1024) -> dict[str, float | None]:
+def evaluate(
+    model: nn.Module, source: Any, loss_fn: nn.Module, spec: DataSpec, loss_name: str = "auto", batch_size: int = 1024
+) -> dict[str, float | None]:
     """Mean loss (in reporting units) and accuracy (classification) over a source; None when empty."""
     if source is None or len(source) == 0:
         return {"loss": None, "accuracy": None}
@@ -71,13 +72,26 @@ def classification_report(out: torch.Tensor, y: torch.Tensor, labels: tuple[str,
     predicted = cm.sum(dim=0).double()
     precision = torch.where(predicted > 0, tp / predicted.clamp_min(1), torch.zeros_like(tp))
     recall = torch.where(support > 0, tp / support.clamp_min(1), torch.zeros_like(tp))
-    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-12),
-                     torch.zeros_like(tp))
+    f1 = torch.where(
+        precision + recall > 0, 2 * precision * recall / (precision + recall).clamp_min(1e-12), torch.zeros_like(tp)
+    )
     total = int(cm.sum())
-    per_class = {labels[i]: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                             "support": int(support[i])} for i in range(k)}
-    return {"accuracy": float(tp.sum()) / total if total else None, "confusion_matrix": cm.tolist(),
-            "per_class": per_class, "labels": list(labels), "n": total}
+    per_class = {
+        labels[i]: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i in range(k)
+    }
+    return {
+        "accuracy": float(tp.sum()) / total if total else None,
+        "confusion_matrix": cm.tolist(),
+        "per_class": per_class,
+        "labels": list(labels),
+        "n": total,
+    }
 
 
 def regression_report(out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
@@ -85,10 +99,14 @@ def regression_report(out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     pred = out[:, 0].double()
     y = y.double()
     err = pred - y
-    ss_res = float((err ** 2).sum())
+    ss_res = float((err**2).sum())
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    return {"mse": float((err ** 2).mean()), "mae": float(err.abs().mean()),
-            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else None, "n": int(len(y))}
+    return {
+        "mse": float((err**2).mean()),
+        "mae": float(err.abs().mean()),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else None,
+        "n": len(y),
+    }
 
 
 # -- per-sample detail for the Evaluation tab ---------------------------------------------------
@@ -133,8 +151,12 @@ def class_predictions(out: torch.Tensor, y: torch.Tensor) -> ClassPredictions:
     """Per-sample predicted class and confidence from logits [N, K] and targets [N]."""
     probs = torch.softmax(out.float(), dim=1)
     conf, pred = probs.max(dim=1)
-    return ClassPredictions(true=y.long().cpu().numpy(), pred=pred.cpu().numpy().astype(np.int64),
-                            confidence=conf.double().cpu().numpy(), probabilities=probs.cpu().numpy())
+    return ClassPredictions(
+        true=y.long().cpu().numpy(),
+        pred=pred.cpu().numpy().astype(np.int64),
+        confidence=conf.double().cpu().numpy(),
+        probabilities=probs.cpu().numpy(),
+    )
 
 
 @dataclass(frozen=True)
@@ -146,8 +168,9 @@ class ConfidenceHistogram:
     wrong: np.ndarray  # int64 [bins]
 
 
-def confidence_histogram(confidence: np.ndarray, correct: np.ndarray, bins: int = 10,
-                         low: float = 0.0) -> ConfidenceHistogram:
+def confidence_histogram(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10, low: float = 0.0
+) -> ConfidenceHistogram:
     """Histogram of confidences over [low, 1] for correct and wrong predictions separately.
 
     A confidence of exactly 1.0 falls in the last bin (numpy's closed last edge), so no sample is lost.

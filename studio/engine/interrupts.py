@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any
 
 
 class DeferredInterrupt:
@@ -29,9 +30,11 @@ class DeferredInterrupt:
         self._previous: Any = None
         self._installed = False
 
-    def __enter__(self) -> "DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    def __enter__(self) -> DeferredInterrupt:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
             self._installed = True
         return self

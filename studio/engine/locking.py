@@ -63,7 +63,7 @@ class FileLock:
         self._what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "FileLock":
+    def acquire(self) -> FileLock:
         for _ in range(100):  # each retry means another process removed the file between open and lock
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -117,7 +117,7 @@ class FileLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def __enter__(self) -> "FileLock":
+    def __enter__(self) -> FileLock:
         return self.acquire()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -143,14 +143,18 @@ def _read_pid(fd: int) -> int | None:
 def run_dir_lock(run_dir: Path) -> FileLock:
     """The lock of a run directory, held while one process trains or resumes it."""
     run_dir = Path(run_dir)
-    return FileLock(run_dir / RUN_LOCK_NAME,
-                    busy=f"run directory '{run_dir}' is in use by {{who}}; wait for that run to end or stop it first",
-                    what="the run's files")
+    return FileLock(
+        run_dir / RUN_LOCK_NAME,
+        busy=f"run directory '{run_dir}' is in use by {{who}}; wait for that run to end or stop it first",
+        what="the run's files",
+    )
 
 
 def output_lock(path: Path) -> FileLock:
     """The lock of an output file (an ONNX export), held while one process writes it."""
     path = Path(path)
-    return FileLock(path.with_name(f".{path.name}.lock"),
-                    busy=f"'{path}' is being written by {{who}} (another export); try again when it is done",
-                    what=f"'{path.name}'")
+    return FileLock(
+        path.with_name(f".{path.name}.lock"),
+        busy=f"'{path}' is being written by {{who}} (another export); try again when it is done",
+        what=f"'{path.name}'",
+    )

@@ -52,17 +52,28 @@ class LoopState:
         if is_best:
             self.best_loss, self.best_epoch = watched, epoch
         self.epoch, self.pos = epoch, 0
-        self.last_metrics = {"train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                             "val_loss": val["loss"], "val_accuracy": val["accuracy"]}
+        self.last_metrics = {
+            "train_loss": train["loss"],
+            "train_accuracy": train["accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+        }
         return is_best
 
     def to_checkpoint(self, elapsed: float) -> dict[str, Any]:
         """The checkpoint keys of the loop's state; `elapsed` is the run's training time so far."""
-        return {"epoch": self.epoch, "pos": self.pos, "step": self.step, "base_lr": self.base_lr,
-                "batch_size": self.batch_size, "elapsed": elapsed,
-                "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-                "best_epoch": self.best_epoch, "early_stopping": self.early.state_dict(),
-                "last_metrics": self.last_metrics}
+        return {
+            "epoch": self.epoch,
+            "pos": self.pos,
+            "step": self.step,
+            "base_lr": self.base_lr,
+            "batch_size": self.batch_size,
+            "elapsed": elapsed,
+            "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+            "best_epoch": self.best_epoch,
+            "early_stopping": self.early.state_dict(),
+            "last_metrics": self.last_metrics,
+        }
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
         """Take the loop's state from a checkpoint; a missing key or a bad value raises KeyError or ValueError."""
@@ -189,9 +200,15 @@ class RunningSums:
     def state_dict(self) -> dict[str, Any]:
         # float64 and Python floats convert exactly, so a resumed sum continues bit for bit.
         bad = self.first_bad_step()
-        return {"loss": float(self.loss), "correct": float(self.correct), "n": self.n,
-                "win_loss": float(self.win_loss), "win_correct": float(self.win_correct), "win_n": self.win_n,
-                "bad_step": -1 if bad is None else bad}
+        return {
+            "loss": float(self.loss),
+            "correct": float(self.correct),
+            "n": self.n,
+            "win_loss": float(self.win_loss),
+            "win_correct": float(self.win_correct),
+            "win_n": self.win_n,
+            "bad_step": -1 if bad is None else bad,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         def f64(value: Any) -> torch.Tensor:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -97,7 +98,7 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float]) -> int | None:
     lo, hi = n // 10, n - 5
     seg = [float(v) for v in losses[lo:hi]]
     if any(not math.isfinite(v) for v in seg):
-        seg = seg[:next(i for i, v in enumerate(seg) if not math.isfinite(v))]
+        seg = seg[: next(i for i, v in enumerate(seg) if not math.isfinite(v))]
     if len(seg) < 4:
         return None
     low = min(range(len(seg)), key=seg.__getitem__)
@@ -135,9 +136,16 @@ class LRFinder(Callback):
     and restores the model and optimizer state it saw when the fit started.
     """
 
-    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100, *,
-                 on_point: Callable[[LRFinderPoint], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, smoothing: float = SMOOTHING) -> None:
+    def __init__(
+        self,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        *,
+        on_point: Callable[[LRFinderPoint], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        smoothing: float = SMOOTHING,
+    ) -> None:
         self.rates = lr_schedule(start_lr, end_lr, num_steps)
         self.on_point = on_point
         self.should_stop = should_stop
@@ -155,8 +163,7 @@ class LRFinder(Callback):
     def on_fit_start(self, trainer: TrainerView, event: Any) -> None:
         model = trainer.model
         assert model is not None
-        self._saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()),
-                       model.training)
+        self._saved = (copy.deepcopy(model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict()), model.training)
         if self.should_stop is not None and self.should_stop():  # stopped before the first step
             self.reason = "stopped by the user"
             trainer.control.stop()
@@ -214,17 +221,29 @@ def range_test_config(config: Config, num_steps: int) -> Config:
     The rate schedule is the test's own; everything else (data, model, optimizer, precision,
     accumulation, clipping, device) is the run's.
     """
-    overrides = {"train.log_every": 1, "train.patience": 0, "train.target_loss": 0.0,
-                 "train.epochs": min(max(num_steps, 1), 100000)}
+    overrides = {
+        "train.log_every": 1,
+        "train.patience": 0,
+        "train.target_loss": 0.0,
+        "train.epochs": min(max(num_steps, 1), 100000),
+    }
     for key, value in overrides.items():
         config = config.replace_value(key, value)
     return config
 
 
-def find_lr(config: Config, data: DataBundle | None = None, *, start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_steps: int = 100, on_point: Callable[[LRFinderPoint], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, on_message: Callable[[Message], None] | None = None,
-            callbacks: Sequence[Any] = ()) -> LRFinderResult:
+def find_lr(
+    config: Config,
+    data: DataBundle | None = None,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    on_point: Callable[[LRFinderPoint], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_message: Callable[[Message], None] | None = None,
+    callbacks: Sequence[Any] = (),
+) -> LRFinderResult:
     """Range-test the configured run from its fresh initialisation, on the `Trainer`'s own steps.
 
     Nothing is written (the trainer runs without a run directory) and the global torch RNG state
@@ -234,8 +253,14 @@ def find_lr(config: Config, data: DataBundle | None = None, *, start_lr: float =
     """
     finder = LRFinder(start_lr, end_lr, num_steps, on_point=on_point, should_stop=should_stop)
     extra = [_Messages(on_message)] if on_message is not None else []
-    trainer = Trainer(range_test_config(config, num_steps), None, callbacks=[*callbacks, *extra, finder],
-                      control=TrainingControl(), data=data, schedule=finder)
+    trainer = Trainer(
+        range_test_config(config, num_steps),
+        None,
+        callbacks=[*callbacks, *extra, finder],
+        control=TrainingControl(),
+        data=data,
+        schedule=finder,
+    )
     with torch.random.fork_rng(devices=[]):
         try:
             trainer.fit()

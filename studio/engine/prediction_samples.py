@@ -7,14 +7,15 @@ out `PredictionSamples`: numpy images and plain tuples, never tensors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from studio.data.images import take_images
-from studio.engine.callbacks import Callback, TrainerView
+from studio.engine.callbacks import Callback
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,11 @@ def pick_watch_indices(labels: torch.Tensor, count: int, seed: int) -> torch.Ten
     """`count` sample positions taken round-robin over the classes, so every class shows up."""
     gen = torch.Generator().manual_seed(seed)
     labels = labels.long().cpu()
-    pools = [idx[torch.randperm(len(idx), generator=gen)].tolist()
-             for c in torch.unique(labels) for idx in [torch.nonzero(labels == c, as_tuple=True)[0]]]
+    pools = [
+        idx[torch.randperm(len(idx), generator=gen)].tolist()
+        for c in torch.unique(labels)
+        for idx in [torch.nonzero(labels == c, as_tuple=True)[0]]
+    ]
     picked: list[int] = []
     while len(picked) < count and any(pools):
         for pool in pools:
@@ -48,8 +52,14 @@ def pick_watch_indices(labels: torch.Tensor, count: int, seed: int) -> torch.Ten
 
 
 @torch.inference_mode()
-def predict_samples(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                    class_names: tuple[str, ...], epoch: int, device: torch.device | str = "cpu") -> PredictionSamples:
+def predict_samples(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: tuple[str, ...],
+    epoch: int,
+    device: torch.device | str = "cpu",
+) -> PredictionSamples:
     """Run `model` on uint8 images [N, C, H, W] and package the answers as plain data."""
     was_training = model.training
     model.eval()
@@ -59,9 +69,14 @@ def predict_samples(model: torch.nn.Module, images: torch.Tensor, labels: torch.
         model.train(was_training)
     probs = torch.softmax(out, dim=1).cpu()
     conf, pred = probs.max(dim=1)
-    return PredictionSamples(epoch, images.cpu().numpy(), tuple(int(v) for v in labels.tolist()),
-                             tuple(int(v) for v in pred.tolist()), tuple(float(v) for v in conf.tolist()),
-                             tuple(class_names))
+    return PredictionSamples(
+        epoch,
+        images.cpu().numpy(),
+        tuple(int(v) for v in labels.tolist()),
+        tuple(int(v) for v in pred.tolist()),
+        tuple(float(v) for v in conf.tolist()),
+        tuple(class_names),
+    )
 
 
 class ValidationSamples(Callback):
@@ -87,5 +102,6 @@ class ValidationSamples(Callback):
     def on_epoch_end(self, trainer: Any, event: Any) -> None:
         if self._images is None or self._labels is None or trainer.model is None:
             return
-        self.on_samples(predict_samples(trainer.model, self._images, self._labels, trainer.spec.labels,
-                                        event.epoch, trainer.device))
+        self.on_samples(
+            predict_samples(trainer.model, self._images, self._labels, trainer.spec.labels, event.epoch, trainer.device)
+        )

@@ -98,9 +98,11 @@ class ProgressPrinter(Callback):
         eta = remaining_seconds(elapsed, progress)
         acc = f" acc {event.accuracy:.3f}" if event.accuracy is not None else ""
         speed = f" {event.samples_per_s:,.0f} samples/s" if event.samples_per_s is not None else ""
-        self.stream.write(f"\r\033[Kepoch {event.epoch}/{self._epochs} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"loss {event.loss:.4f}{acc} lr {event.lr:.3g} bs {event.batch_size}{speed} "
-                          f"ETA {_fmt_time(eta)}")
+        self.stream.write(
+            f"\r\033[Kepoch {event.epoch}/{self._epochs} [{'#' * filled}{'.' * (width - filled)}] "
+            f"loss {event.loss:.4f}{acc} lr {event.lr:.3g} bs {event.batch_size}{speed} "
+            f"ETA {_fmt_time(eta)}"
+        )
         self.stream.flush()
 
     def on_epoch_end(self, trainer: TrainerView, event: EpochEnd) -> None:

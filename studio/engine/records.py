@@ -67,8 +67,15 @@ class StepRecord(_JsonLine):
 
     kind: ClassVar[str] = "step"
     split: ClassVar[str] = "train"
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("epoch_progress", "samples_per_s", "grad_norm", "cuda_memory_allocated",
-                                            "cuda_memory_reserved", "changed", "world_size")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "epoch_progress",
+        "samples_per_s",
+        "grad_norm",
+        "cuda_memory_allocated",
+        "cuda_memory_reserved",
+        "changed",
+        "world_size",
+    )
 
     epoch: int  # 1-based
     step: int  # global optimizer step
@@ -149,9 +156,13 @@ def _changes(value: Any) -> dict[str, Any] | None:
     """`{"lr": [old, new], ...}`; entries of any other shape are dropped."""
     if not isinstance(value, dict):
         return None
-    kept = {key: [old, new] for key, pair in value.items()
-            if isinstance(key, str) and isinstance(pair, list) and len(pair) == 2
-            for old, new in [pair] if _number(old) is not None and _number(new) is not None}
+    kept = {
+        key: [old, new]
+        for key, pair in value.items()
+        if isinstance(key, str) and isinstance(pair, list) and len(pair) == 2
+        for old, new in [pair]
+        if _number(old) is not None and _number(new) is not None
+    }
     return kept or None
 
 
@@ -167,10 +178,17 @@ def record_from_json(obj: Any) -> Record | None:
         split = obj.get("split")
         if split not in SPLITS:
             return None
-        return EpochRecord(split=split, epoch=epoch, step=step, loss=_number(obj.get("loss")),
-                           accuracy=_number(obj.get("accuracy")), lr=_number(obj.get("lr")),
-                           batch_size=_count(obj.get("batch_size")), time=_number(obj.get("time")),
-                           world_size=world_size)
+        return EpochRecord(
+            split=split,
+            epoch=epoch,
+            step=step,
+            loss=_number(obj.get("loss")),
+            accuracy=_number(obj.get("accuracy")),
+            lr=_number(obj.get("lr")),
+            batch_size=_count(obj.get("batch_size")),
+            time=_number(obj.get("time")),
+            world_size=world_size,
+        )
     if obj.get("kind") != "step":
         return None
     # A step record's loss is null when it was not finite; its other figures were always written.
@@ -180,9 +198,18 @@ def record_from_json(obj: Any) -> Record | None:
         return None
     progress = _number(obj.get("epoch_progress"))
     return StepRecord(
-        epoch=epoch, step=step, loss=loss, accuracy=_number(obj.get("accuracy")), lr=lr, batch_size=batch_size,
-        time=time, epoch_progress=progress if progress is not None and 0.0 <= progress <= 1.0 else None,
-        samples_per_s=_number(obj.get("samples_per_s")), grad_norm=_number(obj.get("grad_norm")),
+        epoch=epoch,
+        step=step,
+        loss=loss,
+        accuracy=_number(obj.get("accuracy")),
+        lr=lr,
+        batch_size=batch_size,
+        time=time,
+        epoch_progress=progress if progress is not None and 0.0 <= progress <= 1.0 else None,
+        samples_per_s=_number(obj.get("samples_per_s")),
+        grad_norm=_number(obj.get("grad_norm")),
         cuda_memory_allocated=_count(obj.get("cuda_memory_allocated")),
-        cuda_memory_reserved=_count(obj.get("cuda_memory_reserved")), changed=_changes(obj.get("changed")),
-        world_size=world_size)
+        cuda_memory_reserved=_count(obj.get("cuda_memory_reserved")),
+        changed=_changes(obj.get("changed")),
+        world_size=world_size,
+    )

@@ -14,9 +14,17 @@ from studio.data import DataBundle, DataSpec, load_data
 from studio.data.batch_sources import make_batches
 from studio.data.images import take_images
 from studio.engine.checkpoint import load_checkpoint
-from studio.engine.evaluate import (ClassPredictions, RegressionPoints, class_predictions, classification_report,
-                                    compute_loss, loss_scale, predict_all, regression_points,
-                                    regression_report)
+from studio.engine.evaluate import (
+    ClassPredictions,
+    RegressionPoints,
+    class_predictions,
+    classification_report,
+    compute_loss,
+    loss_scale,
+    predict_all,
+    regression_points,
+    regression_report,
+)
 from studio.engine.optim import build_loss
 from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, StudioError
@@ -55,8 +63,9 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
     if which == "best" and not path.exists() and files.has_checkpoint("last"):
         path = files.checkpoint("last")
     if not path.exists():
-        raise CheckpointError(f"{run_dir}: no checkpoint yet ({path.relative_to(run_dir)} not found); "
-                              "train the run first")
+        raise CheckpointError(
+            f"{run_dir}: no checkpoint yet ({path.relative_to(run_dir)} not found); train the run first"
+        )
     state = load_checkpoint(path)
     config = load_config(files.config)
     try:
@@ -67,8 +76,9 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
     try:
         model.load_state_dict(state["model"], strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint '{path}' does not fit the run's model "
-                              f"({str(exc).splitlines()[0][:160]})") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' does not fit the run's model ({str(exc).splitlines()[0][:160]})"
+        ) from None
     model.eval()
     return TrainedRun(run_dir, config, spec, model, state)
 
@@ -77,8 +87,10 @@ def _split_outputs(run: TrainedRun, split: str) -> tuple[str, Any, torch.Tensor,
     """(split actually used, its Split, model outputs, targets); test falls back to val when empty."""
     data = run.data
     if data.spec.input_shape != run.spec.input_shape or data.spec.labels != run.spec.labels:
-        raise StudioError(f"{run.run_dir}: the data no longer matches the run "
-                          f"(now {data.spec.describe()}, trained on {run.spec.describe()})")
+        raise StudioError(
+            f"{run.run_dir}: the data no longer matches the run "
+            f"(now {data.spec.describe()}, trained on {run.spec.describe()})"
+        )
     if split not in ("train", "val", "test"):
         raise StudioError(f"split must be train, val or test (got {split!r})")
     part = {"train": data.train, "val": data.val, "test": data.test}[split]
@@ -93,8 +105,14 @@ def _split_outputs(run: TrainedRun, split: str) -> tuple[str, Any, torch.Tensor,
 def _report(run: TrainedRun, which: str, split: str, out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     loss = float(compute_loss(out, y, build_loss(run.config.train.loss, run.spec.task), run.spec))
     loss *= loss_scale(run.config.train.loss, run.spec)
-    report: dict[str, Any] = {"run_dir": str(run.run_dir), "checkpoint": which, "split": split,
-                              "epoch": run.checkpoint["epoch"], "task": run.spec.task, "loss": loss}
+    report: dict[str, Any] = {
+        "run_dir": str(run.run_dir),
+        "checkpoint": which,
+        "split": split,
+        "epoch": run.checkpoint["epoch"],
+        "task": run.spec.task,
+        "loss": loss,
+    }
     if run.spec.task == "classification":
         report |= classification_report(out, y, run.spec.labels)
     else:

@@ -142,9 +142,12 @@ class RunDir:
         """Keep only the records up to a checkpoint, so a resumed run never logs a step twice."""
         if not self.metrics.exists():
             return
-        keep = [r for r in self.read_metrics()
-                if (isinstance(r, EpochRecord) and r.split != "test" and r.epoch <= epoch)
-                or (isinstance(r, StepRecord) and r.step <= step)]
+        keep = [
+            r
+            for r in self.read_metrics()
+            if (isinstance(r, EpochRecord) and r.split != "test" and r.epoch <= epoch)
+            or (isinstance(r, StepRecord) and r.step <= step)
+        ]
         atomic_write_text(self.metrics, "".join(_json_line(r) for r in keep))
 
     def read_summary(self) -> dict[str, Any] | None:
@@ -164,13 +167,17 @@ class RunDir:
 
     def stale_temp_files(self) -> list[Path]:
         """Temp files our atomic writes left here (a killed run); only the lock's holder knows they are stale."""
-        return [*stale_temp_files(self.path, self.TOP_FILES),
-                *stale_temp_files(self.checkpoints, self.CHECKPOINT_FILES)]
+        return [
+            *stale_temp_files(self.path, self.TOP_FILES),
+            *stale_temp_files(self.checkpoints, self.CHECKPOINT_FILES),
+        ]
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Remove `stale_temp_files`; call it only while holding the run's lock."""
-        return [*remove_stale_temp_files(self.path, self.TOP_FILES),
-                *remove_stale_temp_files(self.checkpoints, self.CHECKPOINT_FILES)]
+        return [
+            *remove_stale_temp_files(self.path, self.TOP_FILES),
+            *remove_stale_temp_files(self.checkpoints, self.CHECKPOINT_FILES),
+        ]
 
 
 RUN_FILES = RunDir.TOP_FILES
@@ -200,7 +207,7 @@ class MetricsFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         try:
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.path, "a", encoding="utf-8")
         except OSError as exc:
             raise write_error(exc, self.path) from None
         self._last: Record | None = None

@@ -9,7 +9,8 @@ directory (the LR finder) it writes nothing and holds no lock.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from studio.config import Config, save_config
 from studio.engine import checkpoint as ckpt

@@ -13,19 +13,33 @@ import re
 import shutil
 import time
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from studio.files import atomic_write_text
 from studio.engine.records import EpochRecord, Record
 from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, StudioError
+from studio.files import atomic_write_text
 
 RUNNING_WINDOW_S = 90.0  # a run without a fresh summary whose metrics changed this recently is running
-CSV_FIRST = ("kind", "split", "epoch", "step", "loss", "accuracy", "lr", "batch_size", "time",
-             "samples_per_s", "grad_norm", "cuda_memory_allocated", "cuda_memory_reserved")
+CSV_FIRST = (
+    "kind",
+    "split",
+    "epoch",
+    "step",
+    "loss",
+    "accuracy",
+    "lr",
+    "batch_size",
+    "time",
+    "samples_per_s",
+    "grad_norm",
+    "cuda_memory_allocated",
+    "cuda_memory_reserved",
+)
 
 
 @dataclass(frozen=True)
@@ -112,12 +126,19 @@ def read_run(run_dir: Path) -> RunInfo | None:
         has_acc = any(r.accuracy is not None for r in epoch_records)
         task = "classification" if has_acc else "regression"
     return RunInfo(
-        path=run_dir, name=run_dir.name, date=date, data=_describe_data(data), model=_describe_model(model),
-        status=status, best_val_accuracy=max(accs) if accs else metrics.get("val_accuracy"),
+        path=run_dir,
+        name=run_dir.name,
+        date=date,
+        data=_describe_data(data),
+        model=_describe_model(model),
+        status=status,
+        best_val_accuracy=max(accs) if accs else metrics.get("val_accuracy"),
         best_val_loss=min(losses) if losses else metrics.get("val_loss"),
         test_accuracy=metrics.get("test_accuracy"),
         epochs_completed=epochs_seen if status == "running" else int(summary.get("epochs_completed") or epochs_seen),
-        epochs_total=total, task=task)
+        epochs_total=total,
+        task=task,
+    )
 
 
 def _status(files: RunDir, summary: dict[str, Any], records: list[Record]) -> str:

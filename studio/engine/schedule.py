@@ -30,12 +30,20 @@ class ConfigSchedule:
 
     def __call__(self, step: int, progress: float, base_lr: float) -> float:
         t = self.train
-        return base_lr * lr_factor(t.schedule, progress, t.epochs, warmup_epochs=t.warmup_epochs,
-                                   step_size=t.step_size, gamma=t.gamma)
+        return base_lr * lr_factor(
+            t.schedule, progress, t.epochs, warmup_epochs=t.warmup_epochs, step_size=t.step_size, gamma=t.gamma
+        )
 
 
-def lr_factor(kind: str, progress: float, total_epochs: int, *, warmup_epochs: float = 0.0,
-              step_size: int = 10, gamma: float = 0.1) -> float:
+def lr_factor(
+    kind: str,
+    progress: float,
+    total_epochs: int,
+    *,
+    warmup_epochs: float = 0.0,
+    step_size: int = 10,
+    gamma: float = 0.1,
+) -> float:
     """Multiplier on the base rate after `progress` epochs of `total_epochs`."""
     total = max(float(total_epochs), 1e-9)
     frac = min(max(progress / total, 0.0), 1.0)

@@ -9,7 +9,7 @@ patience or the target loss after an epoch "early_stopped", a non-finite loss "f
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from studio.config import TrainConfig
 from studio.engine.control import TrainingControl
@@ -39,8 +39,10 @@ class StopCriteria:
         """A nan or inf in the log window's loss: going on would train on garbage."""
         if math.isfinite(window_loss):
             return GO_ON
-        return True, (f"the loss became non-finite (nan or inf) at step {first_bad_step()} (lr {lr:g}); "
-                      "try a lower learning rate. The last good checkpoint is kept")
+        return True, (
+            f"the loss became non-finite (nan or inf) at step {first_bad_step()} (lr {lr:g}); "
+            "try a lower learning rate. The last good checkpoint is kept"
+        )
 
     def epoch_end(self, early: EarlyStopping, watched: float, which: str, epoch: int) -> Decision:
         """Patience, then the target loss, on the epoch's watched loss (`which`: "val" or "train").

@@ -11,14 +11,22 @@ from pathlib import Path
 from studio.engine.run_dir import read_metrics
 from studio.errors import StudioError
 
-MISSING = ("TensorBoard export needs the 'tensorboard' package, which is not installed; "
-           "install it with `pip install tensorboard` (studio itself works without it)")
+MISSING = (
+    "TensorBoard export needs the 'tensorboard' package, which is not installed; "
+    "install it with `pip install tensorboard` (studio itself works without it)"
+)
 
 # metrics.jsonl step-record fields written as scalars, and their TensorBoard tags.
-STEP_TAGS = {"loss": "step/loss", "accuracy": "step/accuracy", "lr": "step/lr", "grad_norm": "step/grad_norm",
-             "samples_per_s": "step/samples_per_s", "batch_size": "step/batch_size",
-             "cuda_memory_allocated": "step/cuda_memory_allocated",
-             "cuda_memory_reserved": "step/cuda_memory_reserved"}
+STEP_TAGS = {
+    "loss": "step/loss",
+    "accuracy": "step/accuracy",
+    "lr": "step/lr",
+    "grad_norm": "step/grad_norm",
+    "samples_per_s": "step/samples_per_s",
+    "batch_size": "step/batch_size",
+    "cuda_memory_allocated": "step/cuda_memory_allocated",
+    "cuda_memory_reserved": "step/cuda_memory_reserved",
+}
 
 
 def tensorboard_available() -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -30,15 +31,26 @@ from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import compute_loss, evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
 from studio.engine.interrupts import DeferredInterrupt
-from studio.engine.loop_state import (EpochMetrics, LoopState, RunningSums, StepInFlight, generator_states,
-                                      set_generator_states)
+from studio.engine.loop_state import (
+    EpochMetrics,
+    LoopState,
+    RunningSums,
+    StepInFlight,
+    generator_states,
+    set_generator_states,
+)
 from studio.engine.records import EpochRecord, StepRecord
 from studio.engine.run_dir import RunDir
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
-from studio.engine.training_setup import (TrainingSetup, build_training, check_resume, checkpoint_state,
-                                          restore_checkpoint)
+from studio.engine.training_setup import (
+    TrainingSetup,
+    build_training,
+    check_resume,
+    checkpoint_state,
+    restore_checkpoint,
+)
 from studio.errors import CheckpointError, StudioError
 from studio.files import WriteError
 from studio.models import StudioModel, param_count, shape_summary
@@ -67,9 +79,17 @@ class Trainer:
     from start to end, and a second trainer on the same folder gets `FolderInUse`.
     """
 
-    def __init__(self, config: Config, run_dir: str | Path | None, callbacks: list[Any] | tuple[Any, ...] = (),
-                 control: TrainingControl | None = None, *, resume: bool = False, data: DataBundle | None = None,
-                 schedule: Schedule | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path | None,
+        callbacks: list[Any] | tuple[Any, ...] = (),
+        control: TrainingControl | None = None,
+        *,
+        resume: bool = False,
+        data: DataBundle | None = None,
+        schedule: Schedule | None = None,
+    ) -> None:
         if resume and run_dir is None:
             raise ValueError("resume needs a run directory")
         self.config = config
@@ -196,9 +216,21 @@ class Trainer:
                 self.emit("validation_end", ValidationEnd(epoch, "val", val["loss"], val["accuracy"]))
             now = time.perf_counter()
             eta = remaining_seconds(now - loop_t0, epoch - start_epoch + 1, cfg.epochs - start_epoch + 1)
-            self.emit("epoch_end", EpochEnd(epoch, cfg.epochs, self.state.step, self.elapsed(),
-                                            dict(self.state.last_metrics), self.state.best_epoch, is_best,
-                                            eta, epoch_s=now - epoch_t0, records=records))
+            self.emit(
+                "epoch_end",
+                EpochEnd(
+                    epoch,
+                    cfg.epochs,
+                    self.state.step,
+                    self.elapsed(),
+                    dict(self.state.last_metrics),
+                    self.state.best_epoch,
+                    is_best,
+                    eta,
+                    epoch_s=now - epoch_t0,
+                    records=records,
+                ),
+            )
 
             # -- stop rules
             if stop:
@@ -223,8 +255,14 @@ class Trainer:
                 pass
             if self.stops.user_stop()[0]:
                 return None
-            step = StepInFlight(epoch=epoch, n=n, pos=state.pos, rng=generator_states(setup.device),
-                                base_lr=state.base_lr, batch_size=state.batch_size)
+            step = StepInFlight(
+                epoch=epoch,
+                n=n,
+                pos=state.pos,
+                rng=generator_states(setup.device),
+                base_lr=state.base_lr,
+                batch_size=state.batch_size,
+            )
             self._in_flight = step
             self._apply_control(step.changed)
 
@@ -298,14 +336,20 @@ class Trainer:
         now = time.perf_counter()
         cuda = setup.device.type == "cuda"
         record = StepRecord(
-            epoch=step.epoch, step=state.step, loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
-            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None, lr=step.lr,
-            batch_size=state.batch_size, time=round(self.elapsed(), 4), epoch_progress=step.pos / step.n,
+            epoch=step.epoch,
+            step=state.step,
+            loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
+            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
+            lr=step.lr,
+            batch_size=state.batch_size,
+            time=round(self.elapsed(), 4),
+            epoch_progress=step.pos / step.n,
             samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
             grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
             cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
             cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
-            changed=dict(step.changed) or None)
+            changed=dict(step.changed) or None,
+        )
         sums.close_window()
         self._win_t = now
         self.writer.add(record)
@@ -317,11 +361,14 @@ class Trainer:
         if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {"loss": float(loss_sum) / count * setup.loss_scale,
-                "accuracy": float(correct) / count if setup.classify else None}
+        return {
+            "loss": float(loss_sum) / count * setup.loss_scale,
+            "accuracy": float(correct) / count if setup.classify else None,
+        }
 
-    def _commit_epoch(self, epoch: int, train: EpochMetrics, val: EpochMetrics
-                      ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
+    def _commit_epoch(
+        self, epoch: int, train: EpochMetrics, val: EpochMetrics
+    ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
         """The one place an epoch ends: counters, metrics, best and early stopping move together."""
         which = "val" if val["loss"] is not None else "train"
         watched_loss = val["loss"] if val["loss"] is not None else train["loss"]
@@ -331,14 +378,23 @@ class Trainer:
         self.writer.best_due = self.writer.best_due or is_best
         self.sums.reset_epoch()
         records = (self._epoch_record(epoch, "train", train),) + (
-            (self._epoch_record(epoch, "val", val),) if val["loss"] is not None else ())
+            (self._epoch_record(epoch, "val", val),) if val["loss"] is not None else ()
+        )
         for record in records:
             self.writer.add(record)
         return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
-        return EpochRecord(split=split, epoch=epoch, step=self.state.step, loss=m["loss"], accuracy=m["accuracy"],
-                           lr=self.current_lr(), batch_size=self.state.batch_size, time=round(self.elapsed(), 4))
+        return EpochRecord(
+            split=split,
+            epoch=epoch,
+            step=self.state.step,
+            loss=m["loss"],
+            accuracy=m["accuracy"],
+            lr=self.current_lr(),
+            batch_size=self.state.batch_size,
+            time=round(self.elapsed(), 4),
+        )
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
@@ -381,19 +437,36 @@ class Trainer:
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
         for key, value in self._resume_edits.items():
             (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
-            self.message(f"config.toml sets [train] {key} = {value:g}; the run was at "
-                         f"{self.state.base_lr if key == 'lr' else self.state.batch_size:g}: applied from step "
-                         f"{self.state.step + 1} and recorded in metrics.jsonl", "info")
+            self.message(
+                f"config.toml sets [train] {key} = {value:g}; the run was at "
+                f"{self.state.base_lr if key == 'lr' else self.state.batch_size:g}: applied from step "
+                f"{self.state.step + 1} and recorded in metrics.jsonl",
+                "info",
+            )
 
     def _announce(self, resumed: bool) -> None:
         setup, cfg = self._built(), self.config
         model, spec, bundle = setup.model, setup.spec, setup.bundle
         params, shapes = param_count(model), shape_summary(model, spec)
-        self.emit("fit_start", FitStart(
-            run_dir=str(self.run_dir or ""), epochs=cfg.train.epochs, start_epoch=self.state.epoch + 1,
-            device=str(setup.device), device_name=device_name(setup.device), task=spec.task, labels=spec.labels,
-            param_count=params, model_summary=shapes, num_train=len(bundle.train), num_val=len(bundle.val),
-            num_test=len(bundle.test), resumed=resumed, step=self.state.step))
+        self.emit(
+            "fit_start",
+            FitStart(
+                run_dir=str(self.run_dir or ""),
+                epochs=cfg.train.epochs,
+                start_epoch=self.state.epoch + 1,
+                device=str(setup.device),
+                device_name=device_name(setup.device),
+                task=spec.task,
+                labels=spec.labels,
+                param_count=params,
+                model_summary=shapes,
+                num_train=len(bundle.train),
+                num_val=len(bundle.val),
+                num_test=len(bundle.test),
+                resumed=resumed,
+                step=self.state.step,
+            ),
+        )
         self.message(bundle.summary())
         self.message(f"model {cfg.model.arch}: {params:,} parameters; {shapes}")
         where = f"run directory {self.run_dir}" if self.run_dir is not None else "nothing is saved (no run directory)"
@@ -441,12 +514,18 @@ class Trainer:
                 self.message(f"the test record could not be written: {exc}", "warning")
         m = state.last_metrics
         summary = {
-            "status": self.status.value, "reason": self.reason, "epochs_completed": state.epoch,
+            "status": self.status.value,
+            "reason": self.reason,
+            "epochs_completed": state.epoch,
             "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
             | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
-            "best": {"epoch": state.best_epoch,
-                     "val_loss": state.best_loss if math.isfinite(state.best_loss) else None},
-            "error": ending.error, "step": state.step, "time": round(self.elapsed(), 3),
+            "best": {
+                "epoch": state.best_epoch,
+                "val_loss": state.best_loss if math.isfinite(state.best_loss) else None,
+            },
+            "error": ending.error,
+            "step": state.step,
+            "time": round(self.elapsed(), 3),
             "config": self.config.to_dict(),
         }
         try:

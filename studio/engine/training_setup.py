@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 import numpy as np
 import torch
@@ -21,8 +22,8 @@ from torch import nn
 from studio.config import Config, config_from_dict
 from studio.data import DataBundle, DataSpec, load_data
 from studio.data.augment import build_augment
-from studio.data.batches import BatchSource
 from studio.data.batch_sources import make_batches
+from studio.data.batches import BatchSource
 from studio.engine import checkpoint as ckpt
 from studio.engine.device import cpu_threads, resolve_device
 from studio.engine.evaluate import loss_scale
@@ -37,7 +38,7 @@ Say = Callable[[str, str], None]  # (text, level): how the set-up tells the user
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
@@ -108,41 +109,60 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
     train_src = make_batches(bundle.train, device, build_augment(cfg, spec, device), workers)
     val_src = make_batches(bundle.val, device, None, workers) if len(bundle.val) else None
     test_src = make_batches(bundle.test, device, None, workers) if len(bundle.test) else None
-    return TrainingSetup(bundle, device, model, optimizer, loss_fn, amp_dtype, scaler, train_src, val_src, test_src,
-                         loss_scale(cfg.train.loss, spec))
+    return TrainingSetup(
+        bundle,
+        device,
+        model,
+        optimizer,
+        loss_fn,
+        amp_dtype,
+        scaler,
+        train_src,
+        val_src,
+        test_src,
+        loss_scale(cfg.train.loss, spec),
+    )
 
 
-def checkpoint_state(config: Config, setup: TrainingSetup, loop: LoopState, sums: RunningSums,
-                     elapsed: float) -> dict[str, Any]:
+def checkpoint_state(
+    config: Config, setup: TrainingSetup, loop: LoopState, sums: RunningSums, elapsed: float
+) -> dict[str, Any]:
     """Everything a checkpoint holds: weights, optimizer, scaler, the loop's state and sums, RNGs, config, spec."""
     return {
-        "model": setup.model.state_dict(), "optimizer": setup.optimizer.state_dict(),
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
         "scheduler": {"kind": config.train.schedule, "base_lr": loop.base_lr},
         "scaler": setup.scaler.state_dict() if setup.scaler.is_enabled() else {},
-        **loop.to_checkpoint(elapsed), "sums": sums.state_dict(), "rng": ckpt.rng_state(),
-        "config": config.to_dict(), "spec": spec_dict(setup.spec),
+        **loop.to_checkpoint(elapsed),
+        "sums": sums.state_dict(),
+        "rng": ckpt.rng_state(),
+        "config": config.to_dict(),
+        "spec": spec_dict(setup.spec),
     }
 
 
-def restore_checkpoint(state: dict[str, Any], setup: TrainingSetup, loop: LoopState, sums: RunningSums,
-                       run_dir: Path) -> None:
+def restore_checkpoint(
+    state: dict[str, Any], setup: TrainingSetup, loop: LoopState, sums: RunningSums, run_dir: Path
+) -> None:
     """Put a checkpoint (already accepted by `check_resume`) back; what does not fit raises `CheckpointError`."""
     try:
         setup.model.load_state_dict(state["model"], strict=True)
         setup.optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{run_dir}: checkpoint does not fit this model "
-                              f"({str(exc).splitlines()[0][:160]})") from None
+        raise CheckpointError(
+            f"{run_dir}: checkpoint does not fit this model ({str(exc).splitlines()[0][:160]})"
+        ) from None
     try:
-        if "scaler" in state and state["scaler"]:
+        if state.get("scaler"):
             setup.scaler.load_state_dict(state["scaler"])
         loop.load_checkpoint(state)
         if state.get("sums") is not None:  # checkpoints before the sums were saved start them at zero
             sums.load_state_dict(state["sums"])
         ckpt.set_rng_state(state["rng"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{run_dir}: checkpoint 'last.pt' is incomplete or damaged "
-                              f"({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise CheckpointError(
+            f"{run_dir}: checkpoint 'last.pt' is incomplete or damaged ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
     if not loop.is_possible():
         raise CheckpointError(f"{run_dir}: checkpoint 'last.pt' holds an impossible position")
 
@@ -160,9 +180,11 @@ def check_resume(config: Config, state: dict[str, Any], run_dir: Path) -> dict[s
         raise CheckpointError(f"{run_dir}: the checkpoint's config is unreadable ({exc})") from None
     cfg = config
     if saved.seed != cfg.seed:
-        raise CheckpointError(f"{run_dir}: seed is {cfg.seed} in the config but the run was trained with "
-                              f"{saved.seed}; resume needs the same seed (it decides the splits and the "
-                              "data order)")
+        raise CheckpointError(
+            f"{run_dir}: seed is {cfg.seed} in the config but the run was trained with "
+            f"{saved.seed}; resume needs the same seed (it decides the splits and the "
+            "data order)"
+        )
     for section in ("data", "model", "augment"):
         old, new = getattr(saved, section).__dict__, getattr(cfg, section).__dict__
         for key in old:
@@ -170,7 +192,8 @@ def check_resume(config: Config, state: dict[str, Any], run_dir: Path) -> dict[s
                 raise CheckpointError(
                     f"{run_dir}: [{section}] {key} is {toml_value(new[key])} in the config but the "
                     f"checkpoint was trained with {toml_value(old[key])}; resume needs the same data and "
-                    "model (set it back, or start a new run with `studio train`)")
+                    "model (set it back, or start a new run with `studio train`)"
+                )
     keys = ["optimizer", "weight_decay"] + (["momentum", "nesterov"] if saved.train.optimizer == "sgd" else [])
     for key in keys:
         old_value, new_value = getattr(saved.train, key), getattr(cfg.train, key)
@@ -178,9 +201,13 @@ def check_resume(config: Config, state: dict[str, Any], run_dir: Path) -> dict[s
             raise CheckpointError(
                 f"{run_dir}: [train] {key} is {toml_value(new_value)} in the config but the checkpoint's "
                 f"optimizer state was trained with {toml_value(old_value)}; resume needs the same optimizer "
-                f"settings (set it back to {toml_value(old_value)}, or start a new run with `studio train`)")
-    return {key: getattr(cfg.train, key) for key in ("lr", "batch_size")
-            if getattr(saved.train, key) != getattr(cfg.train, key)}
+                f"settings (set it back to {toml_value(old_value)}, or start a new run with `studio train`)"
+            )
+    return {
+        key: getattr(cfg.train, key)
+        for key in ("lr", "batch_size")
+        if getattr(saved.train, key) != getattr(cfg.train, key)
+    }
 
 
 def toml_value(value: Any) -> str:

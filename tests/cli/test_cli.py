@@ -19,10 +19,17 @@ from studio.engine.checkpoint import load_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 
 
-def studio(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:  # noqa: ANN003
+def studio(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=kw.pop("cwd", REPO), env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=kw.pop("cwd", REPO),
+        env=env,
+        **kw,
+    )
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -35,11 +42,13 @@ def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> Non
 
 
 def test_train_headless_never_imports_qt(tmp_path: Path) -> None:
-    code = ("import sys; from studio.cli import main; "
-            f"rc = main(['train', 'examples/digits.toml', '--run-dir', {str(tmp_path / 'r')!r}, '--quiet', "
-            "'--set', 'train.epochs=1']); "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')]; "
-            "print(rc, bad)")
+    code = (
+        "import sys; from studio.cli import main; "
+        f"rc = main(['train', 'examples/digits.toml', '--run-dir', {str(tmp_path / 'r')!r}, '--quiet', "
+        "'--set', 'train.epochs=1']); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')]; "
+        "print(rc, bad)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.stdout.strip() == "0 []", proc.stderr
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "completed"
@@ -53,17 +62,21 @@ def test_train_prints_progress_and_summary(tmp_path: Path, capsys: pytest.Captur
     assert "epoch 1/1 | train loss" in err and "completed: 1 epoch(s), test accuracy" in err
 
 
-@pytest.mark.parametrize(("toml", "fragments"), [
-    ("[train]\nlrr = 0.1\n", ("unknown key 'lrr' in [train]", "did you mean 'lr'?")),
-    ("[train]\nbatch_size = \"big\"\n", ("[train] batch_size must be an integer",)),
-    ("[train]\nlr = -1\n", ("[train] lr must be > 0",)),
-    ("[train]\nepochs = 0\n", ("[train] epochs must be >= 1",)),
-    ("[data]\nval_split = 0.5\ntest_split = 0.5\n", ("below 1",)),
-    ("[train\nlr = 1\n", ("malformed TOML", "line 1")),
-    ("[data]\nsource = \"csv\"\npath = \"missing.csv\"\n", ("missing.csv' does not exist",)),
-])
-def test_config_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str,
-                                            fragments: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("toml", "fragments"),
+    [
+        ("[train]\nlrr = 0.1\n", ("unknown key 'lrr' in [train]", "did you mean 'lr'?")),
+        ('[train]\nbatch_size = "big"\n', ("[train] batch_size must be an integer",)),
+        ("[train]\nlr = -1\n", ("[train] lr must be > 0",)),
+        ("[train]\nepochs = 0\n", ("[train] epochs must be >= 1",)),
+        ("[data]\nval_split = 0.5\ntest_split = 0.5\n", ("below 1",)),
+        ("[train\nlr = 1\n", ("malformed TOML", "line 1")),
+        ('[data]\nsource = "csv"\npath = "missing.csv"\n', ("missing.csv' does not exist",)),
+    ],
+)
+def test_config_errors_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, fragments: tuple[str, ...]
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(toml, encoding="utf-8")
     assert main(["train", str(path), "--run-dir", str(tmp_path / "r")]) == 2
@@ -86,8 +99,10 @@ def test_missing_config_and_bad_usage(tmp_path: Path) -> None:
 def test_bad_data_exits_2(tmp_path: Path) -> None:
     csv = tmp_path / "d.csv"
     csv.write_text("", encoding="utf-8")
-    assert_user_error(studio("train", "examples/digits.toml", "--set", 'data.source="csv"', "--set",
-                             f'data.path="{csv}"'), "the CSV file is empty")
+    assert_user_error(
+        studio("train", "examples/digits.toml", "--set", 'data.source="csv"', "--set", f'data.path="{csv}"'),
+        "the CSV file is empty",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +150,7 @@ def test_pickle_payload_is_refused_and_never_runs(trained_run: Path, tmp_path: P
     assert not marker.exists()
 
 
-def _wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
+def _wait_for(predicate, timeout: float) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
@@ -154,10 +169,28 @@ def _step_records_in_epoch(run: Path, epoch: int) -> bool:
 
 def _start_training(run: Path, *extra: str) -> subprocess.Popen:
     # Small batches make an epoch last long enough to be interrupted in the middle.
-    return subprocess.Popen([sys.executable, "-m", "studio", "train", "examples/digits.toml", "--run-dir", str(run),
-                             "--quiet", "--set", "train.batch_size=4", "--set", "train.epochs=3", *extra],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            "examples/digits.toml",
+            "--run-dir",
+            str(run),
+            "--quiet",
+            "--set",
+            "train.batch_size=4",
+            "--set",
+            "train.epochs=3",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def test_kill_9_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
@@ -175,8 +208,11 @@ def test_kill_9_mid_epoch_then_resume_completes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 3
-    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()
-             if '"kind": "step"' in line]
+    steps = [
+        json.loads(line)["step"]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if '"kind": "step"' in line
+    ]
     assert steps == sorted(set(steps))  # no step logged twice after the resume
 
 

@@ -15,19 +15,20 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from studio import files as files_module
 from studio.cli import main
 from studio.config import Config, with_overrides
-from studio import files as files_module
 from studio.engine import locking as locking_module
 from studio.engine.callbacks import Callback
 from studio.engine.checkpoint import load_checkpoint
-from studio.files import WriteError, stale_temp_files
 from studio.engine.trainer import Trainer
+from studio.files import WriteError, stale_temp_files
 from studio.models import memory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,8 +36,14 @@ SMALL = ["--set", "data.val_split=0.8", "--set", "data.test_split=0.1", "--set",
 
 
 def studio(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def one_error_line(stderr: str) -> str:
@@ -47,15 +54,20 @@ def one_error_line(stderr: str) -> str:
 
 
 def hashes(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL,
-                 "--set", "train.epochs=1"]) == 0
+    assert (
+        main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL, "--set", "train.epochs=1"])
+        == 0
+    )
     return run
 
 
@@ -72,8 +84,23 @@ def test_a_seed_out_of_range_is_one_error_line(seed: str, tmp_path: Path, capsys
 
 def test_the_largest_seed_trains(tmp_path: Path) -> None:
     run = tmp_path / "r"
-    assert main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL,
-                 "--set", "train.epochs=1", "--set", "seed=4294967295"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "examples/digits.toml",
+                "--run-dir",
+                str(run),
+                "--quiet",
+                *SMALL,
+                "--set",
+                "train.epochs=1",
+                "--set",
+                "seed=4294967295",
+            ]
+        )
+        == 0
+    )
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
 
 
@@ -81,8 +108,9 @@ def test_the_largest_seed_trains(tmp_path: Path) -> None:
 
 
 def test_a_model_too_big_for_any_machine_is_refused_before_it_is_built(tmp_path: Path) -> None:
-    proc = studio("train", "examples/digits.toml", "--run-dir", str(tmp_path / "r"),
-                  "--set", "model.hidden=[3000000, 3000000]")
+    proc = studio(
+        "train", "examples/digits.toml", "--run-dir", str(tmp_path / "r"), "--set", "model.hidden=[3000000, 3000000]"
+    )
     assert proc.returncode == 2
     line = one_error_line(proc.stderr)
     assert "needs about" in line and "TB" in line and "available on this machine" in line
@@ -95,22 +123,32 @@ def test_lr_find_refuses_it_too(capsys: pytest.CaptureFixture[str]) -> None:
     assert "9.00 trillion parameters" in line and "available on this machine" in line
 
 
-def test_the_issue_case_is_refused_with_its_estimate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_issue_case_is_refused_with_its_estimate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # The machine of the report: hidden = [3000000] was killed at 22.8 GB.
-    monkeypatch.setattr(memory, "available_memory", lambda device: (22 * 2 ** 30, "available on this machine"))
-    assert main(["train", "examples/digits.toml", "--run-dir", str(tmp_path / "r"),
-                 "--set", "model.hidden=[3000000]"]) == 2
+    monkeypatch.setattr(memory, "available_memory", lambda device: (22 * 2**30, "available on this machine"))
+    assert (
+        main(["train", "examples/digits.toml", "--run-dir", str(tmp_path / "r"), "--set", "model.hidden=[3000000]"])
+        == 2
+    )
     line = one_error_line(capsys.readouterr().err)
     assert "2.39 billion parameters" in line and "needs about 37.7 GB" in line
     assert "17.8 GB of adam state" in line and "only 22.0 GB is available on this machine" in line
     assert "[model] hidden" in line
 
 
-@pytest.mark.parametrize("overrides", [
-    [], ["model.hidden=[256, 64]", "model.dropout=0.1"], ["model.arch=\"softmax\""], ["model.arch=\"lenet\""],
-    ["model.arch=\"resnet18\""], ["train.optimizer=\"sgd\"", "train.momentum=0.0"],
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.hidden=[256, 64]", "model.dropout=0.1"],
+        ['model.arch="softmax"'],
+        ['model.arch="lenet"'],
+        ['model.arch="resnet18"'],
+        ['train.optimizer="sgd"', "train.momentum=0.0"],
+    ],
+)
 def test_the_estimate_counts_the_parameters_the_model_has(overrides: list[str]) -> None:
     from studio.data import load_data
     from studio.models import build_model, param_count
@@ -120,16 +158,17 @@ def test_the_estimate_counts_the_parameters_the_model_has(overrides: list[str]) 
     estimate = memory.estimate_training_memory(cfg, spec)
     assert estimate.params == param_count(build_model(cfg.model, spec))
     assert estimate.weights == estimate.gradients == 4 * estimate.params
-    slots = 0 if cfg.train.optimizer == "sgd" and cfg.train.momentum == 0 else (
-        1 if cfg.train.optimizer == "sgd" else 2)
+    slots = (
+        0 if cfg.train.optimizer == "sgd" and cfg.train.momentum == 0 else (1 if cfg.train.optimizer == "sgd" else 2)
+    )
     assert estimate.optimizer == slots * estimate.weights
     # At least the input batch and the logits are kept for backward.
     assert estimate.activations >= cfg.train.batch_size * (784 + 10) * 4
 
 
 def test_a_model_that_fits_trains_as_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(memory, "available_memory", lambda device: (64 * 2 ** 20, "available on this machine"))
-    cfg = with_overrides(Config(), ["train.device=\"cpu\"", "train.epochs=1", "data.val_split=0.8"])
+    monkeypatch.setattr(memory, "available_memory", lambda device: (64 * 2**20, "available on this machine"))
+    cfg = with_overrides(Config(), ['train.device="cpu"', "train.epochs=1", "data.val_split=0.8"])
     assert Trainer(cfg, tmp_path / "r").fit()["status"] == "completed"
 
 
@@ -144,17 +183,20 @@ class FullDiskAfter(Callback):
 
     def on_validation_end(self, trainer: Trainer, event: Any) -> None:
         if event.epoch == self.epoch:
+
             def no_space(*args: Any, **kwargs: Any) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
             self.monkeypatch.setattr(files_module._WatchedFile, "write", no_space)
 
 
-def test_a_full_disk_says_so_and_keeps_the_last_good_checkpoint(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_says_so_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = tmp_path / "r"
-    cfg = with_overrides(Config(), ["train.device=\"cpu\"", "train.epochs=3", "data.val_split=0.8",
-                                    "train.batch_size=32"])
+    cfg = with_overrides(
+        Config(), ['train.device="cpu"', "train.epochs=3", "data.val_split=0.8", "train.batch_size=32"]
+    )
     with pytest.raises(WriteError) as info:
         Trainer(cfg, run, callbacks=[FullDiskAfter(1, monkeypatch)]).fit()
     message = str(info.value)
@@ -169,8 +211,9 @@ def test_a_full_disk_says_so_and_keeps_the_last_good_checkpoint(tmp_path: Path,
     assert json.loads((run / "summary.json").read_text())["epochs_completed"] == 3
 
 
-def test_a_full_disk_on_the_command_line_is_one_error_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_full_disk_on_the_command_line_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     class FullFile:
         """metrics.jsonl on a full disk: opening works, every write fails."""
 
@@ -214,8 +257,9 @@ def test_a_real_full_disk(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", "2m") as disk:
         run = disk / "run"
         # Each checkpoint is about 1.2 MB: the first fits in 2 MB, the second's temp file does not.
-        proc = studio("train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL,
-                      "--set", "train.epochs=3")
+        proc = studio(
+            "train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL, "--set", "train.epochs=3"
+        )
         assert proc.returncode == 2
         line = one_error_line(proc.stderr)
         assert "the disk is full" in line and "the last good checkpoint (epoch 1" in line
@@ -254,9 +298,9 @@ def test_a_read_only_run_directory_for_train_resume_and_export(finished_run: Pat
 
 
 @pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
-def test_an_unwritable_run_directory_is_one_error_line(code: int, finished_run: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_run_directory_is_one_error_line(
+    code: int, finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Root ignores permissions, so the folder's answer is simulated where the lock file is created.
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
@@ -285,8 +329,12 @@ def test_a_last_pt_of_random_bytes_is_not_a_checkpoint(finished_run: Path, tmp_p
     shutil.copytree(finished_run, run)
     (run / "checkpoints" / "last.pt").write_bytes(os.urandom(4096))
     (run / "checkpoints" / "best.pt").write_bytes(b"just some text, not a model\n")
-    for args in (["resume", str(run), "--epochs", "2"], ["eval", str(run), "--checkpoint", "last"],
-                 ["eval", str(run)], ["export", str(run), "--checkpoint", "last"]):
+    for args in (
+        ["resume", str(run), "--epochs", "2"],
+        ["eval", str(run), "--checkpoint", "last"],
+        ["eval", str(run)],
+        ["export", str(run), "--checkpoint", "last"],
+    ):
         proc = studio(*args)
         assert proc.returncode == 2, proc.stderr
         line = one_error_line(proc.stderr)

@@ -29,8 +29,9 @@ SMALL = ["--set", "data.val_split=0.8", "--set", "data.test_split=0.1", "--set",
 
 def studio(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )
 
 
 def one_error_line(stderr: str) -> str:
@@ -42,11 +43,14 @@ def one_error_line(stderr: str) -> str:
 
 def hashes(run: Path) -> dict[str, str]:
     """Every file of a run (the lock file aside) with the hash of its bytes."""
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
 
 
-def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
+def wait_for(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -58,8 +62,10 @@ def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL,
-                 "--set", "train.epochs=1"]) == 0
+    assert (
+        main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL, "--set", "train.epochs=1"])
+        == 0
+    )
     return run
 
 
@@ -78,12 +84,29 @@ def edit_config(run: Path, old: str, new: str) -> None:
 
 
 def test_a_second_train_or_resume_on_a_busy_folder_is_refused_and_a_killed_ones_lock_blocks_nothing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     run = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "studio", "train", "examples/digits.toml", "--run-dir", str(run),
-                              "--quiet", *SMALL, "--set", "train.epochs=200"],
-                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "studio",
+            "train",
+            "examples/digits.toml",
+            "--run-dir",
+            str(run),
+            "--quiet",
+            *SMALL,
+            "--set",
+            "train.epochs=200",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         # Once epoch 1's checkpoint is there, freeze the trainer: lock held, mid-run.
         assert wait_for(lambda: (run / "checkpoints" / "last.pt").exists(), 240), "no epoch ended"
@@ -112,8 +135,9 @@ def test_a_second_train_or_resume_on_a_busy_folder_is_refused_and_a_killed_ones_
     assert not (run / RUN_LOCK_NAME).exists()  # a run that ends cleanly takes its lock file away
 
 
-def test_a_lock_held_in_this_process_refuses_train_and_resume(run: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_lock_held_in_this_process_refuses_train_and_resume(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = hashes(run)
     with run_dir_lock(run):
         assert main(["resume", str(run), "--epochs", "2", "--quiet"]) == 2
@@ -127,16 +151,20 @@ def test_a_lock_held_in_this_process_refuses_train_and_resume(run: Path, tmp_pat
     assert hashes(run) == before
 
 
-@pytest.mark.parametrize(("old", "new", "fragments"), [
-    ('optimizer = "adam"', 'optimizer = "sgd"', ("[train] optimizer is \"sgd\"", "\"adam\"")),
-    ("weight_decay = 0.0", "weight_decay = 0.01", ("[train] weight_decay",)),
-    ("seed = 0", "seed = 7", ("seed is 7", "trained with 0")),
-    ("hidden = [\n    128,\n]", "hidden = [\n    64,\n]", ("[model] hidden is [64]", "[128]")),
-    ("val_split = 0.8", "val_split = 0.7", ("[data] val_split is 0.7",)),
-    ("flip = false", "flip = true", ("[augment] flip is true",)),
-])
-def test_a_refused_resume_leaves_the_run_byte_identical(run: Path, old: str, new: str, fragments: tuple[str, ...],
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("old", "new", "fragments"),
+    [
+        ('optimizer = "adam"', 'optimizer = "sgd"', ('[train] optimizer is "sgd"', '"adam"')),
+        ("weight_decay = 0.0", "weight_decay = 0.01", ("[train] weight_decay",)),
+        ("seed = 0", "seed = 7", ("seed is 7", "trained with 0")),
+        ("hidden = [\n    128,\n]", "hidden = [\n    64,\n]", ("[model] hidden is [64]", "[128]")),
+        ("val_split = 0.8", "val_split = 0.7", ("[data] val_split is 0.7",)),
+        ("flip = false", "flip = true", ("[augment] flip is true",)),
+    ],
+)
+def test_a_refused_resume_leaves_the_run_byte_identical(
+    run: Path, old: str, new: str, fragments: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_config(run, old, new)
     before = hashes(run)
     assert main(["resume", str(run), "--epochs", "4", "--quiet"]) == 2
@@ -157,13 +185,16 @@ def test_an_optimizer_change_is_refused_from_the_command_line_too(run: Path) -> 
     assert hashes(run) == before
 
 
-@pytest.mark.parametrize(("key", "old", "new", "recorded"), [
-    ("lr", "lr = 0.001", "lr = 0.004", [0.001, 0.004]),
-    ("batch_size", "batch_size = 32", "batch_size = 16", [32, 16]),
-])
+@pytest.mark.parametrize(
+    ("key", "old", "new", "recorded"),
+    [
+        ("lr", "lr = 0.001", "lr = 0.004", [0.001, 0.004]),
+        ("batch_size", "batch_size = 32", "batch_size = 16", [32, 16]),
+    ],
+)
 def test_an_edited_lr_or_batch_size_applies_from_the_resume_as_a_recorded_change(
-        run: Path, key: str, old: str, new: str, recorded: list[float],
-        capsys: pytest.CaptureFixture[str]) -> None:
+    run: Path, key: str, old: str, new: str, recorded: list[float], capsys: pytest.CaptureFixture[str]
+) -> None:
     edit_config(run, old, new)
     assert main(["resume", str(run), "--epochs", "2"]) == 0
     assert f"config.toml sets [train] {key}" in capsys.readouterr().err

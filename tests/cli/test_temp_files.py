@@ -13,24 +13,32 @@ from pathlib import Path
 import pytest
 
 from studio.cli import main
-from studio.files import stale_temp_files
 from studio.engine.locking import run_dir_lock
+from studio.files import stale_temp_files
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--set", "data.val_split=0.8", "--set", "data.test_split=0.1", "--set", "train.batch_size=32"]
 
 
-def python(code: str, **kw) -> subprocess.Popen:  # noqa: ANN003
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kw)
+def python(code: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("finished") / "run"
-    assert main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL,
-                 "--set", "train.epochs=1"]) == 0
+    assert (
+        main(["train", "examples/digits.toml", "--run-dir", str(run), "--quiet", *SMALL, "--set", "train.epochs=1"])
+        == 0
+    )
     return run
 
 
@@ -65,8 +73,12 @@ def killed_while_writing_a_checkpoint(run: Path) -> Path:
 def test_resume_removes_the_temp_file_a_killed_checkpoint_write_left(run: Path) -> None:
     left = killed_while_writing_a_checkpoint(run)
     # Files that only look alike are not ours: they stay.
-    others = [run / "checkpoints" / ".last.pt.notours.tmp", run / "checkpoints" / "last.pt.tmp",
-              run / ".summary.json.ABCDEFGH.tmp", run / "notes.tmp"]
+    others = [
+        run / "checkpoints" / ".last.pt.notours.tmp",
+        run / "checkpoints" / "last.pt.tmp",
+        run / ".summary.json.ABCDEFGH.tmp",
+        run / "notes.tmp",
+    ]
     for path in others:
         path.write_text("keep me")
     assert main(["resume", str(run), "--epochs", "2", "--quiet"]) == 0
@@ -107,8 +119,14 @@ def test_export_removes_the_temp_file_a_killed_export_left(run: Path) -> None:
     child.communicate(timeout=300)
     assert child.returncode == -9
     (left,) = stale_temp_files(run, ["model.onnx"])
-    proc = subprocess.run([sys.executable, "-m", "studio", "export", str(run)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "studio", "export", str(run)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr
     assert not left.exists() and (run / "model.onnx").is_file()
     assert list(stale_temp_files(run, ["model.onnx"])) == []
@@ -119,8 +137,14 @@ def test_a_second_export_of_the_same_file_is_refused_and_leaves_the_live_one_alo
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "writing"
         (live,) = stale_temp_files(run, ["model.onnx"])
-        proc = subprocess.run([sys.executable, "-m", "studio", "export", str(run)], cwd=REPO, capture_output=True,
-                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "studio", "export", str(run)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         assert proc.returncode == 2, proc.stderr
         lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
         assert lines and f"is being written by process {child.pid}" in lines[0], proc.stderr

@@ -18,8 +18,9 @@ def write_image(path: Path, array: np.ndarray, mode: str | None = None, fmt: str
     return path
 
 
-def write_digit_folder(root: Path, per_class: int = 12, classes: tuple[int, ...] = (0, 1, 2),
-                       suffix: str = ".png", size: int | None = None) -> dict[Path, np.ndarray]:
+def write_digit_folder(
+    root: Path, per_class: int = 12, classes: tuple[int, ...] = (0, 1, 2), suffix: str = ".png", size: int | None = None
+) -> dict[Path, np.ndarray]:
     """root/<digit>/<i>.png from the bundled digits; returns each file's pixels as written."""
     x, y, _ = load_digits()
     written: dict[Path, np.ndarray] = {}
@@ -36,7 +37,8 @@ def write_digit_folder(root: Path, per_class: int = 12, classes: tuple[int, ...]
 def folder_config_toml(tmp_path: Path, root: Path, extra: str = "", name: str = "run.toml") -> Path:
     """A small, fast training config for a folder (tiny MLP, one epoch, CPU)."""
     path = tmp_path / name
-    path.write_text(f"""seed = 0
+    path.write_text(
+        f"""seed = 0
 [data]
 source = "folder"
 path = "{root.as_posix()}"
@@ -48,5 +50,7 @@ epochs = 1
 batch_size = 16
 device = "cpu"
 {extra}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path

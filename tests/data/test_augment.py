@@ -80,7 +80,7 @@ def test_color_jitter_stays_in_range_keeps_channels_and_varies_per_image() -> No
     rgb = torch.rand(16, 3, 8, 8)
     out = color_jitter(rgb, 0.5)
     assert out.shape == rgb.shape and out.min() >= 0 and out.max() <= 1
-    ratios = (out.mean(dim=(1, 2, 3)) / rgb.mean(dim=(1, 2, 3)))
+    ratios = out.mean(dim=(1, 2, 3)) / rgb.mean(dim=(1, 2, 3))
     assert ratios.std() > 0.05
     assert torch.allclose(color_jitter(rgb, 0.0), rgb, atol=1e-6)
     gray = torch.rand(16, 1, 8, 8)
@@ -113,8 +113,7 @@ def test_evaluation_never_augments_and_training_does() -> None:
 
 
 def test_the_trainer_augments_only_the_training_split(tmp_path) -> None:
-    cfg = config_from_dict({"augment": {"flip": True, "translate": 0.1},
-                            "train": {"epochs": 1, "device": "cpu"}})
+    cfg = config_from_dict({"augment": {"flip": True, "translate": 0.1}, "train": {"epochs": 1, "device": "cpu"}})
     trainer = Trainer(cfg, tmp_path / "run")
     trainer._set_up()
     setup = trainer.setup

@@ -12,8 +12,7 @@ from studio.data.duplicates import find_duplicates, sample_hashes
 
 
 def _bundle(train: Split, val: Split, test: Split) -> DataBundle:
-    spec = DataSpec(source="digits", kind="image", task="classification", input_shape=(1, 4, 4),
-                    labels=("a", "b", "c"))
+    spec = DataSpec(source="digits", kind="image", task="classification", input_shape=(1, 4, 4), labels=("a", "b", "c"))
     return DataBundle(spec, train, val, test)
 
 
@@ -109,14 +108,14 @@ class _FileBacked:
     def __len__(self) -> int:
         return len(self._x)
 
-    def __getitem__(self, idx: torch.Tensor) -> "_FileBacked":
+    def __getitem__(self, idx: torch.Tensor) -> _FileBacked:
         return _FileBacked(self._x[idx])
 
     def decode(self) -> torch.Tensor:
         return self._x.clone()
 
 
-def test_file_backed_splits_are_hashed_by_file(tmp_path) -> None:  # noqa: ANN001
+def test_file_backed_splits_are_hashed_by_file(tmp_path) -> None:
     paths = []
     for i, content in enumerate([b"cat-1", b"cat-2", b"dog-1", b"cat-1", b"dog-9"]):
         p = tmp_path / f"{i}.png"
@@ -124,9 +123,11 @@ def test_file_backed_splits_are_hashed_by_file(tmp_path) -> None:  # noqa: ANN00
         paths.append(str(p))
     x = _FileBacked(_images(5, 9))
     y = torch.tensor([0, 0, 1, 0, 1])
-    bundle = _bundle(Split(x[torch.tensor([0, 1, 2])], y[:3], torch.tensor([0, 1, 2])),  # type: ignore[arg-type]
-                     Split(x[torch.tensor([3])], y[3:4], torch.tensor([3])),  # type: ignore[arg-type]
-                     Split(x[torch.tensor([4])], y[4:5], torch.tensor([4])))  # type: ignore[arg-type]
+    bundle = _bundle(
+        Split(x[torch.tensor([0, 1, 2])], y[:3], torch.tensor([0, 1, 2])),  # type: ignore[arg-type]
+        Split(x[torch.tensor([3])], y[3:4], torch.tensor([3])),  # type: ignore[arg-type]
+        Split(x[torch.tensor([4])], y[4:5], torch.tensor([4])),
+    )  # type: ignore[arg-type]
     bundle.paths = tuple(paths)  # type: ignore[attr-defined]  # what the folder source records
     report = find_duplicates(bundle)
     assert report.leaks["val"].pairs == [(0, 0)]  # file 3 has the bytes of file 0
@@ -137,6 +138,9 @@ def test_file_backed_splits_without_paths_are_decoded() -> None:
     tr = _images(6, 10)
     va = tr[:2].clone()
     y = torch.zeros(6, dtype=torch.long)
-    bundle = _bundle(Split(_FileBacked(tr), y), Split(_FileBacked(va), y[:2]),  # type: ignore[arg-type]
-                     Split(tr[:0], y[:0]))
+    bundle = _bundle(
+        Split(_FileBacked(tr), y),
+        Split(_FileBacked(va), y[:2]),  # type: ignore[arg-type]
+        Split(tr[:0], y[:0]),
+    )
     assert find_duplicates(bundle).leaks["val"].count == 2

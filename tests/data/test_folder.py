@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_files import write_digit_folder, write_image
 from PIL import Image
 
 from studio.config import config_from_dict
 from studio.data import image_stats, load_data
 from studio.data.images import ImageFiles, load_image
 from studio.errors import DataError
-
-from image_files import write_digit_folder, write_image
 
 
 def folder_config(root: Path, **data: object):
@@ -164,13 +163,16 @@ def test_non_image_and_hidden_files_are_ignored(tmp_path: Path) -> None:
     assert bundle.spec.labels == ("0", "1") and len(bundle.train) == 8
 
 
-@pytest.mark.parametrize("case, message", [
-    ("empty", "the folder is empty"),
-    ("single", "only one class ('0')"),
-    ("text", "no images found (2 other file(s) ignored"),
-    ("loose", "not in class subfolders"),
-    ("broken", "none of the 4 image file(s) could be read"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("empty", "the folder is empty"),
+        ("single", "only one class ('0')"),
+        ("text", "no images found (2 other file(s) ignored"),
+        ("loose", "not in class subfolders"),
+        ("broken", "none of the 4 image file(s) could be read"),
+    ],
+)
 def test_unusable_folders_are_clear_errors(tmp_path: Path, case: str, message: str) -> None:
     root = tmp_path / "d"
     root.mkdir()
@@ -251,8 +253,9 @@ def test_stray_folders_beside_the_split_folders_are_ignored_with_a_warning(tmp_p
 
 
 @pytest.mark.parametrize("odd", ["colour", "size"])
-def test_large_folders_read_in_one_pass_give_what_the_careful_path_gives(tmp_path: Path, odd: str,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_folders_read_in_one_pass_give_what_the_careful_path_gives(
+    tmp_path: Path, odd: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import studio.data.folder as folder
 
     root = tmp_path / "d"

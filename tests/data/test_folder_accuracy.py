@@ -21,7 +21,8 @@ def test_lenet_on_the_png_digits_folder_reaches_955_on_held_out_digits(tmp_path:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(x[i, 0].numpy()).save(folder / f"{i:05d}.png")
     cfg = tmp_path / "lenet.toml"
-    cfg.write_text(f"""seed = 0
+    cfg.write_text(
+        f"""seed = 0
 [data]
 source = "folder"
 path = "{root.as_posix()}"
@@ -33,7 +34,9 @@ batch_size = 64
 lr = 0.001
 optimizer = "adam"
 device = "cpu"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["metrics"]["test_accuracy"] >= 0.955  # 800 digits it never saw (the test split)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_files import folder_config_toml, write_image
 
 from studio.cli import main
 from studio.config import config_from_dict
@@ -22,14 +23,15 @@ from studio.data import load_data
 from studio.data.folder import list_folder
 from studio.errors import DataError
 
-from image_files import folder_config_toml, write_image
-
 
 def noise_folder(root: Path, classes: tuple[str, ...] = ("a", "b"), per_class: int = 5) -> list[Path]:
     """root/<class>/<i>.png of random noise (nothing to learn), each file distinct."""
     rng = np.random.default_rng(0)
-    return [write_image(root / c / f"{i}.png", rng.integers(0, 256, (8, 8), dtype=np.uint8))
-            for c in classes for i in range(per_class)]
+    return [
+        write_image(root / c / f"{i}.png", rng.integers(0, 256, (8, 8), dtype=np.uint8))
+        for c in classes
+        for i in range(per_class)
+    ]
 
 
 def folder_config(root: Path, **data: object):
@@ -41,8 +43,10 @@ def split_files(bundle) -> dict[str, list[tuple[Path, str]]]:
     out = {}
     for name in ("train", "val", "test"):
         split = getattr(bundle, name)
-        out[name] = [(Path(os.path.realpath(bundle.paths[int(i)])), bundle.spec.labels[int(y)])
-                     for i, y in zip(split.indices, split.y)]
+        out[name] = [
+            (Path(os.path.realpath(bundle.paths[int(i)])), bundle.spec.labels[int(y)])
+            for i, y in zip(split.indices, split.y)
+        ]
     return out
 
 
@@ -80,8 +84,9 @@ def test_a_file_reached_through_two_symlinked_paths_counts_once(tmp_path: Path) 
     os.symlink("../a/1.png", root / "b" / "stolen.png")  # class a's file must not also count as b
     os.link(root / "a" / "2.png", root / "b" / "hard-linked.png")
     bundle = load_data(folder_config(root))
-    assert_each_file_once_under_its_class(bundle, files + extra,
-                                          class_of=lambda p: "b" if p.parent == outside else p.parent.name)
+    assert_each_file_once_under_its_class(
+        bundle, files + extra, class_of=lambda p: "b" if p.parent == outside else p.parent.name
+    )
     text = "\n".join(bundle.warnings)
     for shown in ("b/elsewhere-again", "a/copy-of-0.png", "b/stolen.png", "b/hard-linked.png"):
         assert shown in text, text
@@ -161,8 +166,9 @@ def test_an_unreadable_subfolder_is_reported(locked_folder: Path) -> None:
     assert "a/more (Permission denied)" in warning
 
 
-def test_an_unreadable_class_folder_is_reported_not_called_empty(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_class_folder_is_reported_not_called_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "d"
     noise_folder(root, classes=("a", "b", "c"))
     _deny_listing_of(monkeypatch, root / "c")
@@ -176,8 +182,9 @@ def test_an_unreadable_class_folder_is_reported_not_called_empty(tmp_path: Path,
     assert not any("without images" in w for w in bundle.warnings), bundle.warnings
 
 
-def test_the_skipped_links_and_folders_reach_the_command_line(locked_folder: Path, tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_skipped_links_and_folders_reach_the_command_line(
+    locked_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     os.symlink("..", locked_folder / "b" / "up")
     cfg = folder_config_toml(tmp_path, locked_folder)
     assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "--quiet"]) == 0
@@ -194,7 +201,8 @@ def test_a_plain_folder_reads_as_before(tmp_path: Path) -> None:
     write_image(root / "b" / "deeper" / "x.png", np.ones((8, 8), np.uint8))
     listing = list_folder(root)
     assert listing.warnings == []
-    assert [Path(p).relative_to(root).as_posix() for p, _ in listing.files["all"]] == \
-        [f"a/{i}.png" for i in range(5)] + [f"b/{i}.png" for i in range(5)] + ["b/deeper/x.png"]
+    assert [Path(p).relative_to(root).as_posix() for p, _ in listing.files["all"]] == [
+        f"a/{i}.png" for i in range(5)
+    ] + [f"b/{i}.png" for i in range(5)] + ["b/deeper/x.png"]
     assert torch.equal(torch.tensor([c for _, c in listing.files["all"]]), torch.tensor([0] * 5 + [1] * 6))
     assert len(files) == 10

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from image_files import folder_config_toml, write_digit_folder, write_image
 from PIL import Image
 
 from studio.cli import main
 
-from image_files import folder_config_toml, write_digit_folder, write_image
 
-
-def _train(tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], *sets: str,
-           run: str = "run") -> tuple[int, str]:
+def _train(
+    tmp_path: Path, root: Path, capsys: pytest.CaptureFixture[str], *sets: str, run: str = "run"
+) -> tuple[int, str]:
     cfg = folder_config_toml(tmp_path, root)
     args = ["train", str(cfg), "--run-dir", str(tmp_path / run), "--quiet"]
     for item in sets:
@@ -111,12 +111,13 @@ def test_resnet18_trains_on_small_images_and_refuses_unsafe_weights(tmp_path, ca
 
     root = tmp_path / "d"
     write_digit_folder(root, per_class=4, classes=(0, 1), size=12)
-    code, err = _train(tmp_path, root, capsys, "model.arch=\"resnet18\"", "train.batch_size=4")
+    code, err = _train(tmp_path, root, capsys, 'model.arch="resnet18"', "train.batch_size=4")
     assert code == 0, err
     unsafe = tmp_path / "unsafe.pth"
     torch.save({"conv1.weight": torch.zeros(1), "note": Path("x")}, unsafe)
-    code, err = _train(tmp_path, root, capsys, "model.arch=\"resnet18\"", f"model.weights=\"{unsafe.as_posix()}\"",
-                       run="run2")
+    code, err = _train(
+        tmp_path, root, capsys, 'model.arch="resnet18"', f'model.weights="{unsafe.as_posix()}"', run="run2"
+    )
     assert code == 2 and "cannot load safely" in _one_error(err)
 
 
@@ -129,8 +130,9 @@ def test_image_example_configs_load(name: str) -> None:
 
 
 def test_the_folder_example_trains_on_its_bundled_shapes(tmp_path, capsys) -> None:
-    code = main(["train", "examples/folder.toml", "--run-dir", str(tmp_path / "run"), "--quiet",
-                 "--set", "train.epochs=1"])
+    code = main(
+        ["train", "examples/folder.toml", "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "train.epochs=1"]
+    )
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 1

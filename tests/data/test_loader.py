@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from image_files import write_digit_folder
 
 from studio.config import config_from_dict
 from studio.data import load_data
@@ -14,8 +15,6 @@ from studio.data.batch_sources import make_batches
 from studio.data.batches import InMemoryBatches, epoch_order
 from studio.data.loader import LoaderBatches
 from studio.engine.trainer import Trainer
-
-from image_files import write_digit_folder
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +25,15 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(root: Path, budget: int, workers: int = 0, augment: dict | None = None):
-    return config_from_dict({"seed": 3, "data": {"source": "folder", "path": str(root), "memory_budget_mb": budget,
-                                                  "num_workers": workers},
-                             "augment": augment or {},
-                             "model": {"arch": "mlp", "hidden": [8]},
-                             "train": {"epochs": 2, "batch_size": 8, "device": "cpu", "log_every": 1}})
+    return config_from_dict(
+        {
+            "seed": 3,
+            "data": {"source": "folder", "path": str(root), "memory_budget_mb": budget, "num_workers": workers},
+            "augment": augment or {},
+            "model": {"arch": "mlp", "hidden": [8]},
+            "train": {"epochs": 2, "batch_size": 8, "device": "cpu", "log_every": 1},
+        }
+    )
 
 
 def _all_batches(src, order, start, sizes):

@@ -21,7 +21,7 @@ def _csv(tmp_path: Path, text: str, **data: object) -> object:
     return load_data(cfg)
 
 
-def _rows(n: int, fmt) -> str:  # noqa: ANN001
+def _rows(n: int, fmt) -> str:
     return "".join(fmt(i) for i in range(n))
 
 
@@ -78,16 +78,19 @@ def test_blank_target_rows_dropped(tmp_path: Path) -> None:
     assert any("blank 'label'" in w for w in b.warnings)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "the CSV file is empty"),
-    ("   \n\n", "the CSV file is empty"),
-    ("a,label\n", "header but no data rows"),
-    ("a,b\n1,2\n", "no target column 'label'; columns are: a, b"),
-    ("a,labl\n1,2\n", "did you mean 'labl'"),
-    ("a,label\n1,0\n2\n", "line 3 has 1 cells but the header has 2"),
-    ("a,label\n1,0\n2,0\n", "only one class"),
-    ("name,label\nx,0\ny,1\n", "no numeric feature columns"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the CSV file is empty"),
+        ("   \n\n", "the CSV file is empty"),
+        ("a,label\n", "header but no data rows"),
+        ("a,b\n1,2\n", "no target column 'label'; columns are: a, b"),
+        ("a,labl\n1,2\n", "did you mean 'labl'"),
+        ("a,label\n1,0\n2\n", "line 3 has 1 cells but the header has 2"),
+        ("a,label\n1,0\n2,0\n", "only one class"),
+        ("name,label\nx,0\ny,1\n", "no numeric feature columns"),
+    ],
+)
 def test_bad_csv_files(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(DataError, match=message):
         _csv(tmp_path, text)

@@ -20,7 +20,7 @@ def _csv(tmp_path: Path, text: str, **data: object):
     return load_data(config_from_dict({"data": {"source": "csv", "path": str(path), **data}}))
 
 
-def _rows(n: int, cell=lambda i: str(i)) -> str:  # noqa: ANN001
+def _rows(n: int, cell=lambda i: str(i)) -> str:
     return "".join(f"{cell(i)},{i},{i % 2}\n" for i in range(n))
 
 
@@ -36,8 +36,9 @@ def test_an_infinite_feature_cell_is_an_error_that_says_infinite(tmp_path: Path,
 
 
 def test_infinite_cells_follow_blank_cells_and_the_warnings_say_infinite(tmp_path: Path) -> None:
-    text = "a,b,label\n" + "".join(f"{'' if i == 2 else 'inf' if i == 7 else i},{'1e999' if i == 9 else i},{i % 2}\n"
-                                   for i in range(20))
+    text = "a,b,label\n" + "".join(
+        f"{'' if i == 2 else 'inf' if i == 7 else i},{'1e999' if i == 9 else i},{i % 2}\n" for i in range(20)
+    )
     dropped = _csv(tmp_path, text, blank_cells="drop")
     assert len(dropped.train) + len(dropped.val) + len(dropped.test) == 17
     [note] = [w for w in dropped.warnings if "dropped" in w]
@@ -47,8 +48,9 @@ def test_infinite_cells_follow_blank_cells_and_the_warnings_say_infinite(tmp_pat
     assert torch.isnan(filled.train.x).sum() == 3 and not torch.isinf(filled.train.x).any()
     assert all(math.isfinite(v) for v in filled.spec.mean + filled.spec.std)
     assert any("1 blank cell(s) will be filled" in w for w in filled.warnings), filled.warnings
-    assert any("2 infinite cell(s), the first at line 9, column 'a'" in w and "training mean" in w
-               for w in filled.warnings), filled.warnings
+    assert any(
+        "2 infinite cell(s), the first at line 9, column 'a'" in w and "training mean" in w for w in filled.warnings
+    ), filled.warnings
 
 
 @pytest.mark.parametrize("cell", ["inf", "-inf", "1e999", "1e39"])
@@ -82,5 +84,7 @@ def test_prediction_rows_with_an_infinite_cell_warn_with_its_place(tmp_path: Pat
     path.write_text("x\n1\n-inf\n3\n", encoding="utf-8")
     table = load_table(path, "", "mean", feature_names=("x",))
     assert torch.isnan(table.features).tolist() == [[False], [True], [False]]
-    assert table.warnings == [f"{path}: 1 infinite cell(s), the first at line 3, column 'x': '-inf' is infinite; "
-                              "they will be filled with the training mean, as blank cells are"]
+    assert table.warnings == [
+        f"{path}: 1 infinite cell(s), the first at line 3, column 'x': '-inf' is infinite; "
+        "they will be filled with the training mean, as blank cells are"
+    ]

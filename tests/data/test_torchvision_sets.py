@@ -42,10 +42,12 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 def write_mnist(root: Path, folder: str, n_train: int = 60, n_test: int = 20) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    data = {"train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-            "train_y": np.arange(n_train, dtype=np.uint8) % 10,
-            "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-            "test_y": np.arange(n_test, dtype=np.uint8) % 10}
+    data = {
+        "train_x": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_y": np.arange(n_train, dtype=np.uint8) % 10,
+        "test_x": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_y": np.arange(n_test, dtype=np.uint8) % 10,
+    }
     raw = root / folder / "raw"
     write_idx(raw / "train-images-idx3-ubyte", data["train_x"])
     write_idx(raw / "train-labels-idx1-ubyte", data["train_y"])
@@ -67,8 +69,16 @@ def write_cifar(root: Path, per_batch: int = 10, n_test: int = 10) -> dict[str, 
         x = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
         y = [int(v) for v in rng.integers(0, 10, per_batch)]
         with open(folder / f"data_batch_{i}", "wb") as fh:
-            pickle.dump({"batch_label": f"training batch {i} of 5", "labels": y, "data": x,
-                         "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)]}, fh, protocol=2)
+            pickle.dump(
+                {
+                    "batch_label": f"training batch {i} of 5",
+                    "labels": y,
+                    "data": x,
+                    "filenames": [f"img_{i}_{j}.png" for j in range(per_batch)],
+                },
+                fh,
+                protocol=2,
+            )
         xs.append(x)
         ys += y
     tx = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
@@ -77,20 +87,29 @@ def write_cifar(root: Path, per_batch: int = 10, n_test: int = 10) -> dict[str, 
         pickle.dump({"batch_label": "testing batch 1 of 1", "labels": ty, "data": tx}, fh, protocol=2)
     with open(folder / "batches.meta", "wb") as fh:
         pickle.dump({"label_names": CIFAR_NAMES, "num_cases_per_batch": per_batch, "num_vis": 3072}, fh, protocol=2)
-    return {"train_x": np.concatenate(xs).reshape(-1, 3, 32, 32), "train_y": np.array(ys),
-            "test_x": tx.reshape(-1, 3, 32, 32), "test_y": np.array(ty)}
+    return {
+        "train_x": np.concatenate(xs).reshape(-1, 3, 32, 32),
+        "train_y": np.array(ys),
+        "test_x": tx.reshape(-1, 3, 32, 32),
+        "test_y": np.array(ty),
+    }
 
 
 def _config(source: str, cache: Path, **data: object):
-    return config_from_dict({"data": {"source": source, "cache_dir": str(cache), **data},
-                             "train": {"batch_size": 4}})
+    return config_from_dict({"data": {"source": source, "cache_dir": str(cache), **data}, "train": {"batch_size": 4}})
 
 
-@pytest.mark.parametrize("source, folder, labels", [
-    ("mnist", "MNIST", tuple(str(i) for i in range(10))),
-    ("fashion-mnist", "FashionMNIST", ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                                       "Sneaker", "Bag", "Ankle boot")),
-])
+@pytest.mark.parametrize(
+    "source, folder, labels",
+    [
+        ("mnist", "MNIST", tuple(str(i) for i in range(10))),
+        (
+            "fashion-mnist",
+            "FashionMNIST",
+            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        ),
+    ],
+)
 def test_mnist_pair_reads_idx_files(tmp_path: Path, source: str, folder: str, labels: tuple, offline) -> None:
     data = write_mnist(tmp_path, folder)
     bundle = load_data(_config(source, tmp_path, val_split=0.2))
@@ -127,13 +146,17 @@ def test_channels_and_image_size_apply_to_built_in_sets(tmp_path: Path) -> None:
     assert (bundle.test.x.float() - small).abs().max() <= 1.0
 
 
-@pytest.mark.parametrize("source, where, files", [
-    ("mnist", "MNIST/raw", "train-images-idx3-ubyte.gz"),
-    ("fashion-mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte.gz"),
-    ("cifar10", "cifar-10-batches-py", "cifar-10-python.tar.gz"),
-])
-def test_offline_error_says_where_to_put_the_files(tmp_path: Path, source: str, where: str, files: str,
-                                                    offline) -> None:
+@pytest.mark.parametrize(
+    "source, where, files",
+    [
+        ("mnist", "MNIST/raw", "train-images-idx3-ubyte.gz"),
+        ("fashion-mnist", "FashionMNIST/raw", "t10k-labels-idx1-ubyte.gz"),
+        ("cifar10", "cifar-10-batches-py", "cifar-10-python.tar.gz"),
+    ],
+)
+def test_offline_error_says_where_to_put_the_files(
+    tmp_path: Path, source: str, where: str, files: str, offline
+) -> None:
     with pytest.raises(DataError) as info:
         load_data(_config(source, tmp_path / "cache"))
     message = str(info.value)

@@ -34,27 +34,30 @@ def test_int_accepted_for_float() -> None:
     assert config_from_dict({"train": {"lr": 1}}).train.lr == 1.0
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("[train]\nlearning_rate = 0.1\n", "unknown key 'learning_rate' in [train]"),
-    ("[train]\nbatchsize = 3\n", "did you mean 'batch_size'?"),
-    ("[trian]\nlr = 0.1\n", "unknown key 'trian' at the top level; did you mean 'train'?"),
-    ("lr = 0.1\n", "it belongs in [train]"),
-    ("[train]\nlr = \"fast\"\n", "[train] lr must be a number (got 'fast')"),
-    ("[train]\nepochs = 2.5\n", "[train] epochs must be an integer"),
-    ("[train]\nnesterov = 1\n", "[train] nesterov must be true or false"),
-    ("[model]\nhidden = 128\n", "[model] hidden must be a list"),
-    ("[train]\nlr = 0\n", "[train] lr must be > 0 (got 0)"),
-    ("[train]\nlr = -1e-3\n", "[train] lr must be > 0"),
-    ("[train]\nbatch_size = 0\n", "[train] batch_size must be >= 1 (got 0)"),
-    ("[train]\nepochs = 0\n", "[train] epochs must be >= 1 (got 0)"),
-    ("[data]\nval_split = 1.0\n", "[data] val_split must be < 1 (got 1)"),
-    ("[data]\ntest_split = -0.1\n", "[data] test_split must be >= 0 (got -0.1)"),
-    ("[data]\nval_split = 0.6\ntest_split = 0.5\n", "val_split + test_split must be below 1"),
-    ("[train]\noptimizer = \"adma\"\n", "did you mean 'adam'?"),
-    ("[train]\ndevice = \"gpu\"\n", "[train] device must be auto, cpu, cuda, cuda:N or mps"),
-    ("[data]\nsource = \"csv\"\npath = \"nowhere.csv\"\n", "nowhere.csv' does not exist"),
-    ("[data]\nsource = \"folder\"\n", "[data] path is required for source 'folder'"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[train]\nlearning_rate = 0.1\n", "unknown key 'learning_rate' in [train]"),
+        ("[train]\nbatchsize = 3\n", "did you mean 'batch_size'?"),
+        ("[trian]\nlr = 0.1\n", "unknown key 'trian' at the top level; did you mean 'train'?"),
+        ("lr = 0.1\n", "it belongs in [train]"),
+        ('[train]\nlr = "fast"\n', "[train] lr must be a number (got 'fast')"),
+        ("[train]\nepochs = 2.5\n", "[train] epochs must be an integer"),
+        ("[train]\nnesterov = 1\n", "[train] nesterov must be true or false"),
+        ("[model]\nhidden = 128\n", "[model] hidden must be a list"),
+        ("[train]\nlr = 0\n", "[train] lr must be > 0 (got 0)"),
+        ("[train]\nlr = -1e-3\n", "[train] lr must be > 0"),
+        ("[train]\nbatch_size = 0\n", "[train] batch_size must be >= 1 (got 0)"),
+        ("[train]\nepochs = 0\n", "[train] epochs must be >= 1 (got 0)"),
+        ("[data]\nval_split = 1.0\n", "[data] val_split must be < 1 (got 1)"),
+        ("[data]\ntest_split = -0.1\n", "[data] test_split must be >= 0 (got -0.1)"),
+        ("[data]\nval_split = 0.6\ntest_split = 0.5\n", "val_split + test_split must be below 1"),
+        ('[train]\noptimizer = "adma"\n', "did you mean 'adam'?"),
+        ('[train]\ndevice = "gpu"\n', "[train] device must be auto, cpu, cuda, cuda:N or mps"),
+        ('[data]\nsource = "csv"\npath = "nowhere.csv"\n', "nowhere.csv' does not exist"),
+        ('[data]\nsource = "folder"\n', "[data] path is required for source 'folder'"),
+    ],
+)
 def test_validation_errors_name_the_problem(tmp_path: Path, text: str, expected: str) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as err:

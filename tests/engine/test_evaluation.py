@@ -12,19 +12,29 @@ import torch
 
 from studio.cli import main
 from studio.config import load_config
-from studio.engine.evaluate import (class_predictions, classification_report, confidence_histogram, fit_line,
-                                    regression_points, regression_report)
+from studio.engine.evaluate import (
+    class_predictions,
+    classification_report,
+    confidence_histogram,
+    fit_line,
+    regression_points,
+    regression_report,
+)
 from studio.engine.report import evaluation_details
 from studio.engine.trainer import Trainer
 
 # Six samples, three classes. Each row of PROBS is the model's softmax output; logits are their logs.
 TRUE = torch.tensor([0, 0, 1, 1, 2, 2])
-PROBS = torch.tensor([[0.7, 0.2, 0.1],   # true 0, pred 0 (0.7)
-                      [0.3, 0.6, 0.1],   # true 0, pred 1 (0.6) wrong
-                      [0.1, 0.8, 0.1],   # true 1, pred 1 (0.8)
-                      [0.2, 0.5, 0.3],   # true 1, pred 1 (0.5)
-                      [0.05, 0.05, 0.9],  # true 2, pred 2 (0.9)
-                      [0.95, 0.03, 0.02]])  # true 2, pred 0 (0.95) wrong
+PROBS = torch.tensor(
+    [
+        [0.7, 0.2, 0.1],  # true 0, pred 0 (0.7)
+        [0.3, 0.6, 0.1],  # true 0, pred 1 (0.6) wrong
+        [0.1, 0.8, 0.1],  # true 1, pred 1 (0.8)
+        [0.2, 0.5, 0.3],  # true 1, pred 1 (0.5)
+        [0.05, 0.05, 0.9],  # true 2, pred 2 (0.9)
+        [0.95, 0.03, 0.02],
+    ]
+)  # true 2, pred 0 (0.95) wrong
 LOGITS = PROBS.log()
 
 
@@ -148,14 +158,15 @@ def test_eval_of_a_missing_run_is_a_one_line_error(tmp_path: Path, capsys: pytes
 def test_regression_run_details(tmp_path: Path) -> None:
     from studio.config import Config, config_from_dict
 
-    cfg = config_from_dict({"data": {"source": "linear"}, "model": {"arch": "linear"},
-                            "train": {"epochs": 3, "lr": 0.05}})
+    cfg = config_from_dict(
+        {"data": {"source": "linear"}, "model": {"arch": "linear"}, "train": {"epochs": 3, "lr": 0.05}}
+    )
     assert isinstance(cfg, Config)
     Trainer(cfg, tmp_path / "lin").fit()
     d = evaluation_details(tmp_path / "lin", "best", "test")
     assert d.task == "regression" and d.regression is not None and d.classes is None and d.images is None
     assert d.report["accuracy"] is None and math.isfinite(d.report["mse"])
-    assert d.report["mse"] == pytest.approx(float(np.mean(d.regression.residuals ** 2)))
+    assert d.report["mse"] == pytest.approx(float(np.mean(d.regression.residuals**2)))
     # The loss is reported in the target's units, like training's val/test loss: MSE here.
     assert d.report["loss"] == pytest.approx(d.report["mse"], rel=1e-4)
 
@@ -171,12 +182,13 @@ def test_sample_images_in_memory_and_file_backed(digits_run: Path) -> None:
         def __init__(self, x: torch.Tensor) -> None:
             self.x = x
 
-        def __getitem__(self, idx: torch.Tensor) -> "FileBacked":
+        def __getitem__(self, idx: torch.Tensor) -> FileBacked:
             return FileBacked(self.x[idx])
 
         def decode(self) -> torch.Tensor:
             return self.x
 
-    lazy = EvaluationDetails(d.report, d.task, d.labels, d.classes, None, None, d.source_indices,
-                             FileBacked(torch.from_numpy(d.images)))
+    lazy = EvaluationDetails(
+        d.report, d.task, d.labels, d.classes, None, None, d.source_indices, FileBacked(torch.from_numpy(d.images))
+    )
     np.testing.assert_array_equal(lazy.sample_images([5, 2]), d.images[[5, 2]])

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
@@ -27,8 +28,16 @@ from studio.engine.trainer import Trainer
 
 # 800 training samples in batches of 32: 25 steps an epoch, a step record every 5 steps. Dropout and
 # flips draw random numbers every batch, so a resume that restores the wrong RNG state shows.
-BASE = ["train.device=\"cpu\"", "train.epochs=2", "train.batch_size=32", "train.log_every=5",
-        "data.val_split=0.8", "data.test_split=0.1", "model.dropout=0.2", "augment.flip=true"]
+BASE = [
+    'train.device="cpu"',
+    "train.epochs=2",
+    "train.batch_size=32",
+    "train.log_every=5",
+    "data.val_split=0.8",
+    "data.test_split=0.1",
+    "model.dropout=0.2",
+    "augment.flip=true",
+]
 
 
 def make_config(*extra: str) -> Config:
@@ -105,6 +114,7 @@ def on_forward(n: int, training: bool = True) -> Callable[[Trainer], None]:
     def install(t: Trainer) -> None:
         tick = nth(n)
         t.model.register_forward_pre_hook(lambda m, args: tick() if m.training == training else None)
+
     return install
 
 
@@ -113,6 +123,7 @@ def on_backward(n: int) -> Callable[[Trainer], None]:
         tick = nth(n)
         first_linear = next(m for m in t.model.modules() if isinstance(m, torch.nn.Linear))
         first_linear.weight.register_hook(lambda grad: tick())
+
     return install
 
 
@@ -120,6 +131,7 @@ def before_update(n: int, action: Callable[[], None] | None = None) -> Callable[
     def install(t: Trainer) -> None:
         tick = nth(n, action) if action else nth(n)
         t.optimizer.register_step_pre_hook(lambda opt, args, kwargs: tick())
+
     return install
 
 
@@ -127,6 +139,7 @@ def after_update(n: int) -> Callable[[Trainer], None]:
     def install(t: Trainer) -> None:
         tick = nth(n)
         t.optimizer.register_step_post_hook(lambda opt, args, kwargs: tick())
+
     return install
 
 
@@ -134,8 +147,9 @@ def sigint() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def interrupted_then_resumed(tmp_path: Path, bundle: DataBundle, extra: tuple[str, ...],
-                             install: Callable[[Trainer], None] | None = None) -> Path:
+def interrupted_then_resumed(
+    tmp_path: Path, bundle: DataBundle, extra: tuple[str, ...], install: Callable[[Trainer], None] | None = None
+) -> Path:
     run = tmp_path / "run"
     c = make_config(*extra)
     with pytest.raises(KeyboardInterrupt):
@@ -163,8 +177,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_interrupt_anywhere_resumes_bit_exact(case: str, tmp_path: Path, bundle: DataBundle,
-                                              references: Callable[[tuple[str, ...]], Path]) -> None:
+def test_interrupt_anywhere_resumes_bit_exact(
+    case: str, tmp_path: Path, bundle: DataBundle, references: Callable[[tuple[str, ...]], Path]
+) -> None:
     extra, install = CASES[case]
     run = interrupted_then_resumed(tmp_path, bundle, extra, install)
     assert_same_run(references(extra), run)
@@ -187,7 +202,8 @@ def test_interrupt_after_an_update_saves_that_step(tmp_path: Path, bundle: DataB
 
 
 def test_a_real_ctrl_c_inside_the_step_waits_for_the_step_to_finish(
-        tmp_path: Path, bundle: DataBundle, references: Callable[[tuple[str, ...]], Path]) -> None:
+    tmp_path: Path, bundle: DataBundle, references: Callable[[tuple[str, ...]], Path]
+) -> None:
     # SIGINT arrives before the update: the loop holds it until the step's update and bookkeeping
     # are done, so the checkpoint holds step 13 rather than a torn or repeated one.
     run = interrupted_then_resumed(tmp_path, bundle, (), before_update(13, sigint))
@@ -221,11 +237,18 @@ def failing_writes(kind: str, n: int, after: bool) -> Callable[[Any, dict[str, A
     return write
 
 
-@pytest.mark.parametrize(("kind", "n", "after"), [("step", 3, False), ("step", 3, True), ("epoch", 1, False),
-                                                  ("epoch", 2, True)])
+@pytest.mark.parametrize(
+    ("kind", "n", "after"), [("step", 3, False), ("step", 3, True), ("epoch", 1, False), ("epoch", 2, True)]
+)
 def test_interrupt_while_writing_a_record_resumes_bit_exact(
-        kind: str, n: int, after: bool, tmp_path: Path, bundle: DataBundle,
-        references: Callable[[tuple[str, ...]], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    kind: str,
+    n: int,
+    after: bool,
+    tmp_path: Path,
+    bundle: DataBundle,
+    references: Callable[[tuple[str, ...]], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(run_dir_module.MetricsFile, "write", failing_writes(kind, n, after))
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
@@ -236,8 +259,8 @@ def test_interrupt_while_writing_a_record_resumes_bit_exact(
 
 
 def test_interrupt_during_the_epoch_end_checkpoint_resumes_bit_exact(
-        tmp_path: Path, bundle: DataBundle, references: Callable[[tuple[str, ...]], Path],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, bundle: DataBundle, references: Callable[[tuple[str, ...]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     original = ckpt.save_checkpoint
     calls = [0]
 

@@ -104,8 +104,10 @@ class Toy(Callback):
             opt.zero_grad(set_to_none=True)
             model.eval()
         self.weights = {k: v.clone() for k, v in model.state_dict().items()}
-        self.moments = {k: {n: t.clone() if torch.is_tensor(t) else t for n, t in s.items()}
-                        for k, s in opt.state_dict()["state"].items()}
+        self.moments = {
+            k: {n: t.clone() if torch.is_tensor(t) else t for n, t in s.items()}
+            for k, s in opt.state_dict()["state"].items()
+        }
 
 
 def test_weights_and_optimizer_state_are_restored_exactly() -> None:
@@ -137,7 +139,7 @@ def test_stops_when_the_loss_passes_four_times_its_best() -> None:
         avg = SMOOTHING * avg + (1 - SMOOTHING) * v
         ema.append(avg / (1 - SMOOTHING ** (i + 1)))
     assert ema[-1] > 4 * min(ema)
-    assert all(v <= 4 * min(ema[:i + 1]) for i, v in enumerate(ema[:-1]))
+    assert all(v <= 4 * min(ema[: i + 1]) for i, v in enumerate(ema[:-1]))
 
 
 def test_smoothing_is_centred_and_keeps_length() -> None:
@@ -146,16 +148,21 @@ def test_smoothing_is_centred_and_keeps_length() -> None:
     assert len(smooth) == len(raw)
     assert max(range(len(smooth)), key=smooth.__getitem__) == 10  # no lag: the peak stays put
     assert smooth[9] == smooth[11]
-    assert smooth_losses([1.0, 2.0, 3.0], 9) == pytest.approx([1.0 * 0 + (5 * 1 + 4 * 2 + 3 * 3) / 12,
-                                                               (4 * 1 + 5 * 2 + 4 * 3) / 13,
-                                                               (3 * 1 + 4 * 2 + 5 * 3) / 12])
+    assert smooth_losses([1.0, 2.0, 3.0], 9) == pytest.approx(
+        [1.0 * 0 + (5 * 1 + 4 * 2 + 3 * 3) / 12, (4 * 1 + 5 * 2 + 4 * 3) / 13, (3 * 1 + 4 * 2 + 5 * 3) / 12]
+    )
 
 
 def test_a_stop_request_ends_early_and_still_restores() -> None:
     toy = Toy(warm_up=False)
     seen: list[int] = []
-    result = find_lr(toy.config, num_steps=100, on_point=lambda p: seen.append(p.step),
-                     should_stop=lambda: len(seen) >= 5, callbacks=[toy])
+    result = find_lr(
+        toy.config,
+        num_steps=100,
+        on_point=lambda p: seen.append(p.step),
+        should_stop=lambda: len(seen) >= 5,
+        callbacks=[toy],
+    )
     weights = toy.weights
     model = toy.trainer.model
     assert len(result.lrs) == 5 and result.reason == "stopped by the user"
@@ -184,11 +191,14 @@ class StepWeights(Callback):
 
 def test_lr_find_takes_the_steps_studio_train_takes(tmp_path: Path) -> None:
     """bf16, accumulation 4 and clipping: the finder's steps are `studio train`'s steps at the finder's rates."""
-    config = load_config("examples/digits.toml", ['train.precision="bf16"', "train.accumulate=4",
-                                                  "train.clip_grad_norm=1.0", "model.hidden=[32]"])
+    config = load_config(
+        "examples/digits.toml",
+        ['train.precision="bf16"', "train.accumulate=4", "train.clip_grad_norm=1.0", "model.hidden=[32]"],
+    )
     finder_steps, messages = StepWeights(6), []
-    result = find_lr(config, start_lr=1e-4, end_lr=1.0, num_steps=30, callbacks=[finder_steps],
-                     on_message=messages.append)
+    result = find_lr(
+        config, start_lr=1e-4, end_lr=1.0, num_steps=30, callbacks=[finder_steps], on_message=messages.append
+    )
     assert len(result.lrs) >= 6 and len(finder_steps.after) == 6
 
     # The same run trained by `studio train`'s loop, every step logged, its rate set live after each step.

@@ -16,8 +16,15 @@ from studio.models import build_model, init_weights
 
 
 def spec(c: int = 1, size: int = 28, k: int = 10) -> DataSpec:
-    return DataSpec("digits", "image", "classification", (c, size, size), labels=tuple(str(i) for i in range(k)),
-                    mean=(0.5,) * c, std=(0.25,) * c)
+    return DataSpec(
+        "digits",
+        "image",
+        "classification",
+        (c, size, size),
+        labels=tuple(str(i) for i in range(k)),
+        mean=(0.5,) * c,
+        std=(0.25,) * c,
+    )
 
 
 def resnet(c: int, size: int, k: int = 10, **cfg: object) -> nn.Module:
@@ -119,6 +126,7 @@ def test_resnet18_needs_images() -> None:
 
 
 # -- init schemes --------------------------------------------------------------------------------
+
 
 def _layers(model: nn.Module) -> list[nn.Module]:
     model.requires_grad_(False)

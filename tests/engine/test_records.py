@@ -14,15 +14,26 @@ from studio.config import Config, with_overrides
 from studio.engine.callbacks import Callback
 from studio.engine.events import RunStatus, StepEnd
 from studio.engine.locking import RUN_LOCK_NAME
-from studio.engine.records import (CONTRACT_KEYS, EpochRecord, StepRecord, record_from_json, record_to_json)
+from studio.engine.records import CONTRACT_KEYS, EpochRecord, StepRecord, record_from_json, record_to_json
 from studio.engine.run_dir import RunDir, read_metrics
 from studio.engine.trainer import Trainer
 from studio.errors import CheckpointError
 
 STUDIO = Path(__file__).resolve().parents[2] / "studio"
 
-STEP = StepRecord(epoch=2, step=130, loss=0.25, accuracy=0.9, lr=1e-3, batch_size=64, time=12.5,
-                  epoch_progress=0.3, samples_per_s=5120.5, grad_norm=1.75, changed={"lr": [1e-3, 1e-2]})
+STEP = StepRecord(
+    epoch=2,
+    step=130,
+    loss=0.25,
+    accuracy=0.9,
+    lr=1e-3,
+    batch_size=64,
+    time=12.5,
+    epoch_progress=0.3,
+    samples_per_s=5120.5,
+    grad_norm=1.75,
+    changed={"lr": [1e-3, 1e-2]},
+)
 EPOCH = EpochRecord(split="val", epoch=2, step=200, loss=0.3, accuracy=None, lr=1e-3, batch_size=64, time=20.0)
 
 
@@ -33,7 +44,7 @@ def test_the_step_event_is_the_step_record() -> None:
 
 def test_a_record_reads_like_its_json_line() -> None:
     line = record_to_json(STEP)
-    assert list(line)[:len(CONTRACT_KEYS)] == list(CONTRACT_KEYS)
+    assert list(line)[: len(CONTRACT_KEYS)] == list(CONTRACT_KEYS)
     assert line["kind"] == "step" and line["split"] == "train" and line["changed"] == {"lr": [1e-3, 1e-2]}
     assert STEP["loss"] == 0.25 and STEP.get("changed") == {"lr": [1e-3, 1e-2]} and dict(STEP) == line
     # A key the line leaves out is absent, not None: "no live change" reads as before.
@@ -48,9 +59,25 @@ def test_a_record_reads_like_its_json_line() -> None:
     assert diverged["loss"] is None and json.dumps(record_to_json(diverged), allow_nan=False)
 
 
-@pytest.mark.parametrize("record", [STEP, EPOCH, StepRecord(epoch=1, step=1, loss=2.0, accuracy=None, lr=0.1,
-                                                               batch_size=1, time=0.0, cuda_memory_allocated=1 << 30,
-                                                               cuda_memory_reserved=2 << 30, world_size=2)])
+@pytest.mark.parametrize(
+    "record",
+    [
+        STEP,
+        EPOCH,
+        StepRecord(
+            epoch=1,
+            step=1,
+            loss=2.0,
+            accuracy=None,
+            lr=0.1,
+            batch_size=1,
+            time=0.0,
+            cuda_memory_allocated=1 << 30,
+            cuda_memory_reserved=2 << 30,
+            world_size=2,
+        ),
+    ],
+)
 def test_records_survive_a_round_trip_through_json(record: Any) -> None:
     assert record_from_json(json.loads(json.dumps(record_to_json(record)))) == record
 
@@ -66,14 +93,17 @@ def test_older_files_and_untrusted_lines(tmp_path: Path) -> None:
         '"batch_size": 64.0, "time": 2, "grad_norm": "big", "changed": {"lr": [1, 2], "batch_size": "x"}, '
         '"epoch_progress": 7, "samples_per_s": NaN}',
         # Not records: skipped.
-        '[1, 2, 3]', '"text"', '{"kind": "step"}', '{"kind": "epoch", "split": "train", "epoch": "1", "step": 1}',
+        "[1, 2, 3]",
+        '"text"',
+        '{"kind": "step"}',
+        '{"kind": "epoch", "split": "train", "epoch": "1", "step": 1}',
         '{"kind": "epoch", "split": "holdout", "epoch": 1, "step": 1}',
         '{"kind": "epoch", "split": "val", "epoch": true, "step": 1}',
         '{"kind": "epoch", "split": "val", "epoch": -1, "step": 1}',
         '{"kind": "step", "split": "train", "epoch": 1, "step": 3, "loss": "low", "lr": 0.1, "batch_size": 8, '
         '"time": 0}',
         '{"kind": "step", "split": "train", "epoch": 1, "step": 3, "loss": 1e999, "lr": 0.1, "batch_size": 8}',
-        '{"kind": "epoch", "split": "val", "epoch": 1, "step": 1, "loss": ' + "9" * 400 + '}',
+        '{"kind": "epoch", "split": "val", "epoch": 1, "step": 1, "loss": ' + "9" * 400 + "}",
         "[" * 100_000,
         '{"kind": "epoch", "split": "val", "epoch": 2, "st',  # the torn last line of a killed run
     ]
@@ -102,8 +132,9 @@ def test_the_live_events_are_the_records_on_disk(tmp_path: Path) -> None:
             self.events.append(event)
 
     steps = Steps()
-    config = with_overrides(Config(), ['train.device="cpu"', "train.epochs=1", "data.val_split=0.8",
-                                       "train.batch_size=32"])
+    config = with_overrides(
+        Config(), ['train.device="cpu"', "train.epochs=1", "data.val_split=0.8", "train.batch_size=32"]
+    )
     summary = Trainer(config, tmp_path / "run", callbacks=[steps]).fit()
     on_disk = [r for r in read_metrics(tmp_path / "run") if isinstance(r, StepRecord)]
     assert steps.events and steps.events == on_disk
@@ -160,7 +191,11 @@ def test_only_the_engine_builds_run_file_paths() -> None:
         if path.relative_to(STUDIO).parts[0] == "engine":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) \
-                    and isinstance(node.right, ast.Constant) and node.right.value in RUN_FILE_NAMES:
+            if (
+                isinstance(node, ast.BinOp)
+                and isinstance(node.op, ast.Div)
+                and isinstance(node.right, ast.Constant)
+                and node.right.value in RUN_FILE_NAMES
+            ):
                 offenders.append(f"{path.relative_to(STUDIO)}:{node.lineno}")
     assert offenders == []

@@ -6,15 +6,14 @@ import csv
 import io
 import json
 import os
-import time
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from studio.config import load_config
-from studio.engine.runs_index import (delete_run, epoch_curves, export_metrics_csv, list_runs, metrics_csv,
-                                      read_run)
+from studio.engine.runs_index import delete_run, epoch_curves, export_metrics_csv, list_runs, metrics_csv, read_run
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.engine.trainer import Trainer
 from studio.errors import CheckpointError, StudioError
@@ -24,8 +23,9 @@ from studio.errors import CheckpointError, StudioError
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("runs")
     for name, lr in (("20261122-100000-digits-mlp", 0.001), ("20261122-110000-digits-mlp", 0.01)):
-        cfg = load_config("examples/digits.toml", ["train.epochs=2", "model.hidden=[16]", "train.batch_size=256",
-                                                   f"train.lr={lr}"])
+        cfg = load_config(
+            "examples/digits.toml", ["train.epochs=2", "model.hidden=[16]", "train.batch_size=256", f"train.lr={lr}"]
+        )
         Trainer(cfg, base / name).fit()
     (base / "not-a-run").mkdir()
     (base / "notes.txt").write_text("hello")
@@ -52,8 +52,9 @@ def test_status_of_unfinished_runs(tmp_path: Path) -> None:
     run.mkdir()
     (run / "config.toml").write_text('[data]\nsource = "csv"\npath = "some/where/houses.csv"\n')
     assert read_run(run).status == "new" and read_run(run).data == "csv: houses.csv"  # type: ignore[union-attr]
-    (run / "metrics.jsonl").write_text(json.dumps({"kind": "epoch", "split": "train", "epoch": 1, "step": 5,
-                                                   "loss": 1.0, "accuracy": None}) + "\n")
+    (run / "metrics.jsonl").write_text(
+        json.dumps({"kind": "epoch", "split": "train", "epoch": 1, "step": 5, "loss": 1.0, "accuracy": None}) + "\n"
+    )
     info = read_run(run)
     assert info is not None and info.status == "running" and info.task == "regression"
     old = time.time() - 3600
@@ -105,8 +106,7 @@ def test_delete_removes_the_run(tmp_path: Path) -> None:
     assert not run.exists() and (tmp_path / "runs").is_dir()
 
 
-def test_tensorboard_missing_gives_a_clear_message(runs: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorboard_missing_gives_a_clear_message(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
     assert not tensorboard_available()
     with pytest.raises(StudioError) as info:

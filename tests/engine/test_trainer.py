@@ -25,7 +25,7 @@ RECORD_KEYS = {"kind", "split", "epoch", "step", "loss", "accuracy", "lr", "batc
 
 
 def cfg(*overrides: str) -> Config:
-    return with_overrides(Config(), ["train.device=\"cpu\"", *overrides])
+    return with_overrides(Config(), ['train.device="cpu"', *overrides])
 
 
 def records(run: Path) -> list[dict[str, Any]]:
@@ -35,7 +35,7 @@ def records(run: Path) -> list[dict[str, Any]]:
 class At(Callback):
     """Runs `action(trainer, event)` once, at the first step record at or after `step`."""
 
-    def __init__(self, step: int, action) -> None:  # noqa: ANN001
+    def __init__(self, step: int, action) -> None:
         self.step, self.action, self.done = step, action, False
 
     def on_step_end(self, trainer: Trainer, event: Any) -> None:
@@ -75,8 +75,14 @@ def test_digits_mlp_meets_the_bar_and_the_contract(tmp_path: Path) -> None:
     assert steps == sorted(steps) and steps[-1] == 300
     assert max(b - a for a, b in zip([0, *steps], steps)) <= 50
     saved = json.loads((run / "summary.json").read_text())
-    assert set(saved["metrics"]) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
-                                     "test_accuracy"}
+    assert set(saved["metrics"]) == {
+        "train_loss",
+        "train_accuracy",
+        "val_loss",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+    }
 
 
 def test_resume_is_bit_exact(tmp_path: Path) -> None:
@@ -137,7 +143,7 @@ def test_live_lr_and_batch_size_changes_are_applied_and_recorded(tmp_path: Path)
 
 def test_live_lr_becomes_the_schedules_base(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    c = cfg("train.epochs=2", "train.schedule=\"cosine\"", "data.val_split=0.5")
+    c = cfg("train.epochs=2", 'train.schedule="cosine"', "data.val_split=0.5")
     Trainer(c, run, callbacks=[At(60, lambda t, e: t.control.set_lr(0.01))]).fit()
     r = next(r for r in records(run) if r["kind"] == "step" and r["step"] == 61)
     progress = (61 * 64) / 3200  # epochs of progress at step 61 (3,200 training samples)
@@ -181,7 +187,7 @@ def test_control_from_another_thread_pauses_and_stops(tmp_path: Path) -> None:
 def test_non_finite_loss_fails_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
     blow_up = At(110, lambda t, e: t.control.set_lr(1e12))  # epoch 2 (100 steps an epoch)
-    c = cfg("train.epochs=3", "train.optimizer=\"sgd\"", "data.val_split=0.1")
+    c = cfg("train.epochs=3", 'train.optimizer="sgd"', "data.val_split=0.1")
     with pytest.raises(TrainingFailed, match=r"non-finite .* at step \d+.*lower learning rate"):
         Trainer(c, run, callbacks=[blow_up]).fit()
     summary = json.loads((run / "summary.json").read_text())
@@ -208,7 +214,7 @@ def test_target_loss_and_early_stopping(tmp_path: Path) -> None:
 
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path: Path) -> None:
     # A rate this high makes val loss bounce: patience 1 must end the run early, with its reason.
-    c = cfg("train.epochs=30", "train.patience=1", "train.lr=0.05", "data.source=\"linear\"", "model.arch=\"linear\"")
+    c = cfg("train.epochs=30", "train.patience=1", "train.lr=0.05", 'data.source="linear"', 'model.arch="linear"')
     summary = Trainer(c, tmp_path / "r").fit()
     assert summary["status"] == "early_stopped" and "has not improved" in summary["reason"]
 
@@ -222,8 +228,16 @@ def test_gradient_accumulation_and_clipping(tmp_path: Path) -> None:
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
 def test_each_optimizer_learns(tmp_path: Path, optimizer: str) -> None:
     lr = "0.05" if optimizer == "sgd" else "0.001"
-    s = Trainer(cfg("train.epochs=1", f"train.optimizer=\"{optimizer}\"", f"train.lr={lr}",
-                    "train.weight_decay=0.01", "train.nesterov=true"), tmp_path / "r").fit()
+    s = Trainer(
+        cfg(
+            "train.epochs=1",
+            f'train.optimizer="{optimizer}"',
+            f"train.lr={lr}",
+            "train.weight_decay=0.01",
+            "train.nesterov=true",
+        ),
+        tmp_path / "r",
+    ).fit()
     assert s["metrics"]["val_accuracy"] > 0.85
 
 
@@ -245,8 +259,7 @@ def test_schedules() -> None:
 
 
 def test_regression_learns_the_line(tmp_path: Path) -> None:
-    c = cfg("data.source=\"linear\"", "model.arch=\"linear\"", "train.optimizer=\"sgd\"", "train.lr=0.01",
-            "train.epochs=100")
+    c = cfg('data.source="linear"', 'model.arch="linear"', 'train.optimizer="sgd"', "train.lr=0.01", "train.epochs=100")
     s = Trainer(c, tmp_path / "r").fit()
     assert s["status"] == "completed" and s["metrics"]["train_accuracy"] is None
     model = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")["model"]
@@ -266,8 +279,11 @@ def test_mixed_precision_without_cuda_warns(tmp_path: Path) -> None:
         def on_message(self, trainer: Trainer, event: Any) -> None:
             messages.append(event.text)
 
-    Trainer(cfg("train.epochs=1", "train.precision=\"bf16\"", "data.source=\"linear\"", "model.arch=\"linear\""),
-            tmp_path / "r", [Log()]).fit()
+    Trainer(
+        cfg("train.epochs=1", 'train.precision="bf16"', 'data.source="linear"', 'model.arch="linear"'),
+        tmp_path / "r",
+        [Log()],
+    ).fit()
     assert any("needs CUDA" in m for m in messages)
 
 
@@ -278,9 +294,17 @@ def test_a_lone_last_sample_joins_the_last_batch(tmp_path: Path) -> None:
 
     assert [cut_size(4, r) for r in (10, 6, 5, 2, 1)] == [4, 4, 5, 2, 1]
     # 75 training rows in batches of 37 would leave one row alone, which breaks BatchNorm in training.
-    c = cfg("data.source=\"csv\"", f"data.path=\"{resource_path('examples', 'iris.csv')}\"",
-            "data.target=\"species\"", "data.val_split=0.2", "data.test_split=0.3", "train.batch_size=37",
-            "train.epochs=2", "train.log_every=1", "model.hidden=[8]")
+    c = cfg(
+        'data.source="csv"',
+        f'data.path="{resource_path("examples", "iris.csv")}"',
+        'data.target="species"',
+        "data.val_split=0.2",
+        "data.test_split=0.3",
+        "train.batch_size=37",
+        "train.epochs=2",
+        "train.log_every=1",
+        "model.hidden=[8]",
+    )
     assert len(load_data(c).train) == 75
     seen: list[int] = []
 

@@ -58,10 +58,24 @@ def train_run(tmp_path: Path, name: str, toml: str, *extra: str) -> Path:
     return run_dir
 
 
-def toml_for(source: str, arch: str, *, path: Path | None = None, target: str = "label", epochs: int = 1,
-             lr: float = 0.003, optimizer: str = "adam", extra_data: str = "", hidden: str = "[16]", extra_model: str = "") -> str:
-    return (f'seed = 0\n[data]\nsource = "{source}"\n'
-            + (f'path = "{path.as_posix()}"\ntarget = "{target}"\n' if path else "")
-            + extra_data
-            + f'[model]\narch = "{arch}"\nhidden = {hidden}\n' + extra_model
-            + f'[train]\nepochs = {epochs}\nbatch_size = 64\nlr = {lr}\noptimizer = "{optimizer}"\ndevice = "cpu"\n')
+def toml_for(
+    source: str,
+    arch: str,
+    *,
+    path: Path | None = None,
+    target: str = "label",
+    epochs: int = 1,
+    lr: float = 0.003,
+    optimizer: str = "adam",
+    extra_data: str = "",
+    hidden: str = "[16]",
+    extra_model: str = "",
+) -> str:
+    return (
+        f'seed = 0\n[data]\nsource = "{source}"\n'
+        + (f'path = "{path.as_posix()}"\ntarget = "{target}"\n' if path else "")
+        + extra_data
+        + f'[model]\narch = "{arch}"\nhidden = {hidden}\n'
+        + extra_model
+        + f'[train]\nepochs = {epochs}\nbatch_size = 64\nlr = {lr}\noptimizer = "{optimizer}"\ndevice = "cpu"\n'
+    )

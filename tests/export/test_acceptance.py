@@ -16,7 +16,6 @@ from PIL import Image
 
 import studio.data as data
 from studio.cli import main
-from studio.config import config_from_dict
 from studio.data.digits import load_digits
 from studio.engine.report import load_trained
 from tests.export.runs import tiny_digits, toml_for, train_run, write_line_csv
@@ -45,12 +44,21 @@ def write_digit_pngs(root: Path, images: np.ndarray, targets: np.ndarray) -> Pat
     return root
 
 
-def test_line_fit_through_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_line_fit_through_onnx(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv = write_line_csv(tmp_path / "line.csv")
     # The walkthrough fits all 100 points, so nothing is held out.
-    toml = toml_for("csv", "linear", path=csv, target="y", epochs=100, lr=0.01, optimizer="sgd",
-                    extra_data="val_split = 0.0\ntest_split = 0.0\n")
+    toml = toml_for(
+        "csv",
+        "linear",
+        path=csv,
+        target="y",
+        epochs=100,
+        lr=0.01,
+        optimizer="sgd",
+        extra_data="val_split = 0.0\ntest_split = 0.0\n",
+    )
     run_dir = train_run(tmp_path, "line", toml)
     assert main(["export", str(run_dir)]) == 0
     (tmp_path / "query.csv").write_text("x\n1.5\n3.5\n4.8\n", encoding="utf-8")
@@ -71,8 +79,9 @@ def test_line_fit_through_onnx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert float(run_report_snippet(run_dir, tmp_path, monkeypatch, capsys)) == pytest.approx(float(zero[0, 0]))
 
 
-def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_digit_pngs_predict_like_onnxruntime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The small version: a lenet on 1,500 digits, then digits it never saw, as PNGs and as arrays."""
     monkeypatch.setitem(data.LOADERS, "digits", tiny_digits(1500, 28))
     run_dir = train_run(tmp_path, "lenet", toml_for("digits", "lenet", epochs=2, lr=0.003))
@@ -102,8 +111,9 @@ def test_digit_pngs_predict_like_onnxruntime(tmp_path: Path, monkeypatch: pytest
         assert abs(row["probability"] - probs.max()) < 1e-5
 
 
-def run_report_snippet(run_dir: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch,
-                       capsys: pytest.CaptureFixture[str]) -> str:
+def run_report_snippet(
+    run_dir: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> str:
     """Execute the report's snippet as a user would paste it, in a folder holding its image.png."""
     from studio.engine.report import load_trained as _load
     from studio.export.onnx_export import model_metadata, run_snippet

@@ -73,8 +73,9 @@ class _WritesMarker:
         return (open, (str(self.marker), "w"))
 
 
-def test_checkpoint_with_pickle_payload_is_refused(line_run: Path, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_with_pickle_payload_is_refused(
+    line_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     marker = tmp_path / "payload-ran"
     good = torch.load(checkpoint_path(line_run, "best"), weights_only=True)
     evil = {**good, "model": good["model"], "payload": _WritesMarker(marker)}
@@ -122,8 +123,9 @@ def test_broken_onnx_file_and_bad_inputs(line_run: Path, tmp_path: Path, capsys:
     assert_one_error_line(err, "--opset must be between")
 
 
-def test_failed_proof_leaves_no_file(line_run: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_proof_leaves_no_file(
+    line_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = line_run / "deploy" / "model.onnx"
     target.parent.mkdir()
     target.write_bytes(b"the user's previous file")
@@ -135,14 +137,16 @@ def test_failed_proof_leaves_no_file(line_run: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(onnx_export, "run_onnx", drifting)
     code, out, err = run_cli(["export", str(line_run), "-o", str(target)], capsys)
     assert code == 1 and out == ""
-    assert_one_error_line(err, "differs from PyTorch beyond rtol 0.001 / atol 0.0001", "was not written",
-                          "dynamo", "torchscript")
+    assert_one_error_line(
+        err, "differs from PyTorch beyond rtol 0.001 / atol 0.0001", "was not written", "dynamo", "torchscript"
+    )
     assert target.read_bytes() == b"the user's previous file"  # untouched, and no temp files beside it
     assert sorted(os.listdir(target.parent)) == ["model.onnx"]
 
 
-def test_torchscript_fallback_is_reported(line_run: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_torchscript_fallback_is_reported(
+    line_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def broken(*_args, **_kwargs):
         raise RuntimeError("simulated dynamo failure")
 
@@ -177,8 +181,9 @@ def test_image_reading_follows_the_model_input_shape(tmp_path: Path) -> None:
         load_image_for_model(tmp_path / "red.png", (2,))
 
 
-def test_export_when_the_training_data_changed_or_is_gone(line_run: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_when_the_training_data_changed_or_is_gone(
+    line_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     csv = tmp_path / "line.csv"
     # A new column since training: the proof cannot use these rows, so it runs on synthetic inputs.
     lines = csv.read_text(encoding="utf-8").splitlines()

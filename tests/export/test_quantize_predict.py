@@ -19,13 +19,19 @@ from tests.export.runs import toml_for, train_run, write_blobs_csv
 @pytest.fixture
 def blobs_run(tmp_path: Path) -> Path:
     csv = write_blobs_csv(tmp_path / "zones.csv", n=300)
-    return train_run(tmp_path, "zones", toml_for("csv", "mlp", path=csv, target="zone", epochs=3, lr=0.05,
-                                                 extra_data='blank_cells = "mean"\n', hidden="[32]"))
+    return train_run(
+        tmp_path,
+        "zones",
+        toml_for(
+            "csv", "mlp", path=csv, target="zone", epochs=3, lr=0.05, extra_data='blank_cells = "mean"\n', hidden="[32]"
+        ),
+    )
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "static"])
-def test_quantized_copy_reports_size_and_accuracy(mode: str, blobs_run: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_quantized_copy_reports_size_and_accuracy(
+    mode: str, blobs_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
     assert main(["export", str(blobs_run), "--quantize", mode]) == 0
     out = capsys.readouterr().out
@@ -43,8 +49,7 @@ def test_quantized_copy_reports_size_and_accuracy(mode: str, blobs_run: Path,
     assert not [f for f in os.listdir(blobs_run) if f.startswith(".")]  # no temp files left
 
 
-def test_predict_csv_rows_and_model_choice(blobs_run: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_predict_csv_rows_and_model_choice(blobs_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = tmp_path / "rows.csv"
     rows.write_text("height,width,comment\n5.1,0.2,a\n-4.8,,b\n0.3,-5.2,c\n", encoding="utf-8")
     # Not exported yet: the checkpoint predicts.

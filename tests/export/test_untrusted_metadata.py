@@ -94,9 +94,13 @@ IMAGE_CASES = [
 
 
 @pytest.mark.parametrize(("changes", "fragments"), IMAGE_CASES, ids=[json.dumps(c)[:40] for c, _ in IMAGE_CASES])
-def test_lying_image_model_metadata_is_one_error_line(exported: dict[str, Path], tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str], changes: dict[str, str],
-                                                      fragments: tuple[str, ...]) -> None:
+def test_lying_image_model_metadata_is_one_error_line(
+    exported: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, str],
+    fragments: tuple[str, ...],
+) -> None:
     bad = with_metadata(exported["image"], tmp_path / "bad.onnx", **changes)
     code, out, err = predict_cli([str(bad), str(exported["png"])], capsys)
     assert_one_error_line(code, out, err, "bad.onnx", *fragments)
@@ -113,16 +117,21 @@ TABULAR_CASES = [
 
 
 @pytest.mark.parametrize(("changes", "fragments"), TABULAR_CASES, ids=[json.dumps(c)[:40] for c, _ in TABULAR_CASES])
-def test_lying_tabular_model_metadata_is_one_error_line(exported: dict[str, Path], tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str], changes: dict[str, str],
-                                                        fragments: tuple[str, ...]) -> None:
+def test_lying_tabular_model_metadata_is_one_error_line(
+    exported: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, str],
+    fragments: tuple[str, ...],
+) -> None:
     bad = with_metadata(exported["tabular"], tmp_path / "bad.onnx", **changes)
     code, out, err = predict_cli([str(bad), str(exported["csv"])], capsys)
     assert_one_error_line(code, out, err, "bad.onnx", *fragments)
 
 
-def test_a_huge_input_shape_is_refused_before_any_pixel_is_allocated(exported: dict[str, Path], tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_huge_input_shape_is_refused_before_any_pixel_is_allocated(
+    exported: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     decoded: list[tuple[int, ...]] = []
     real_decode = predict._decode
     monkeypatch.setattr(predict, "_decode", lambda path, *chw: decoded.append(chw) or real_decode(path, *chw))
@@ -137,7 +146,8 @@ def test_a_huge_input_shape_is_refused_before_any_pixel_is_allocated(exported: d
 
 
 def test_metadata_missing_falls_back_on_the_graph_and_good_files_still_predict(
-        exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = predict_cli([str(exported["image"]), str(exported["png"])], capsys)
     assert code == 0 and json.loads(out)["label"] in [str(i) for i in range(10)], err
     bare = with_metadata(exported["image"], tmp_path / "bare.onnx", labels=None, task=None, input_shape=None, kind=None)
@@ -146,23 +156,30 @@ def test_metadata_missing_falls_back_on_the_graph_and_good_files_still_predict(
     assert len(json.loads(out)["top"]) == 3  # classes by index, from the graph's output width
 
 
-def _foreign_model(path: Path, in_dims: list, meta: dict[str, str], dtype: int = TensorProto.FLOAT,
-                   pairs: bool = False) -> Path:
+def _foreign_model(
+    path: Path, in_dims: list, meta: dict[str, str], dtype: int = TensorProto.FLOAT, pairs: bool = False
+) -> Path:
     """A graph from elsewhere: input -> Flatten -> sum -> output `[batch, 1]`, with these input dims.
 
     With `pairs`, the features are first reshaped into pairs, which fails at run time on an odd count.
     """
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     pair_shape = helper.make_tensor("pair_shape", TensorProto.INT64, [2], [-1, 2])
-    first = [helper.make_node("Reshape", ["input", "pair_shape"], ["paired"]),
-             helper.make_node("Flatten", ["paired"], ["flat"])] if pairs else \
-        [helper.make_node("Flatten", ["input"], ["flat"])]
+    first = (
+        [
+            helper.make_node("Reshape", ["input", "pair_shape"], ["paired"]),
+            helper.make_node("Flatten", ["paired"], ["flat"]),
+        ]
+        if pairs
+        else [helper.make_node("Flatten", ["input"], ["flat"])]
+    )
     graph = helper.make_graph(
         [*first, helper.make_node("ReduceSum", ["flat", "axes"], ["output"], keepdims=1)],
         "foreign",
         [helper.make_tensor_value_info("input", dtype, in_dims)],
         [helper.make_tensor_value_info("output", dtype, [in_dims[0], 1])],
-        initializer=[axes, pair_shape])
+        initializer=[axes, pair_shape],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     for key, value in meta.items():
@@ -172,8 +189,9 @@ def _foreign_model(path: Path, in_dims: list, meta: dict[str, str], dtype: int =
     return path
 
 
-def test_a_foreign_graph_that_declares_a_huge_input_is_refused(exported: dict[str, Path], tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_foreign_graph_that_declares_a_huge_input_is_refused(
+    exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     small = _foreign_model(tmp_path / "small.onnx", ["n", 1, 14, 14], {"task": "regression"})
     code, out, err = predict_cli([str(small), str(exported["png"])], capsys)
     assert code == 0 and json.loads(out)["prediction"] == pytest.approx(196 * 128 / 255, rel=1e-4), err
@@ -194,7 +212,8 @@ def test_outputs_that_break_the_metadata_promise_are_an_error(exported: dict[str
 
 
 def test_a_foreign_graph_of_the_wrong_kind_or_failing_at_run_time_is_one_error_line(
-        exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exported: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ints = _foreign_model(tmp_path / "ints.onnx", ["n", 1], {"task": "regression"}, dtype=TensorProto.INT64)
     code, out, err = predict_cli([str(ints), str(exported["csv"])], capsys)
     assert_one_error_line(code, out, err, "ints.onnx", "input: tensor(int64)", "one float32 tensor")
