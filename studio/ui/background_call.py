@@ -26,7 +26,8 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
@@ -41,7 +42,7 @@ class TaskState:
     Calling it with a text reports a stage, so work written as `fn(progress)` reads the same.
     """
 
-    def __init__(self, worker: "_CallWorker", interval_s: float = THROTTLE_S) -> None:
+    def __init__(self, worker: _CallWorker, interval_s: float = THROTTLE_S) -> None:
         self._worker = worker
         self._interval_s = interval_s
         self._interrupt = threading.Event()
@@ -129,7 +130,7 @@ class BackgroundCall(QObject):
     failed = Signal(str)
     finished = Signal()
 
-    _alive: ClassVar[set["BackgroundCall"]] = set()
+    _alive: ClassVar[set[BackgroundCall]] = set()
     _quit_hooked: ClassVar[bool] = False
 
     def __init__(self, fn: Callable[[TaskState], Any], parent: QObject | None = None) -> None:
@@ -155,7 +156,7 @@ class BackgroundCall(QObject):
     def state(self) -> TaskState:
         return self._worker.state
 
-    def start(self) -> "BackgroundCall":
+    def start(self) -> BackgroundCall:
         BackgroundCall._alive.add(self)
         app = QCoreApplication.instance()
         if app is not None and not BackgroundCall._quit_hooked:
@@ -186,7 +187,7 @@ class BackgroundCall(QObject):
         return self._thread.wait(msecs)
 
     @classmethod
-    def running_calls(cls) -> list["BackgroundCall"]:
+    def running_calls(cls) -> list[BackgroundCall]:
         return [c for c in cls._alive if c.is_running()]
 
     @classmethod

@@ -10,8 +10,9 @@ axis is the global step.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -222,7 +223,7 @@ class RunHistory(QObject):
         return int(self.epoch_x["val"].view()[i]), float(losses[i])
 
     def val_accuracy_at(self, epoch: int) -> float | None:
-        for x, acc in zip(self.epoch_x["val"].view(), self.epoch_acc["val"].view()):
+        for x, acc in zip(self.epoch_x["val"].view(), self.epoch_acc["val"].view(), strict=True):
             if int(x) == epoch:
                 return _finite(acc)
         return None

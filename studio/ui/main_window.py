@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, 
 from studio.config import Config
 from studio.engine.run_dir import default_runs_dir
 from studio.errors import StudioError
+from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
 from studio.ui.background_call import BackgroundCall
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
@@ -31,7 +32,6 @@ from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
 from studio.ui.run_toolbar import RunToolBar
-from studio.ui.settings import app_settings, default_window_size, last_setup, remember_setup, restore_window, save_window
 from studio.ui.setup_sidebar import SetupSidebar
 from studio.ui.status_bar import TrainingStatusBar
 from studio.ui.theme import app_icon, apply_theme, current_theme
@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self._created_at = time.perf_counter()
         self.first_paint_s: float | None = None  # seconds from construction to the first paint
         self.runs_dir = Path(runs_dir) if runs_dir else None
-        self.settings = app_settings()
+        self.settings = stored.app_settings()
         self._engine_ready = False
         self.history = RunHistory(self)
         self.controller = RunController(self.history, self)
@@ -114,13 +114,13 @@ class MainWindow(QMainWindow):
         self.dialogs.notice.connect(self.status.showMessage)
         self.dialogs.message.connect(self.log.append)
 
-        self.set_config(config if config is not None else last_setup(self.settings))
-        theme = restore_window(self.settings, self, self.main_splitter)
+        self.set_config(config if config is not None else stored.last_setup(self.settings))
+        theme = stored.restore_window(self.settings, self, self.main_splitter)
         if theme in self.theme_actions:
             self.theme_actions[theme].setChecked(True)
         self.window_actions.refresh()
         self.toolbar.show_state(self.controller.state)
-        self.resize(self.size() if self.settings.contains("window/geometry") else default_window_size())
+        self.resize(self.size() if self.settings.contains("window/geometry") else stored.default_window_size())
         # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
         # must not leave the thread running into the application's destruction.
         QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
         self.load_engine()
-        remember_setup(self.settings, request.config)
+        stored.remember_setup(self.settings, request.config)
         self.controller.start(request)
         return True
 
@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
 
     # -- first paint, then the engine ----------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+    def paintEvent(self, event: QPaintEvent) -> None:
         super().paintEvent(event)
         if self.first_paint_s is None:
             self.first_paint_s = time.perf_counter() - self._created_at
@@ -250,16 +250,16 @@ class MainWindow(QMainWindow):
             cfg: Config | None = self.config()
         except StudioError:
             cfg = None  # an unfinished setup is not worth keeping over the last good one
-        save_window(self.settings, self, self.main_splitter, cfg)
+        stored.save_window(self.settings, self, self.main_splitter, cfg)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if self.opener.accepts(event):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+    def dropEvent(self, event: QDropEvent) -> None:
         self.opener.drop(event)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.is_training:
             # The close waits for the run to stop at its next step and save itself; the window
             # closes (and a held-back quit goes on) from `_close_now`.
@@ -292,4 +292,3 @@ class MainWindow(QMainWindow):
         self.dialogs.close_all()
         views_done = self.views.shutdown(int(max(deadline - time.perf_counter(), 0.5) * 1000))
         return not self.is_training and views_done
-

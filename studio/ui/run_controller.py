@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
@@ -64,7 +65,7 @@ class RunState(StrEnum):
         return self in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING)
 
     @classmethod
-    def of_status(cls, status: str | None, default: "RunState") -> "RunState":
+    def of_status(cls, status: str | None, default: RunState) -> RunState:
         """The state of a run that ended with `status` (summary.json's word)."""
         return cls(status) if status in ENDED_STATUSES else default
 
@@ -126,7 +127,7 @@ class _QuitWatcher(QObject):
         super().__init__()
         self._on_quit = on_quit
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Quit:
             self._on_quit()
         return False

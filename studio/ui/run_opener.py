@@ -7,8 +7,8 @@ opened) and says what a dropped path means. Drops are refused while a run trains
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent

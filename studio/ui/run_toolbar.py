@@ -7,8 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QToolBar, QToolButton, QWidget
 
-from studio.ui.actions.window_actions import WindowActions
 from studio.ui.actions.run_menu import BUTTONS
+from studio.ui.actions.window_actions import WindowActions
 from studio.ui.run_controller import RunController, RunState
 from studio.ui.theme import ON_ACCENT, current_theme, themed_icon
 

@@ -5,8 +5,9 @@ An action whose name is in no row of `ENABLED` (Save Config As…, Quit, the the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
