@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from studio.engine.records import StepRecord
+from studio.engine.records import EpochRecord, StepRecord
 
 EVENTS = ("fit_start", "epoch_start", "step_end", "validation_end", "epoch_end", "fit_end", "message")
 
@@ -62,6 +62,9 @@ class EpochEnd:
     is_best: bool
     eta_s: float | None = None
     epoch_s: float | None = None  # the epoch's wall time, training and validation
+    # The train and val records this epoch wrote to metrics.jsonl: a view reads the same type live
+    # as `read_metrics` gives it for a reopened run.
+    records: tuple[EpochRecord, ...] = ()
 
 
 class RunStatus(StrEnum):

@@ -23,6 +23,7 @@ from studio.config import Config
 from studio.data import DataBundle
 from studio.engine.callbacks import Callback, TrainerView
 from studio.engine.control import TrainingControl
+from studio.engine.estimates import ExponentialMean
 from studio.engine.events import Message
 from studio.engine.records import StepRecord
 from studio.engine.trainer import Trainer, TrainingFailed
@@ -152,7 +153,7 @@ class LRFinder(Callback):
         self.lrs: list[float] = []
         self.raw: list[float] = []
         self.reason = "ran out of training batches"  # unless a stop rule below says otherwise
-        self._avg, self._best = 0.0, math.inf
+        self._mean, self._best = ExponentialMean(smoothing), math.inf
         self._saved: tuple[dict[str, Any], dict[str, Any], bool] | None = None  # model, optimizer, training mode
 
     def __call__(self, step: int, progress: float, base_lr: float) -> float:
@@ -169,8 +170,7 @@ class LRFinder(Callback):
 
     def on_step_end(self, trainer: TrainerView, record: StepRecord) -> None:
         i, value = len(self.raw), record.loss
-        self._avg = self.smoothing * self._avg + (1 - self.smoothing) * value
-        smooth = self._avg / (1 - self.smoothing ** (i + 1))
+        smooth = self._mean.add(value)
         self.lrs.append(record.lr)
         self.raw.append(value)
         self._best = min(self._best, smooth)

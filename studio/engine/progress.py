@@ -11,6 +11,7 @@ import time
 from typing import TextIO
 
 from studio.engine.callbacks import Callback, TrainerView
+from studio.engine.estimates import remaining_seconds
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message
 from studio.engine.records import StepRecord
 
@@ -94,7 +95,7 @@ class ProgressPrinter(Callback):
         width = 24
         filled = int(width * progress)
         elapsed = now - self._epoch_t0
-        eta = elapsed / progress * (1 - progress) if progress > 0 else None
+        eta = remaining_seconds(elapsed, progress)
         acc = f" acc {event.accuracy:.3f}" if event.accuracy is not None else ""
         speed = f" {event.samples_per_s:,.0f} samples/s" if event.samples_per_s is not None else ""
         self.stream.write(

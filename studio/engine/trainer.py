@@ -27,6 +27,7 @@ from studio.engine import checkpoint as ckpt
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
 from studio.engine.device import device_name
+from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import compute_loss, evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
 from studio.engine.interrupts import DeferredInterrupt
@@ -206,7 +207,7 @@ class Trainer:
 
             # -- commit: the epoch's end, its records and its checkpoints happen together; a Ctrl-C waits
             with self._interrupts.held():
-                is_best, (stop, reason) = self._commit_epoch(epoch, train, val)
+                is_best, (stop, reason), records = self._commit_epoch(epoch, train, val)
                 self.writer.flush()
                 self._save_checkpoints()
 
@@ -214,7 +215,7 @@ class Trainer:
             if val["loss"] is not None:
                 self.emit("validation_end", ValidationEnd(epoch, "val", val["loss"], val["accuracy"]))
             now = time.perf_counter()
-            per_epoch = (now - loop_t0) / max(epoch - start_epoch + 1, 1)
+            eta = remaining_seconds(now - loop_t0, epoch - start_epoch + 1, cfg.epochs - start_epoch + 1)
             self.emit(
                 "epoch_end",
                 EpochEnd(
@@ -225,8 +226,9 @@ class Trainer:
                     dict(self.state.last_metrics),
                     self.state.best_epoch,
                     is_best,
-                    per_epoch * (cfg.epochs - epoch),
+                    eta,
                     epoch_s=now - epoch_t0,
+                    records=records,
                 ),
             )
 
@@ -364,7 +366,9 @@ class Trainer:
             "accuracy": float(correct) / count if setup.classify else None,
         }
 
-    def _commit_epoch(self, epoch: int, train: EpochMetrics, val: EpochMetrics) -> tuple[bool, Decision]:
+    def _commit_epoch(
+        self, epoch: int, train: EpochMetrics, val: EpochMetrics
+    ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
         """The one place an epoch ends: counters, metrics, best and early stopping move together."""
         which = "val" if val["loss"] is not None else "train"
         watched_loss = val["loss"] if val["loss"] is not None else train["loss"]
@@ -373,10 +377,12 @@ class Trainer:
         is_best = self.state.end_epoch(epoch, train, val, watched)
         self.writer.best_due = self.writer.best_due or is_best
         self.sums.reset_epoch()
-        self.writer.add(self._epoch_record(epoch, "train", train))
-        if val["loss"] is not None:
-            self.writer.add(self._epoch_record(epoch, "val", val))
-        return is_best, decision
+        records = (self._epoch_record(epoch, "train", train),) + (
+            (self._epoch_record(epoch, "val", val),) if val["loss"] is not None else ()
+        )
+        for record in records:
+            self.writer.add(record)
+        return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
         return EpochRecord(

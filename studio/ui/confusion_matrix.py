@@ -11,7 +11,8 @@ from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from studio.ui.chart_style import MUTED, text_color
+from studio.ui.chart_style import text_color
+from studio.ui.theme import DARK, LIGHT, ON_ACCENT, current_theme
 
 _BLUE = np.array([33, 102, 172])
 _RED = np.array([203, 24, 29])
@@ -131,11 +132,12 @@ class ConfusionMatrixView(QWidget):
     # -- drawing -------------------------------------------------------------------------------
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        theme = current_theme()
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         p.fillRect(self.rect(), self.palette().window())
         if not self.labels:
-            p.setPen(QColor(MUTED))
+            p.setPen(QColor(theme.muted))
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no confusion matrix yet")
             return
         grid, cell = self._layout()
@@ -162,15 +164,16 @@ class ConfusionMatrixView(QWidget):
                     dark = color.lightnessF() < 0.55
                     p.setFont(value_font)
                     if n:
-                        p.setPen(QColor("white") if dark else QColor("#1d2330"))
+                        p.setPen(QColor(ON_ACCENT) if dark else QColor(LIGHT.text))
                     else:
-                        p.setPen(QColor("#9aa0aa") if bg.lightnessF() > 0.5 else QColor("#5c6475"))
+                        p.setPen(QColor(LIGHT.disabled) if bg.lightnessF() > 0.5 else QColor(DARK.disabled))
                     p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
         p.setPen(QPen(self.palette().color(QPalette.ColorRole.Mid), 1))
         for i in range(k + 1):
             p.drawLine(QPointF(grid.left(), grid.top() + i * cell), QPointF(grid.right(), grid.top() + i * cell))
             p.drawLine(QPointF(grid.left() + i * cell, grid.top()), QPointF(grid.left() + i * cell, grid.bottom()))
-        for sel, pen in ((self._hover, QPen(QColor("#5b6472"), 1.5)), (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
+        for sel, pen in ((self._hover, QPen(QColor(theme.muted), 1.5)),
+                         (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
             if sel is not None:
                 p.setPen(pen)
                 p.setBrush(Qt.BrushStyle.NoBrush)
@@ -200,7 +203,7 @@ class ConfusionMatrixView(QWidget):
                 p.drawText(QRectF(x - cell / 2, grid.bottom() + 4, cell, fm.height()),
                            Qt.AlignmentFlag.AlignCenter, label)
         # Row totals (support) to the right, in grey.
-        p.setPen(QColor(MUTED))
+        p.setPen(QColor(theme.muted))
         if cell >= fm.height():
             for i in range(k):
                 p.drawText(QRectF(grid.right() + 6, grid.top() + i * cell, 80, cell),
@@ -220,7 +223,7 @@ class ConfusionMatrixView(QWidget):
                    Qt.AlignmentFlag.AlignCenter, "true class")
         p.restore()
         p.setFont(font)
-        p.setPen(QColor(MUTED))
+        p.setPen(QColor(theme.muted))
         p.drawText(QRectF(grid.left(), 0, grid.width(), grid.top() - 4),
                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                    "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them")

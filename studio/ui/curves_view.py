@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from studio.ui.chart_style import pen
 from studio.ui.history import RunHistory
 from studio.ui.theme import Theme, current_theme
 
@@ -195,11 +196,6 @@ class CurvesView(QWidget):
         self.c_lr = curve(self.lr_plot, "learning rate")
 
     def apply_theme(self, t: Theme) -> None:
-        def pen(color: str, width: float = 2.0, alpha: int = 255, style: Any = Qt.PenStyle.SolidLine) -> Any:
-            c = QColor(color)
-            c.setAlpha(alpha)
-            return pg.mkPen(c, width=width, style=style)
-
         font = QFont()
         font.setPointSizeF(8.5)
         for card in (self.loss_card, self.acc_card, self.lr_card):

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHeaderView
 from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
 from studio.ui.background_call import BackgroundCall
-from studio.ui.chart_style import CORRECT, MUTED, SPLITS, text_color, WRONG, add_legend, qcolor, styled_plot
+from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
+from studio.ui.theme import current_theme
 from studio.ui.sample_grid import thumbnail
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -50,6 +51,7 @@ class _ClassRowsCanvas(QWidget):
         return QSize(self.label_w + 12 * (self.thumb + 4), 8 + len(self.rows) * (self.thumb + 8))
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        theme = current_theme()
         p = QPainter(self)
         bold = QFont(self.font())
         bold.setBold(True)
@@ -64,7 +66,7 @@ class _ClassRowsCanvas(QWidget):
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
                        fm.elidedText(label, Qt.TextElideMode.ElideRight, self.label_w - 8))
             p.setFont(small)
-            p.setPen(QColor(MUTED))
+            p.setPen(QColor(theme.muted))
             p.drawText(QRect(4, y + self.thumb // 2, self.label_w - 8, self.thumb // 2),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, count)
             x = self.label_w
@@ -72,7 +74,7 @@ class _ClassRowsCanvas(QWidget):
                 if x + self.thumb > self.width():
                     break
                 p.drawPixmap(x + (self.thumb - pm.width()) // 2, y + (self.thumb - pm.height()) // 2, pm)
-                p.setPen(QPen(QColor("#d5d9df"), 1))
+                p.setPen(QPen(QColor(theme.border), 1))
                 p.drawRect(x, y, self.thumb - 1, self.thumb - 1)
                 x += self.thumb + 4
             y += self.thumb + 8
@@ -86,6 +88,7 @@ class DataExplorerView(QWidget):
 
     def __init__(self, config: Config | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("dataExplorerView")
         self.overview: DataOverview | None = None
         self._call: BackgroundCall | None = None
@@ -113,7 +116,7 @@ class DataExplorerView(QWidget):
         self.sizes_table.setHorizontalHeaderLabels(["image size (W×H)", "images"])
         self._plain_table(self.sizes_table)
         self.image_info = QLabel()
-        self.image_info.setStyleSheet(f"color: {MUTED};")
+        self.image_info.setStyleSheet(f"color: {theme.muted};")
         self.image_info.setWordWrap(True)
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -154,7 +157,7 @@ class DataExplorerView(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.findings_frame)
         layout.addWidget(split, 1)
-        self.title.setText(f"<span style='color:{MUTED}'>choose a data set to explore it</span>")
+        self.title.setText(f"<span style='color:{theme.muted}'>choose a data set to explore it</span>")
         self.findings_frame.setVisible(False)
         if config is not None:
             self.set_config(config)
@@ -171,10 +174,10 @@ class DataExplorerView(QWidget):
 
     def set_config(self, config: Config) -> None:
         """Load and summarise `config`'s data in a worker thread."""
-        self.title.setText(f"<span style='color:{MUTED}'>loading {config.data.source} data…</span>")
+        self.title.setText(f"<span style='color:{current_theme().muted}'>loading {config.data.source} data…</span>")
         if self._call is not None and self._call.is_running():  # a newer request makes it stale
-            self._call.abandon()
-        call = BackgroundCall(lambda _progress: data_overview(config))
+            self._call.cancel()
+        call = BackgroundCall(lambda _state: data_overview(config))
         call.succeeded.connect(self._on_loaded)  # bound methods: dropped if this view goes first
         call.failed.connect(self._on_failed)
         self._call = call.start()
@@ -183,7 +186,7 @@ class DataExplorerView(QWidget):
         return self._call is not None and self._call.is_running()
 
     def _on_failed(self, message: str) -> None:
-        self.title.setText(f"<span style='color:{WRONG}'>could not load the data: {message}</span>")
+        self.title.setText(f"<span style='color:{current_theme().danger}'>could not load the data: {message}</span>")
         self.findings_frame.setVisible(False)
         self.failed.emit(message)
 
@@ -194,6 +197,7 @@ class DataExplorerView(QWidget):
     # -- showing -------------------------------------------------------------------------------
 
     def show_overview(self, o: DataOverview) -> None:
+        theme = current_theme()
         self.overview = o
         sizes = o.split_sizes
         total = sum(sizes.values())
@@ -201,10 +205,10 @@ class DataExplorerView(QWidget):
         self.title.setText(
             f"<span style='font-size:13pt;font-weight:600;color:{text_color()}'>{o.source}</span> "
             f"<span style='color:{text_color()}'>&nbsp;{what} · {total:,} samples: "
-            + " · ".join(f"<span style='color:{SPLITS[s]};font-weight:600'>{sizes[s]:,} {s}</span>"
+            + " · ".join(f"<span style='color:{theme.split(s)};font-weight:600'>{sizes[s]:,} {s}</span>"
                          for s in SPLIT_NAMES) + "</span>")
-        lines = [f"<span style='color:#b35c00'>⚠ {w}</span>" for w in o.warnings]
-        lines += [f"<span style='color:{CORRECT}'>✓ {c}</span>" for c in o.checks]
+        lines = [f"<span style='color:{theme.warning}'>⚠ {w}</span>" for w in o.warnings]
+        lines += [f"<span style='color:{theme.success}'>✓ {c}</span>" for c in o.checks]
         self.findings.setText("<br>".join(lines) if lines else "")
         self.findings_frame.setVisible(bool(lines))
         self._draw_counts()
@@ -223,6 +227,7 @@ class DataExplorerView(QWidget):
             self.right_stack.setCurrentIndex(1)
 
     def _draw_counts(self) -> None:
+        theme = current_theme()
         o = self.overview
         plot = self.counts_plot.getPlotItem()
         plot.clear()
@@ -235,7 +240,7 @@ class DataExplorerView(QWidget):
             counts, edges = o.target_histogram
             plot.setTitle(f"<span style='color:{text_color()};font-size:11pt;font-weight:600'>Target values (train)</span>")
             plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
-                                         brush=qcolor(SPLITS["train"], 200), pen=pg.mkPen("w")))
+                                         brush=qcolor(theme.split("train"), 200), pen=pg.mkPen(theme.plot_bg)))
             plot.getAxis("bottom").setTicks(None)
             plot.setLabel("left", "samples")
             self.share_box.setVisible(False)
@@ -253,8 +258,8 @@ class DataExplorerView(QWidget):
                 values = values / max(values.sum(), 1) * 100
             top = max(top, float(values.max(initial=0)))
             x = np.arange(k) - 0.4 + width * (j + 0.5)
-            bars = pg.BarGraphItem(x=x, height=values, width=width * 0.92, brush=qcolor(SPLITS[name], 220),
-                                   pen=pg.mkPen(SPLITS[name]))
+            bars = pg.BarGraphItem(x=x, height=values, width=width * 0.92, brush=qcolor(theme.split(name), 220),
+                                   pen=pg.mkPen(theme.split(name)))
             plot.addItem(bars)
             legend.addItem(bars, f"{name} ({o.split_sizes[name]:,})")
         step = max(1, math.ceil(k / 30))

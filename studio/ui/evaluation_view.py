@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
 from studio.engine.evaluate import confidence_histogram
 from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background_call import BackgroundCall
-from studio.ui.chart_style import ACCENT, CORRECT, MUTED, text_color, WRONG, add_legend, qcolor, styled_plot
+from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
+from studio.ui.theme import current_theme
 from studio.ui.confusion_matrix import ConfusionMatrixView
 from studio.ui.sample_grid import SampleGridView
 
@@ -50,6 +51,7 @@ class EvaluationView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("evaluationView")
         self.run_dir: Path | None = None
         self.details: EvaluationDetails | None = None
@@ -66,7 +68,7 @@ class EvaluationView(QWidget):
         self.headline = QLabel(objectName="evalHeadline")
         self.headline.setTextFormat(Qt.TextFormat.RichText)
         self.status = QLabel(objectName="evalStatus")
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
         for text, w in (("Split", self.split_combo), ("Checkpoint", self.checkpoint_combo)):
@@ -82,7 +84,7 @@ class EvaluationView(QWidget):
         self.pages = QStackedWidget()
         self.empty = QLabel("Train a run or open one, then its evaluation on the test split appears here.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.empty.setStyleSheet(f"color: {MUTED}; font-size: 12pt;")
+        self.empty.setStyleSheet(f"color: {theme.muted}; font-size: 12pt;")
         self.pages.addWidget(self.empty)
         self.pages.addWidget(self._build_classification())
         self.pages.addWidget(self._build_regression())
@@ -174,10 +176,10 @@ class EvaluationView(QWidget):
             return
         run_dir, which, split = self.run_dir, self.checkpoint_combo.currentText(), self.split_combo.currentText()
         self.status.setText(f"evaluating {run_dir.name} ({which} checkpoint, {split} split)…")
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {current_theme().muted};")
         self.evaluate_button.setEnabled(False)
         self._forget_running_call()
-        call = BackgroundCall(lambda _progress: evaluation_details(run_dir, which, split))
+        call = BackgroundCall(lambda _state: evaluation_details(run_dir, which, split))
         # Bound methods, not lambdas: Qt drops the connection if this view is destroyed first.
         call.succeeded.connect(self._on_done)
         call.failed.connect(self._on_error)
@@ -186,7 +188,7 @@ class EvaluationView(QWidget):
     def _forget_running_call(self) -> None:
         """A newer request replaces a running one: its result, when it comes, is stale."""
         if self._call is not None and self._call.is_running():
-            self._call.abandon()
+            self._call.cancel()
 
     def is_busy(self) -> bool:
         return self._call is not None and self._call.is_running()
@@ -194,7 +196,7 @@ class EvaluationView(QWidget):
     def _on_error(self, message: str) -> None:
         self.evaluate_button.setEnabled(True)
         self.status.setText(f"could not evaluate: {message}")
-        self.status.setStyleSheet(f"color: {WRONG};")
+        self.status.setStyleSheet(f"color: {current_theme().danger};")
         self.failed.emit(message)
 
     def _on_done(self, details: EvaluationDetails) -> None:
@@ -215,7 +217,7 @@ class EvaluationView(QWidget):
             note = ""
         self.status.setText(f"{Path(r['run_dir']).name} · {r['checkpoint']} checkpoint (epoch {r['epoch']}) · "
                             f"{used} split{note}")
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {current_theme().muted};")
         if details.task == "classification":
             self._show_classification(details)
             self.pages.setCurrentIndex(1)
@@ -225,7 +227,7 @@ class EvaluationView(QWidget):
 
     def _headline(self, parts: list[tuple[str, str]]) -> None:
         html = " &nbsp;&nbsp; ".join(
-            f"<span style='color:{MUTED}'>{name}</span> <span style='font-size:14pt;font-weight:600;"
+            f"<span style='color:{current_theme().muted}'>{name}</span> <span style='font-size:14pt;font-weight:600;"
             f"color:{text_color()}'>{value}</span>" for name, value in parts)
         self.headline.setText(html)
 
@@ -259,13 +261,14 @@ class EvaluationView(QWidget):
             weak = pc["support"] > 0 and pc["recall"] < acc - 0.05
             for col, item in enumerate(items):
                 if weak:
-                    item.setForeground(QColor(WRONG))
+                    item.setForeground(QColor(current_theme().danger))
                     item.setToolTip(f"recall {pc['recall']:.1%} is well below the overall accuracy {acc:.1%}")
                 self.table.setItem(i, col, item)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
     def _fill_histogram(self, d: EvaluationDetails) -> None:
+        theme = current_theme()
         assert d.classes is not None
         plot = self.histogram.getPlotItem()
         plot.clear()
@@ -280,8 +283,8 @@ class EvaluationView(QWidget):
         n_right, n_wrong = int(h.correct.sum()), int(h.wrong.sum())
         legend = add_legend(self.histogram, offset=(10, 10))
         top = 0.0
-        for counts, total, color, shift, name in ((h.correct, n_right, CORRECT, -0.22, "right"),
-                                                  (h.wrong, n_wrong, WRONG, 0.22, "wrong")):
+        for counts, total, color, shift, name in ((h.correct, n_right, theme.success, -0.22, "right"),
+                                                  (h.wrong, n_wrong, theme.danger, 0.22, "wrong")):
             share = counts / max(total, 1) * 100
             top = max(top, float(share.max(initial=0.0)))
             bars = pg.BarGraphItem(x=centers + shift * width, height=share, width=width * 0.42,
@@ -346,6 +349,7 @@ class EvaluationView(QWidget):
         return self._shown_indices.tolist()
 
     def _show_regression(self, d: EvaluationDetails) -> None:
+        theme = current_theme()
         r = d.report
         pts = d.regression
         assert pts is not None
@@ -355,15 +359,15 @@ class EvaluationView(QWidget):
         sp = self.scatter_plot.getPlotItem()
         sp.clear()
         legend = add_legend(self.scatter_plot, offset=(10, 10))
-        sp.addItem(pg.ScatterPlotItem(pts.true, pts.pred, size=6, pen=None, brush=qcolor(ACCENT, 150)))
+        sp.addItem(pg.ScatterPlotItem(pts.true, pts.pred, size=6, pen=None, brush=qcolor(theme.accent, 150)))
         lo = float(min(pts.true.min(), pts.pred.min())) if len(pts.true) else 0.0
         hi = float(max(pts.true.max(), pts.pred.max())) if len(pts.true) else 1.0
         xs = np.array([lo, hi])
-        ideal = sp.plot(xs, xs, pen=pg.mkPen(MUTED, width=1.5, style=Qt.PenStyle.DashLine))
-        fitted = sp.plot(xs, pts.slope * xs + pts.intercept, pen=pg.mkPen(WRONG, width=2))
+        ideal = sp.plot(xs, xs, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine))
+        fitted = sp.plot(xs, pts.slope * xs + pts.intercept, pen=pg.mkPen(theme.danger, width=2))
         legend.addItem(ideal, "perfect (y = x)")
         legend.addItem(fitted, f"fitted: y = {pts.slope:.3g}x + {pts.intercept:.3g}")
         rp = self.residual_plot.getPlotItem()
         rp.clear()
-        rp.addItem(pg.ScatterPlotItem(pts.pred, pts.residuals, size=6, pen=None, brush=qcolor(ACCENT, 150)))
-        rp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(MUTED, width=1.5, style=Qt.PenStyle.DashLine)))
+        rp.addItem(pg.ScatterPlotItem(pts.pred, pts.residuals, size=6, pen=None, brush=qcolor(theme.accent, 150)))
+        rp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine)))

@@ -9,7 +9,7 @@ a snippet that runs the file. `exported(dict)` carries the report when a file wa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFontDatabase, QGuiApplication, QKeyEvent
@@ -17,19 +17,23 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHB
                                QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from studio.engine.run_dir import RunDir
-from studio.ui.background_call import BackgroundCall
+from studio.ui.background_call import BackgroundCall, TaskState
 
 QUANTIZE_CHOICES = (("No int8 copy", None), ("int8, dynamic (weights only, no calibration)", "dynamic"),
                     ("int8, static (calibrated on training samples)", "static"))
 
 
-def _export_job(run_dir: Path, output: Path, checkpoint: str, quantize: str | None):
-    """The worker's function: plain values out (the report's text and dict), nothing Qt, no tensors."""
+def _export_job(run_dir: Path, output: Path, checkpoint: str, quantize: str | None) -> Callable[[TaskState], Any]:
+    """The worker's function: plain values out (the report's text and dict), nothing Qt, no tensors.
 
-    def job(progress):
+    An export cannot be interrupted half-way (the file is checked, then moved into place), so it
+    reports its stages through the task state and never polls the cancel flag.
+    """
+
+    def job(state: TaskState) -> dict[str, Any]:
         from studio.export.run_export import export_run
 
-        report = export_run(run_dir, output, checkpoint=checkpoint, quantize=quantize, progress=progress)
+        report = export_run(run_dir, output, checkpoint=checkpoint, quantize=quantize, progress=state)
         return {"text": report.format(), "report": report.to_dict(), "snippet": report.snippet}
 
     return job

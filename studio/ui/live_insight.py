@@ -1,17 +1,17 @@
-"""Live training signals beyond loss: gradient norm, learning rate, throughput, CUDA memory,
-and a small grid of validation predictions refreshed after every epoch.
+"""The Signals tab: gradient norm, learning rate, throughput and CUDA memory per logged step, and a
+small grid of validation predictions refreshed after every epoch.
 
-Fed by the main window: `add_step(event)` with each `StepEnd` the worker forwards (any object with
-`step`, `grad_norm`, `lr`, `samples_per_s`, `cuda_memory_allocated`, `cuda_memory_reserved`), and
-`set_predictions(samples)` with the `PredictionSamples` of `ValidationSamples`. Curves grow in
-numpy buffers and are redrawn from a timer, so a burst of events costs one repaint.
+`LiveInsightView(history)` draws the step series of a `RunHistory` (the window's, shared with the
+curves, so a live run and a reopened one look the same) and redraws from a timer, so a burst of
+records costs one repaint; `set_predictions(samples)` takes the `PredictionSamples` of
+`ValidationSamples`. Built without a history it keeps its own, fed with `add_step`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -20,44 +20,13 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGridLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.engine.prediction_samples import PredictionSamples
-from studio.ui.chart_style import ACCENT, MUTED, add_legend, styled_plot
+from studio.engine.records import StepRecord
+from studio.ui.chart_style import add_legend, pen, styled_plot
+from studio.ui.history import RunHistory, StepSignals
 from studio.ui.sample_grid import SampleGridView
+from studio.ui.theme import SERIES, current_theme
 
-MB = 1024 * 1024
-FIELDS = ("step", "grad_norm", "lr", "samples_per_s", "cuda_allocated_mb", "cuda_reserved_mb",
-          "grad_norm_smooth", "samples_per_s_smooth")
-SMOOTHED = {"grad_norm": "grad_norm_smooth", "samples_per_s": "samples_per_s_smooth"}
-SMOOTHING = 0.8  # running average drawn over the raw line, as TensorBoard's smoothing slider does
-
-
-class _Series:
-    """Growing float buffers, one per field, doubled when full."""
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.data = {f: np.full(256, np.nan) for f in FIELDS}
-        self._avg = {f: (0.0, 0) for f in SMOOTHED}  # running sum and count for the debiased average
-
-    def append(self, values: dict[str, float]) -> None:
-        if self.n == len(self.data["step"]):
-            for f in FIELDS:
-                grown = np.full(2 * self.n, np.nan)
-                grown[:self.n] = self.data[f]
-                self.data[f] = grown
-        values = dict(values)
-        for raw, smooth in SMOOTHED.items():
-            v = values.get(raw, math.nan)
-            avg, k = self._avg[raw]
-            if math.isfinite(v):
-                avg, k = SMOOTHING * avg + (1 - SMOOTHING) * v, k + 1
-                self._avg[raw] = (avg, k)
-            values[smooth] = avg / (1 - SMOOTHING ** k) if k else math.nan
-        for f in FIELDS:
-            self.data[f][self.n] = values.get(f, math.nan)
-        self.n += 1
-
-    def view(self, field: str) -> np.ndarray:
-        return self.data[field][:self.n]
+SAMPLES_HINT = "Validation predictions appear here after the first epoch"
 
 
 def _round_up(value: float) -> float:
@@ -68,19 +37,14 @@ def _round_up(value: float) -> float:
     return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
-
-
 class LiveInsightView(QWidget):
     """Gradient norm, learning rate, throughput and CUDA memory per logged step, plus validation samples."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, history: RunHistory | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("liveInsightView")
-        self.series = _Series()
+        self.history = history if history is not None else RunHistory(self)
         self._dirty = False
-        self._cuda_seen = False
         self._lr_top: float | None = None
         self._tops: dict[str, float] = {}
         self._stats_at = 0.0
@@ -93,19 +57,20 @@ class LiveInsightView(QWidget):
             plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
-        self.grad_raw = self.grad_plot.plot([], [], pen=pg.mkPen("#b9c9ec", width=1))
-        self.grad_curve = self.grad_plot.plot([], [], pen=pg.mkPen(ACCENT, width=2.2))
-        self.lr_curve = self.lr_plot.plot([], [], pen=pg.mkPen("#b07aa1", width=2))
-        self.speed_raw = self.speed_plot.plot([], [], pen=pg.mkPen("#c4e0bf", width=1))
-        self.speed_curve = self.speed_plot.plot([], [], pen=pg.mkPen("#59a14f", width=2.2))
+        t = current_theme()
+        # Raw values thin and faint, their running mean drawn over them.
+        self.grad_raw = self.grad_plot.plot([], [], pen=pen(t.accent, 1.0, alpha=90))
+        self.grad_curve = self.grad_plot.plot([], [], pen=pen(t.accent, 2.2))
+        self.lr_curve = self.lr_plot.plot([], [], pen=pen(SERIES[6], 2.0))
+        self.speed_raw = self.speed_plot.plot([], [], pen=pen(SERIES[4], 1.0, alpha=90))
+        self.speed_curve = self.speed_plot.plot([], [], pen=pen(SERIES[4], 2.2))
         legend = add_legend(self.memory_plot, offset=(10, 10))
-        self.alloc_curve = self.memory_plot.plot([], [], pen=pg.mkPen("#4e79a7", width=2))
-        self.reserved_curve = self.memory_plot.plot([], [], pen=pg.mkPen("#f28e2b", width=2,
-                                                                          style=Qt.PenStyle.DashLine))
+        self.alloc_curve = self.memory_plot.plot([], [], pen=pen(SERIES[0], 2.0))
+        self.reserved_curve = self.memory_plot.plot([], [], pen=pen(SERIES[1], 2.0, style=Qt.PenStyle.DashLine))
         legend.addItem(self.alloc_curve, "allocated")
         legend.addItem(self.reserved_curve, "reserved")
         self.grad_stats = QLabel(objectName="gradNormStats")
-        self.grad_stats.setStyleSheet(f"color: {MUTED};")
+        self.grad_stats.setStyleSheet(f"color: {t.muted};")
         self.grad_stats.setWordWrap(True)  # a long read-out wraps instead of widening the window
 
         # The CUDA plot only takes room once a step reports CUDA memory; until then (a CPU run)
@@ -121,8 +86,7 @@ class LiveInsightView(QWidget):
         pl.addLayout(grid, 1)
         pl.addWidget(self.grad_stats)
 
-        self.samples_title = QLabel("Validation predictions appear here after the first epoch",
-                                    objectName="valSamplesTitle")
+        self.samples_title = QLabel(SAMPLES_HINT, objectName="valSamplesTitle")
         bold = QFont(self.samples_title.font())
         bold.setBold(True)
         self.samples_title.setFont(bold)
@@ -150,40 +114,34 @@ class LiveInsightView(QWidget):
         self._timer.setInterval(200)  # five repaints a second, as the curves: live to the eye, light on the GUI thread
         self._timer.timeout.connect(self._redraw)
         self._timer.start()
+        self.history.changed.connect(self._mark_dirty)
+        self.history.reset.connect(self._on_reset)
+        self._dirty = not self.history.is_empty()
 
     # -- feeding -------------------------------------------------------------------------------
 
-    def clear(self) -> None:
-        """Forget everything: a new run starts."""
-        self.series = _Series()
-        self._cuda_seen = False
+    @property
+    def series(self) -> StepSignals:
+        """The step series drawn here (the history's)."""
+        return self.history.signals
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
+    def _on_reset(self) -> None:
+        """The history was cleared or reloaded: a new run, or another run opened."""
         self._lr_top, self._tops, self._stats_at = None, {}, 0.0
         self._dirty = True
         self.samples.set_message("")
-        self.samples_title.setText("Validation predictions appear here after the first epoch")
+        self.samples_title.setText(SAMPLES_HINT)
 
-    def add_step(self, event: Any) -> None:
-        """Take one `StepEnd` (or any object with its fields); drawn at the next timer tick."""
-        alloc = getattr(event, "cuda_memory_allocated", None)
-        reserved = getattr(event, "cuda_memory_reserved", None)
-        self._cuda_seen = self._cuda_seen or alloc is not None
-        self.series.append({"step": _num(event.step), "grad_norm": _num(getattr(event, "grad_norm", None)),
-                            "lr": _num(getattr(event, "lr", None)),
-                            "samples_per_s": _num(getattr(event, "samples_per_s", None)),
-                            "cuda_allocated_mb": _num(alloc) / MB, "cuda_reserved_mb": _num(reserved) / MB})
-        self._dirty = True
+    def clear(self) -> None:
+        """Forget everything (a view with its own history; the window's is cleared by the window)."""
+        self.history.clear()
 
-    def add_records(self, records: Iterable[dict[str, Any]]) -> None:
-        """Load the step records of a run's metrics.jsonl (to show a finished or resumed run)."""
-        for r in records:
-            if r.get("kind") != "step":
-                continue
-            self.series.append({"step": _num(r.get("step")), "grad_norm": _num(r.get("grad_norm")),
-                                "lr": _num(r.get("lr")), "samples_per_s": _num(r.get("samples_per_s")),
-                                "cuda_allocated_mb": _num(r.get("cuda_memory_allocated")) / MB,
-                                "cuda_reserved_mb": _num(r.get("cuda_memory_reserved")) / MB})
-            self._cuda_seen = self._cuda_seen or r.get("cuda_memory_allocated") is not None
-        self._dirty = True
+    def add_step(self, record: StepRecord) -> None:
+        """Take one step record into this view's history; drawn at the next timer tick."""
+        self.history.add_records([record])
 
     def set_predictions(self, samples: PredictionSamples) -> None:
         """Show one epoch's predictions for the watched validation images, wrong ones outlined in red."""
@@ -245,8 +203,8 @@ class LiveInsightView(QWidget):
             v = v[np.isfinite(v)]
             if len(v):
                 self._grow(key, float(v.max()), (plot,))
-        self._show_memory_plot(self._cuda_seen)
-        if self._cuda_seen:
+        self._show_memory_plot(self.history.cuda_seen)
+        if self.history.cuda_seen:
             self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
             reserved = s.view("cuda_reserved_mb")
             self.reserved_curve.setData(x, reserved, connect="finite")
@@ -280,7 +238,7 @@ class LiveInsightView(QWidget):
             parts.append(f"gradient norm: last {g[-1]:.3g}, median {np.median(g):.3g}, max {g.max():.3g}")
         if len(speed):
             parts.append(f"throughput: last {speed[-1]:,.0f} samples/s")
-        if s.n and not self._cuda_seen:
+        if s.n and not self.history.cuda_seen:
             parts.append("no CUDA memory plot: this run is not on a CUDA GPU")
         return " · ".join(parts)
 

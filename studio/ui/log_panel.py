@@ -6,8 +6,10 @@ import html
 import time
 from collections import deque
 
-from PySide6.QtWidgets import QPlainTextEdit, QWidget
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QDockWidget, QPlainTextEdit, QWidget
 
+from studio.engine.events import Message
 from studio.ui.theme import Theme, current_theme
 
 MAX_LINES = 5000
@@ -31,6 +33,10 @@ class LogPanel(QPlainTextEdit):
         return (f"<span style='color:{t.muted}'>{stamp}</span>&nbsp;&nbsp;"
                 f"<span style='color:{color}'>{html.escape(prefix + text)}</span>")
 
+    def append(self, message: Message) -> None:
+        """Add one engine or window `Message`."""
+        self.append_message(message.text, message.level)
+
     def append_message(self, text: str, level: str = "info") -> None:
         stamp = time.strftime("%H:%M:%S")
         self._entries.append((stamp, text, level))
@@ -46,3 +52,18 @@ class LogPanel(QPlainTextEdit):
 
     def lines(self) -> list[str]:
         return self.toPlainText().splitlines()
+
+
+class LogDock(QDockWidget):
+    """The log at the bottom of the window; `toggle` is its View › Show Log action (Ctrl+L)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Log", parent)
+        self.setObjectName("logDock")
+        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable |
+                         QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.log = LogPanel()
+        self.setWidget(self.log)
+        self.toggle = self.toggleViewAction()
+        self.toggle.setText("Show Log")
+        self.toggle.setShortcut(QKeySequence("Ctrl+L"))

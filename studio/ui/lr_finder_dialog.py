@@ -1,14 +1,15 @@
 """The learning-rate finder dialog: loss against rate on a log axis, the suggestion marked.
 
-The range test runs in a worker thread on a copy of the configured model (its weights are put
-back); points stream in and are drawn from a timer. Click the curve to pick another rate; "Use
-this rate" emits `rate_chosen(float)`, which the main window connects to `lrSpinBox`.
+The range test runs in a `BackgroundCall` on a copy of the configured model (its weights are put
+back): its points stream in as the call's partial results (batched, ten times a second at most),
+and Stop asks the test to end at its next step through the call's task state. Click the curve to
+pick another rate; "Use this rate" emits `rate_chosen(float)`, which the main window connects to
+`lrSpinBox`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,8 +19,9 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, Q
 
 from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
-from studio.ui.background_call import BackgroundCall, Progress
-from studio.ui.chart_style import ACCENT, MUTED, text_color, WRONG, add_legend, styled_plot
+from studio.ui.background_call import BackgroundCall, TaskState
+from studio.ui.chart_style import add_legend, pen, styled_plot, text_color
+from studio.ui.theme import current_theme
 
 
 class LRFinderDialog(QDialog):
@@ -32,15 +34,13 @@ class LRFinderDialog(QDialog):
     def __init__(self, config: Config, parent: QWidget | None = None, *, start_lr: float = 1e-7,
                  end_lr: float = 10.0, num_steps: int = 100, autostart: bool = True) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("lrFinderDialog")
         self.setWindowTitle("Learning-rate finder")
         self.config = config
         self.start_lr, self.end_lr, self.num_steps = start_lr, end_lr, num_steps
         self.result: LRFinderResult | None = None
         self.chosen: float | None = None
-        self._pending: list[LRFinderPoint] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._lrs: list[float] = []
         self._losses: list[float] = []
         self._raw: list[float] = []
@@ -61,16 +61,16 @@ class LRFinderDialog(QDialog):
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setMinimumSize(640, 360)
         legend = add_legend(self.plot, offset=(10, -10))
-        self.raw_curve = self.plot.plot([], [], pen=pg.mkPen("#cfd3da", width=1))
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(ACCENT, width=2.5))
+        self.raw_curve = self.plot.plot([], [], pen=pen(theme.muted, 1.0, alpha=110))
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(theme.accent, width=2.5))
         legend.addItem(self.raw_curve, "loss per batch")
         legend.addItem(self.curve, "smoothed")
-        self.suggest_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(WRONG, width=1.5, style=Qt.PenStyle.DashLine))
-        self.suggest_dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=WRONG,
-                                          symbolPen=pg.mkPen("w", width=1.5))
-        self.suggest_text = pg.TextItem(color=WRONG, anchor=(0, 1))
-        self.min_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(MUTED, width=1, style=Qt.PenStyle.DotLine),
-                                        label="lowest loss", labelOpts={"position": 0.92, "color": MUTED,
+        self.suggest_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.danger, width=1.5, style=Qt.PenStyle.DashLine))
+        self.suggest_dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=theme.danger,
+                                          symbolPen=pg.mkPen(theme.plot_bg, width=1.5))
+        self.suggest_text = pg.TextItem(color=theme.danger, anchor=(0, 1))
+        self.min_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.muted, width=1, style=Qt.PenStyle.DotLine),
+                                        label="lowest loss", labelOpts={"position": 0.92, "color": theme.muted,
                                                                         "anchors": [(1.05, 0.5), (1.05, 0.5)]})
         for item in (self.suggest_line, self.suggest_text, self.min_line):
             item.setVisible(False)
@@ -81,7 +81,7 @@ class LRFinderDialog(QDialog):
         self.progress.setRange(0, num_steps)
         self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
         self.status = QLabel(objectName="lrFinderStatus")
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         self.rate_label = QLabel(objectName="lrFinderRate")
         self.rate_label.setTextFormat(Qt.TextFormat.RichText)
 
@@ -110,9 +110,6 @@ class LRFinderDialog(QDialog):
         layout.addWidget(self.rate_label)
         layout.addWidget(buttons)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(100)
-        self._timer.timeout.connect(self._drain)
         self.resize(820, 600)
         if autostart:
             QTimer.singleShot(0, self.start)
@@ -126,11 +123,8 @@ class LRFinderDialog(QDialog):
         """Start (or restart) the range test in a worker thread."""
         if self.is_running():
             return
-        self._stop.clear()
         self.result, self.chosen = None, None
         self._lrs, self._losses, self._raw = [], [], []
-        with self._lock:
-            self._pending.clear()
         self._redraw()
         for item in (self.suggest_line, self.suggest_text, self.min_line):
             item.setVisible(False)
@@ -143,26 +137,22 @@ class LRFinderDialog(QDialog):
         self.stop_button.setEnabled(True)
         config, start, end, steps = self.config, self.start_lr, self.end_lr, self.num_steps
 
-        def work(_progress: Progress) -> LRFinderResult:
-            return find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=self._queue,
-                           should_stop=self._stop.is_set)
+        def work(state: TaskState) -> LRFinderResult:
+            return find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=state.add_partial_result,
+                           should_stop=state.is_interruption_requested)
 
         call = BackgroundCall(work)
+        call.partial_results.connect(self._add_points)
         call.succeeded.connect(self._on_finished)
         call.failed.connect(self._on_failed)
         self._call = call.start()
-        self._timer.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """End the test at its next step; the curve so far and its suggestion still come."""
+        if self._call is not None:
+            self._call.request_interruption()
 
-    def _queue(self, point: LRFinderPoint) -> None:  # the worker thread: only append, under the lock
-        with self._lock:
-            self._pending.append(point)
-
-    def _drain(self) -> None:
-        with self._lock:
-            points, self._pending = self._pending, []
+    def _add_points(self, points: list[LRFinderPoint]) -> None:
         if not points:
             return
         for p in points:
@@ -183,8 +173,6 @@ class LRFinderDialog(QDialog):
             self.plot.setYRange(lo - 0.05 * (top - lo), top, padding=0)
 
     def _on_finished(self, result: LRFinderResult) -> None:
-        self._timer.stop()
-        self._drain()
         self.result = result
         self._lrs, self._losses, self._raw = list(result.lrs), list(result.losses), list(result.raw_losses)
         self._redraw()
@@ -199,16 +187,16 @@ class LRFinderDialog(QDialog):
         if result.suggestion is not None:
             self.choose(result.suggestion)
         else:
-            self.rate_label.setText(f"<span style='color:{WRONG}'>No suggestion: the loss never fell clearly. "
+            danger = current_theme().danger
+            self.rate_label.setText(f"<span style='color:{danger}'>No suggestion: the loss never fell clearly. "
                                     "Click the curve to pick a rate, or check the data and model.</span>")
         self.search_finished.emit(result)
 
     def _on_failed(self, message: str) -> None:
-        self._timer.stop()
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self.status.setText("")
-        self.rate_label.setText(f"<span style='color:{WRONG}'>The range test failed: {message}</span>")
+        self.rate_label.setText(f"<span style='color:{current_theme().danger}'>The range test failed: {message}</span>")
         self.search_failed.emit(message)
 
     # -- choosing ------------------------------------------------------------------------------
@@ -231,8 +219,9 @@ class LRFinderDialog(QDialog):
         for item in (self.suggest_line, self.suggest_text):
             item.setVisible(True)
         extra = "" if is_suggestion or suggested is None else f" (suggested {suggested:.2e})"
+        muted = current_theme().muted
         self.rate_label.setText(f"{label.capitalize()} rate: <b style='font-size:13pt'>{self.chosen:.2e}</b>"
-                                f"{extra} <span style='color:{MUTED}'>· click the curve to pick another</span>")
+                                f"{extra} <span style='color:{muted}'>· click the curve to pick another</span>")
         self.use_button.setEnabled(True)
 
     def _on_plot_clicked(self, event) -> None:  # noqa: ANN001 - pyqtgraph's mouse event
@@ -250,8 +239,7 @@ class LRFinderDialog(QDialog):
             self.accept()
 
     def done(self, code: int) -> None:  # closing while running: stop the worker first
-        self._stop.set()
         if self._call is not None and self._call.is_running():
+            self._call.cancel()
             self._call.wait(10000)
-        self._timer.stop()
         super().done(code)

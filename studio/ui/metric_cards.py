@@ -1,8 +1,28 @@
-"""`MetricCards`: the row of headline numbers above the curves (epoch, losses, accuracy, best)."""
+"""`MetricCards`: the row of headline numbers above the curves (epoch, losses, accuracy, best).
+
+They follow a `RunController` (the run's progress four times a second, each epoch's end, a run
+opened) and read the smoothed loss and the best epoch from its `RunHistory`.
+"""
 
 from __future__ import annotations
 
+import math
+
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from studio.engine.events import EpochEnd, FitStart
+from studio.ui.history import RunHistory
+from studio.ui.run_controller import ENDED_STATUSES, OpenedRun, RunController, RunProgress, RunRequest, RunState
+
+
+def format_number(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:,.1f}"
+
+
+def format_percent(v: float | None) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.2%}"
 
 
 class MetricCard(QFrame):
@@ -32,10 +52,11 @@ class MetricCard(QFrame):
 
 
 class MetricCards(QWidget):
-    """Epoch, train loss, val loss, val accuracy and best epoch, updated by the main window."""
+    """Epoch, train loss, val loss, val accuracy and best epoch of the window's run."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, history: RunHistory, controller: RunController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.history = history
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(10)
@@ -47,6 +68,58 @@ class MetricCards(QWidget):
         for card in (self.epoch, self.train_loss, self.val_loss, self.val_acc, self.best):
             lay.addWidget(card, 1)
 
+        controller.run_starting.connect(self._on_run_starting)
+        controller.run_started.connect(self._on_run_started)
+        controller.progressed.connect(self._on_progress)
+        controller.epoch_ended.connect(self._on_epoch_ended)
+        controller.run_opened.connect(self._on_run_opened)
+        controller.run_forgotten.connect(self.clear)
+
     def clear(self) -> None:
         for card in (self.epoch, self.train_loss, self.val_loss, self.val_acc, self.best):
             card.set("–")
+
+    # -- following the run -----------------------------------------------------------------------
+
+    def _on_run_starting(self, request: RunRequest) -> None:
+        if not request.resume:
+            self.clear()
+
+    def _on_run_started(self, e: FitStart) -> None:
+        self.epoch.set(f"{e.start_epoch}/{e.epochs}", "starting")
+
+    def _on_progress(self, p: RunProgress) -> None:
+        e = p.step
+        self.epoch.set(f"{e.epoch}/{p.epochs}", f"step {e.step:,} · {e.epoch_progress or 0.0:.0%} of epoch")
+        smoothed = self.history.smoothed_loss()
+        self.train_loss.set(format_number(e.loss if smoothed is None else smoothed),
+                            f"lr {e.lr:.3g} · batch {e.batch_size}")
+
+    def _on_epoch_ended(self, e: EpochEnd) -> None:
+        m = e.metrics
+        if m.get("val_loss") is not None:
+            self.val_loss.set(format_number(m["val_loss"]), f"epoch {e.epoch}")
+        if m.get("val_accuracy") is not None:
+            self.val_acc.set(f"{m['val_accuracy']:.2%}", f"train {format_percent(m.get('train_accuracy'))}")
+        self._show_best()
+
+    def _on_run_opened(self, run: OpenedRun) -> None:
+        self.clear()
+        state = RunState.of_status(run.status, RunState.READY)
+        self.epoch.set(f"{run.epochs_done}/{run.epochs_total}", state.label if run.status in ENDED_STATUSES else "")
+        latest = self.history.latest_epoch_metrics()
+        if latest.get("train_loss") is not None:
+            self.train_loss.set(format_number(latest["train_loss"]), "last epoch")
+        if latest.get("val_loss") is not None:
+            self.val_loss.set(format_number(latest["val_loss"]), f"epoch {run.epochs_done}")
+        if latest.get("val_accuracy") is not None:
+            self.val_acc.set(f"{latest['val_accuracy']:.2%}", f"train {format_percent(latest.get('train_accuracy'))}")
+        self._show_best()
+
+    def _show_best(self) -> None:
+        best = self.history.best_val()
+        if best is not None:
+            epoch, loss = best
+            acc = self.history.val_accuracy_at(epoch)
+            self.best.set(f"epoch {epoch}", f"val loss {format_number(loss)}" +
+                          (f" · acc {acc:.2%}" if acc is not None else ""))

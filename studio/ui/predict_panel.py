@@ -12,21 +12,20 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from studio.export.predict import IMAGE_SUFFIXES, ModelInfo, Predictor
-from studio.ui.background_call import BackgroundCall, Progress
+from studio.ui.background_call import BackgroundCall, TaskState
+from studio.ui.predict_widgets import DropArea, ProbabilityBars
 
 PAGE_EMPTY, PAGE_IMAGES, PAGE_FEATURES = 0, 1, 2
 
 
-def _open_job(run_dir: Path) -> Callable[[Progress], Any]:
-    def job(_progress: Progress) -> Any:
+def _open_job(run_dir: Path) -> Callable[[TaskState], Any]:
+    def job(_state: TaskState) -> Any:
         from studio.export.predict import open_predictor
 
         return open_predictor(run_dir)
@@ -34,12 +33,14 @@ def _open_job(run_dir: Path) -> Callable[[Progress], Any]:
     return job
 
 
-def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[Progress], Any]:
-    def job(_progress: Progress) -> list[dict[str, Any]]:
+def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[TaskState], Any]:
+    def job(state: TaskState) -> list[dict[str, Any]]:
         from studio.export.predict import predict_files
 
-        results = []
+        results: list[dict[str, Any]] = []
         for path in files:  # one at a time, so one unreadable file does not hide the others' results
+            if state.is_interruption_requested():  # another run was chosen: these results are stale
+                break
             try:
                 results += list(predict_files(predictor, [path], top=top))
             except Exception as exc:  # noqa: BLE001 - shown next to the file
@@ -49,98 +50,13 @@ def _images_job(predictor: Predictor, files: list[Path], top: int) -> Callable[[
     return job
 
 
-def _features_job(predictor: Predictor, values: list[float], top: int) -> Callable[[Progress], Any]:
-    def job(_progress: Progress) -> dict[str, Any]:
+def _features_job(predictor: Predictor, values: list[float], top: int) -> Callable[[TaskState], Any]:
+    def job(_state: TaskState) -> dict[str, Any]:
         from studio.export.predict import predict_features
 
         return predict_features(predictor, values, top=top)
 
     return job
-
-
-class DropArea(QFrame):
-    """A dashed box that accepts dropped image files and says so."""
-
-    dropped = Signal(list)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("predictDropArea")
-        self.setAcceptDrops(True)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#predictDropArea { border: 2px dashed palette(mid); border-radius: 6px; }")
-        self.setMinimumHeight(70)
-        label = QLabel("Drop images here")
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        layout = QVBoxLayout(self)
-        layout.addWidget(label)
-
-    @staticmethod
-    def image_paths(event: QDragEnterEvent | QDropEvent) -> list[Path]:
-        mime = event.mimeData()
-        if not mime.hasUrls():
-            return []
-        paths = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
-        out: list[Path] = []
-        for p in paths:
-            if p.is_dir():
-                out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
-                out.append(p)
-        return out
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
-        if self.image_paths(event):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
-        paths = self.image_paths(event)
-        if paths:
-            event.acceptProposedAction()
-            self.dropped.emit(paths)
-
-
-class ProbabilityBars(pg.PlotWidget):
-    """Horizontal bars of the top-k class probabilities, the most likely on top."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("predictBarPlot")
-        self.setBackground(None)
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.getPlotItem().invertY(True)
-        self.setXRange(0, 1, padding=0.02)
-        self.setLabel("bottom", "probability")
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[], brush=pg.mkBrush(66, 133, 244, 200))
-        self.addItem(self.bars)
-        self._texts: list[pg.TextItem] = []
-        self.labels: list[str] = []
-        self.probabilities: list[float] = []
-
-    def show_top(self, top: list[list[Any]]) -> None:
-        for item in self._texts:
-            self.removeItem(item)
-        self._texts = []
-        self.labels = [str(label) for label, _ in top]
-        self.probabilities = [float(p) for _, p in top]
-        k = len(top)
-        y = np.arange(k, dtype=float)
-        self.bars.setOpts(x0=np.zeros(k), y=y, width=np.asarray(self.probabilities), height=0.6)
-        self.getAxis("left").setTicks([[(i, label) for i, label in enumerate(self.labels)]])
-        for i, p in enumerate(self.probabilities):
-            text = pg.TextItem(f"{p * 100:.1f}%", anchor=(0, 0.5))
-            text.setPos(min(p, 0.8) + 0.01, i)
-            self.addItem(text)
-            self._texts.append(text)
-        self.setYRange(-0.6, max(k, 1) - 0.4, padding=0)
-        self.setXRange(0, 1, padding=0.02)
-
-    def clear_bars(self) -> None:
-        self.show_top([])
 
 
 class PredictPanel(QWidget):
@@ -253,6 +169,8 @@ class PredictPanel(QWidget):
     def set_run(self, run_dir: str | Path | None) -> None:
         """Predict with this run from now on (its up-to-date model.onnx, else its checkpoint)."""
         self._generation += 1
+        if self._call is not None:
+            self._call.cancel()  # the previous run's job stops where it can; its result is stale
         self.run_dir = Path(run_dir) if run_dir else None
         self.predictor, self.info = None, None
         self._show_page(PAGE_EMPTY)
@@ -344,7 +262,7 @@ class PredictPanel(QWidget):
         if predictor is None:
             return
 
-        def build() -> Callable[[Progress], Any] | None:
+        def build() -> Callable[[TaskState], Any] | None:
             missing = [p for p in self._listed_files() if str(p) not in self.results]
             return _images_job(predictor, missing, self.top_spin.value()) if missing else None
 
@@ -468,7 +386,7 @@ class PredictPanel(QWidget):
 
     # -- one background job at a time -------------------------------------------------------------
 
-    def _submit(self, job: Callable[[Progress], Any] | Callable[[], Any], on_success: Callable[[Any], None],
+    def _submit(self, job: Callable[[TaskState], Any] | Callable[[], Any], on_success: Callable[[Any], None],
                 on_failure: Callable[[str], None], *, lazy: bool = False) -> None:
         """Run `job` now, or after the running one; with `lazy`, `job()` builds the real job at that time."""
         generation = self._generation
@@ -509,4 +427,5 @@ class PredictPanel(QWidget):
         """Wait for a running job before the window closes (a thread must not outlive its owner)."""
         self._queued = None
         if self._call is not None:
+            self._call.cancel()
             self._call.wait(msecs)

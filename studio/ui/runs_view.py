@@ -18,11 +18,16 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
 from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_metrics_csv, list_runs
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.errors import StudioError
-from studio.ui.chart_style import CORRECT, MUTED, WRONG, add_legend, series_color, styled_plot
+from studio.ui.chart_style import add_legend, styled_plot
+from studio.ui.theme import current_theme, series_color
 
 COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
-STATUS_COLORS = {"completed": CORRECT, "early_stopped": CORRECT, "failed": WRONG, "running": "#3a6fd8",
-                 "stopped": "#b35c00", "interrupted": "#b35c00", "new": MUTED}
+
+
+def status_color(status: str) -> str:
+    t = current_theme()
+    return {"completed": t.success, "early_stopped": t.success, "failed": t.danger, "running": t.accent,
+            "stopped": t.warning, "interrupted": t.warning}.get(status, t.muted)
 
 
 def display_path(path: Path) -> str:
@@ -65,6 +70,7 @@ class RunsView(QWidget):
 
     def __init__(self, runs_dir: str | Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        theme = current_theme()
         self.setObjectName("runsView")
         self.runs_dir = Path(runs_dir)
         self.runs: list[RunInfo] = []
@@ -100,10 +106,10 @@ class RunsView(QWidget):
         self.csv_button.clicked.connect(self.export_csv)
         self.tensorboard_button.clicked.connect(self.export_tensorboard)
         self.folder_label = QLabel()
-        self.folder_label.setStyleSheet(f"color: {MUTED};")
+        self.folder_label.setStyleSheet(f"color: {theme.muted};")
         self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
         self.status = QLabel(objectName="runsStatus")
-        self.status.setStyleSheet(f"color: {MUTED};")
+        self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
         for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button,
                   self.tensorboard_button):
@@ -115,7 +121,7 @@ class RunsView(QWidget):
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
         self.hint = QLabel("Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves; "
                            "dashed lines are the training split.")
-        self.hint.setStyleSheet(f"color: {MUTED};")
+        self.hint.setStyleSheet(f"color: {theme.muted};")
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.acc_plot)
@@ -177,7 +183,7 @@ class RunsView(QWidget):
                      _SortItem(epochs, r.epochs_completed)]
             cells[0].setData(Qt.ItemDataRole.UserRole, str(r.path))
             cells[0].setToolTip(str(r.path))
-            cells[4].setForeground(QColor(STATUS_COLORS.get(r.status, MUTED)))
+            cells[4].setForeground(QColor(status_color(r.status)))
             for j in (5, 6):
                 cells[j].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             for j, cell in enumerate(cells):

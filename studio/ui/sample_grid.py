@@ -13,7 +13,8 @@ from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QScrollArea, QSizePolicy, QWidget
 
-from studio.ui.chart_style import CORRECT, MUTED, text_color, WRONG
+from studio.ui.chart_style import text_color
+from studio.ui.theme import current_theme
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -96,11 +97,12 @@ class _GridCanvas(QWidget):
         self.setToolTip(self.tiles[i].tooltip if i is not None else "")
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        theme = current_theme()
         p = QPainter(self)
         p.setFont(self._font)
         fm = QFontMetrics(self._font)
         if not self.tiles:
-            p.setPen(QColor(MUTED))
+            p.setPen(QColor(theme.muted))
             p.drawText(self.rect().adjusted(12, 12, -12, -12),
                        Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
                        self.message)
@@ -114,18 +116,18 @@ class _GridCanvas(QWidget):
                         pm.width(), pm.height())
             p.drawPixmap(img, pm)
             if tile.state == "wrong":
-                p.setPen(QPen(QColor(WRONG), 3))
+                p.setPen(QPen(QColor(theme.danger), 3))
                 p.drawRect(img.adjusted(-2, -2, 1, 1))
             else:
-                p.setPen(QPen(QColor("#c9ced6"), 1))
+                p.setPen(QPen(QColor(theme.border), 1))
                 p.drawRect(img.adjusted(-1, -1, 0, 0))
             y = r.y() + self.thumb + 4
             for k, line in enumerate(tile.lines[:self.caption_lines]):
                 color = text_color()
                 if k == 0 and tile.state == "wrong":
-                    color = WRONG
+                    color = theme.danger
                 elif k == 0 and tile.state == "right":
-                    color = CORRECT
+                    color = theme.success
                 p.setPen(QColor(color))
                 text = fm.elidedText(line, Qt.TextElideMode.ElideRight, r.width())
                 p.drawText(QRect(r.x(), y, r.width(), fm.height()), Qt.AlignmentFlag.AlignHCenter, text)

@@ -1,8 +1,9 @@
 """`SetupInspector`: the data summary line and the live parameter count, computed off the GUI thread.
 
-Loading a data set or building a ResNet can take a while, so both run on the global thread
-pool; results are tagged with a generation number and stale ones are dropped. Sources that
-would download are not touched here: their summary arrives when training starts.
+Loading a data set or building a ResNet can take a while, so both run in a `BackgroundCall`; a
+newer setup cancels the call still inspecting an older one (it stops before building the model,
+and what it would say is dropped). Sources that would download are not touched here: their
+summary arrives when training starts.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from studio.config import Config
 from studio.errors import StudioError
+from studio.ui.background_call import BackgroundCall, TaskState
 
 DOWNLOAD_SOURCES = ("mnist", "fashion-mnist", "cifar10")
 
@@ -29,40 +31,43 @@ class Inspection:
     task: str | None
 
 
-class _Job(QRunnable):
-    def __init__(self, fn: Any) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def run(self) -> None:
-        self.fn()
-
-
 class SetupInspector(QObject):
     """Call `inspect(config)` after each setup change; `inspected(Inspection)` follows."""
 
     inspected = Signal(object)
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self._generation = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache is shared by an older call still running and a newer one
         self._cache: dict[str, Any] = {}  # data key -> (spec, summary) or DataError text
         self.enabled = False  # set once torch is imported on the GUI thread
-        self.pool = QThreadPool.globalInstance()
+        self._call: BackgroundCall | None = None
 
     def inspect(self, cfg: Config) -> int:
         self._generation += 1
         gen = self._generation
         if not self.enabled:
             return gen
-        self.pool.start(_Job(lambda: self._run(gen, cfg)))
+        self.cancel()
+        call = BackgroundCall(lambda state: self._run(gen, cfg, state))
+        call.succeeded.connect(self._on_inspected)  # a bound method: dropped if this object goes first
+        self._call = call.start()
         return gen
+
+    def cancel(self) -> None:
+        """Drop the inspection under way (a newer setup, or the window closing)."""
+        if self._call is not None and self._call.is_running():
+            self._call.cancel()
+
+    def _on_inspected(self, result: "Inspection | None") -> None:
+        if result is not None and result.generation == self._generation:
+            self.inspected.emit(result)
 
     def _data_key(self, cfg: Config) -> str:
         return repr((cfg.seed, cfg.data))
 
-    def _run(self, gen: int, cfg: Config) -> None:
+    def _run(self, gen: int, cfg: Config, state: TaskState) -> "Inspection | None":
         key = self._data_key(cfg)
         spec = None
         error = False
@@ -88,6 +93,8 @@ class SetupInspector(QObject):
             else:
                 spec, summary = cached
         count, detail, task = None, "", None
+        if state.is_interruption_requested():
+            return None  # a newer setup is being inspected: building this model would be wasted
         if spec is not None:
             task = spec.task
             try:
@@ -99,8 +106,7 @@ class SetupInspector(QObject):
                 detail = str(exc)
             except Exception as exc:  # noqa: BLE001
                 detail = f"{type(exc).__name__}: {exc}"
-        if gen == self._generation:
-            self.inspected.emit(Inspection(gen, summary, error, count, detail, task))
+        return Inspection(gen, summary, error, count, detail, task)
 
 
 def _describe(bundle: Any) -> str:

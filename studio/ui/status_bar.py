@@ -1,8 +1,15 @@
-"""`TrainingStatusBar`: device, epoch x/y with a progress bar, samples/s, ETA and CUDA memory."""
+"""`TrainingStatusBar`: device, epoch x/y with a progress bar, samples/s, ETA and CUDA memory.
+
+It follows a `RunController`: the run's progress four times a second, its start, end and opening.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
+
+from studio.engine.events import FitStart
+from studio.ui.run_controller import OpenedRun, RunController, RunProgress, RunState
+from studio.ui.worker import RunOutcome
 
 
 def format_duration(s: float | None) -> str:
@@ -19,7 +26,7 @@ def format_duration(s: float | None) -> str:
 class TrainingStatusBar(QStatusBar):
     """Permanent fields on the right; transient messages (`showMessage`) on the left."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: RunController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSizeGripEnabled(False)
         self.device = QLabel("Device: –")
@@ -44,6 +51,39 @@ class TrainingStatusBar(QStatusBar):
         self.memory.setVisible(False)
         for w in (self.device, self.epoch, self.progress, self.speed, self.eta, self.memory):
             self.addPermanentWidget(w)
+        controller.run_starting.connect(self.reset)
+        controller.run_started.connect(self._on_run_started)
+        controller.progressed.connect(self._on_progress)
+        controller.finished.connect(self._on_finished)
+        controller.run_ended.connect(lambda _outcome: self.set_speed(None, None))
+        controller.run_opened.connect(self._on_run_opened)
+        controller.run_forgotten.connect(self.reset)
+        controller.notice.connect(self.showMessage)
+
+    # -- following the run -----------------------------------------------------------------------
+
+    def _on_run_started(self, e: FitStart) -> None:
+        self.set_device(e.device_name)
+
+    def _on_progress(self, p: RunProgress) -> None:
+        e = p.step
+        self.set_progress(e.epoch, p.epochs, p.fraction)
+        self.set_speed(e.samples_per_s, p.eta_s)
+        self.set_memory(e.cuda_memory_allocated, e.cuda_memory_reserved)
+
+    def _on_finished(self, outcome: RunOutcome) -> None:
+        if outcome.error is None:
+            s = outcome.summary
+            test_accuracy = (s.get("metrics") or {}).get("test_accuracy")
+            extra = f", test accuracy {test_accuracy:.2%}" if test_accuracy is not None else ""
+            what = RunState.of_status(outcome.status, RunState.FAILED).label
+            self.showMessage(f"{what}: {s.get('epochs_completed', 0)} epoch(s){extra}", 10000)
+
+    def _on_run_opened(self, run: OpenedRun) -> None:
+        self.reset()
+        self.set_progress(run.epochs_done, run.epochs_total, run.epochs_done / max(run.epochs_total, 1))
+
+    # -- the fields ------------------------------------------------------------------------------
 
     def set_device(self, name: str) -> None:
         self.device.setText(f"Device: {name}")
@@ -64,7 +104,7 @@ class TrainingStatusBar(QStatusBar):
         self.memory.setVisible(True)
         self.memory.setText(f"GPU {allocated / 2**20:,.0f} MB (reserved {(reserved or 0) / 2**20:,.0f} MB)")
 
-    def reset(self) -> None:
+    def reset(self, *_: object) -> None:
         self.epoch.setText("Epoch –")
         self.progress.setValue(0)
         self.speed.setText("")

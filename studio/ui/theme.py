@@ -1,4 +1,6 @@
-"""Light and dark looks: one palette of named colours feeds Qt's palette, the style sheet and the plots.
+"""Light and dark looks: the one palette of the studio. Its named colours feed Qt's palette, the
+style sheet, the live curves and every insight plot (through `chart_style`); no other module names a
+colour by its hex code (the confusion matrix keeps its own colour scale).
 
 `apply_theme(app, "light" | "dark" | "system")` restyles the whole application; `themed_icon(name)`
 renders a line icon from `resources/icons/` in the current text colour so it stays crisp on both.
@@ -19,6 +21,11 @@ from PySide6.QtWidgets import QApplication
 from studio.resources import resource_path
 
 THEMES = ("system", "light", "dark")
+ON_ACCENT = "#ffffff"  # text and icons on an accent or a dark cell
+# Distinct colours for overlaid runs and the Signals tab's series (Tableau 10: colour-blind friendly
+# enough for a handful, and readable on both the light and the dark plot background).
+SERIES = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+          "#9c755f", "#bab0ac")
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,16 @@ class Theme:
     plot_bg: str
     plot_fg: str
     grid: str
-    # Series colours: train, val, learning rate, change markers.
+    # Series colours: train, val and test splits, learning rate, change markers.
     train: str
     val: str
+    test: str
     lr: str
     marker: str
+
+    def split(self, name: str) -> str:
+        """The colour of a data split (train, val, test) in every chart."""
+        return {"train": self.train, "val": self.val, "test": self.test}.get(name, self.muted)
 
 
 LIGHT = Theme(
@@ -64,7 +76,7 @@ LIGHT = Theme(
     scroll="#c9ced8", accent="#3f6ff0", accent_hover="#2f5ce0", accent_soft="#e4ebfe", accent_disabled="#a8bdf7",
     success="#14905b", success_soft="#dcf4e8", warning="#b26a00", warning_soft="#fdf0d8", danger="#d0343a",
     danger_soft="#fde4e4", plot_bg="#ffffff", plot_fg="#4a5263", grid="#e9ecf1",
-    train="#3f6ff0", val="#f0831a", lr="#13a07a", marker="#8b5cf6",
+    train="#3f6ff0", val="#f0831a", test="#14905b", lr="#13a07a", marker="#8b5cf6",
 )
 
 DARK = Theme(
@@ -73,7 +85,7 @@ DARK = Theme(
     scroll="#434a57", accent="#5b8cff", accent_hover="#7aa2ff", accent_soft="#24345c", accent_disabled="#34456e",
     success="#3ccf8e", success_soft="#173829", warning="#f2b04a", warning_soft="#3d2e14", danger="#ff6b6b",
     danger_soft="#46201f", plot_bg="#1f232a", plot_fg="#aab2c3", grid="#2c313b",
-    train="#6b9bff", val="#ffa94d", lr="#34d3a5", marker="#b197fc",
+    train="#6b9bff", val="#ffa94d", test="#3ccf8e", lr="#34d3a5", marker="#b197fc",
 )
 
 _current: Theme = LIGHT
@@ -82,6 +94,10 @@ _asset_dir: Path | None = None
 
 def current_theme() -> Theme:
     return _current
+
+
+def series_color(i: int) -> str:
+    return SERIES[i % len(SERIES)]
 
 
 def resolve_theme(name: str) -> Theme:

@@ -1,24 +1,33 @@
 """`ViewTabs`: the tabs beside "Training" (Signals, Evaluation, Predict, Data, Runs) and what feeds them.
 
 The tabs exist from the first paint, each with a placeholder; the views themselves are built once
-the engine is loaded (most of them import torch, which must not delay the first paint). Work that
-takes seconds runs in `BackgroundCall`s, and only where someone will see it: the evaluation of a
-finished run at once (it is the question a person asks next), the data overview when the Data
-tab is on screen.
+the engine is loaded (most of them import torch, which must not delay the first paint). They
+follow the run controller: the Signals tab draws the window's `RunHistory` and the validation
+samples, a run that ends or is opened is evaluated and predicted with, the Runs tab refreshes when
+a run starts or ends. Work that takes seconds runs in `BackgroundCall`s, and only where someone
+will see it: the evaluation of a finished run at once (it is the question a person asks next),
+the data overview when the Data tab is on screen.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from studio.config import Config
+from studio.engine.events import FitStart
 from studio.engine.run_dir import RunDir
 from studio.ui.background_call import BackgroundCall
-from studio.ui.chart_style import MUTED
+from studio.ui.history import RunHistory
+from studio.ui.run_controller import OpenedRun, RunController
+from studio.ui.theme import current_theme
+from studio.ui.worker import RunOutcome
+
+if TYPE_CHECKING:  # torch: imported once the window has painted, not with it
+    from studio.engine.prediction_samples import PredictionSamples
 
 TITLES = {"signals": "Signals", "evaluation": "Evaluation", "predict": "Predict", "data": "Data", "runs": "Runs"}
 TIPS = {"signals": "Is training healthy? Gradient norm, learning rate, throughput, memory, validation samples",
@@ -41,7 +50,7 @@ class _TabHost(QWidget):
         self._layout.setContentsMargins(10, 8, 10, 8)
         self._placeholder = QLabel("Loading…")
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self._placeholder.setStyleSheet(f"color: {MUTED};")
+        self._placeholder.setStyleSheet(f"color: {current_theme().muted};")
         self._layout.addWidget(self._placeholder)
         self.view: QWidget | None = None
 
@@ -53,13 +62,17 @@ class _TabHost(QWidget):
 
 
 class ViewTabs(QObject):
-    """Owns the views of the tabs beside "Training"; the window tells it what happens to runs."""
+    """Owns the views of the tabs beside "Training", and feeds them what happens to the window's run."""
 
-    def __init__(self, tabs: QTabWidget, runs_dir: Callable[[], Path], open_run: Callable[[Path], Any]) -> None:
+    open_requested = Signal(object)  # Path: the Runs tab's Open, for the window to show that run
+
+    def __init__(self, tabs: QTabWidget, history: RunHistory, controller: RunController,
+                 runs_dir: Callable[[], Path]) -> None:
         super().__init__(tabs)
         self.tabs = tabs
+        self.history = history
+        self.controller = controller
         self._runs_dir = runs_dir
-        self._open_run = open_run
         self.hosts = {key: _TabHost(key) for key in TITLES}
         for key, host in self.hosts.items():
             i = tabs.addTab(host, TITLES[key])
@@ -75,6 +88,11 @@ class ViewTabs(QObject):
         self._evaluated: Path | None = None
         self._opened_early: Path | None = None  # a run opened before the views were built
         tabs.currentChanged.connect(self._on_tab_changed)
+        controller.run_started.connect(self._on_run_started)
+        controller.samples_predicted.connect(self._on_samples)
+        controller.run_ended.connect(self._on_run_ended)
+        controller.run_opened.connect(self._on_run_opened)
+        controller.run_forgotten.connect(self.run_forgotten)
 
     # -- building (after the first paint) ------------------------------------------------------
 
@@ -87,7 +105,7 @@ class ViewTabs(QObject):
         from studio.ui.predict_panel import PredictPanel
         from studio.ui.runs_view import RunsView
 
-        self.signals = LiveInsightView()
+        self.signals = LiveInsightView(self.history)
         self.evaluation = EvaluationView()
         self.predict = PredictPanel()
         self.predict.set_run(None)
@@ -114,24 +132,19 @@ class ViewTabs(QObject):
 
     # -- what happens to runs -----------------------------------------------------------------
 
-    def run_started(self, run_dir: Path, resumed: bool) -> None:
-        if not self.built:
-            return
-        self.signals.clear()
-        if resumed:
-            from studio.engine.run_dir import read_metrics
-
-            self.signals.add_records(read_metrics(run_dir))
-        self.runs.refresh()
-
-    def add_steps(self, events: list[Any]) -> None:
+    def _on_run_started(self, _e: FitStart) -> None:
         if self.built:
-            for e in events:
-                self.signals.add_step(e)
+            self.runs.refresh()
 
-    def set_predictions(self, samples: Any) -> None:
+    def _on_samples(self, samples: PredictionSamples) -> None:
         if self.built:
             self.signals.set_predictions(samples)
+
+    def _on_run_ended(self, _outcome: RunOutcome) -> None:
+        self.run_ended(self.controller.run_dir)
+
+    def _on_run_opened(self, run: OpenedRun) -> None:
+        self.run_opened(run.run_dir)
 
     def run_ended(self, run_dir: Path | None) -> None:
         """A run finished (or stopped, or failed): evaluate and predict with what it saved."""
@@ -146,10 +159,6 @@ class ViewTabs(QObject):
         if not self.built:
             self._opened_early = run_dir
             return
-        from studio.engine.run_dir import read_metrics
-
-        self.signals.clear()
-        self.signals.add_records(read_metrics(run_dir))
         if _has_checkpoint(run_dir):
             self._show_run(run_dir)
         else:
@@ -158,12 +167,13 @@ class ViewTabs(QObject):
     def run_forgotten(self) -> None:
         self._opened_early = None
         if self.built:
-            self.signals.clear()
             self.predict.set_run(None)
 
     def exported(self, run_dir: Path) -> None:
+        """A model was exported: Predict uses it, and comes on screen."""
         if self.built:
             self.predict.set_run(run_dir)
+            self.show_tab("predict")
 
     def _show_run(self, run_dir: Path) -> None:
         if self._evaluated != run_dir:
@@ -172,7 +182,7 @@ class ViewTabs(QObject):
         self.predict.set_run(run_dir)
 
     def _on_run_chosen(self, path: str) -> None:
-        self._open_run(Path(path))
+        self.open_requested.emit(Path(path))
 
     # -- the setup ----------------------------------------------------------------------------
 

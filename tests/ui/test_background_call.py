@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -94,3 +95,59 @@ def test_wait_all_returns_with_every_call_heard_to_the_end(qtbot: Any) -> None:
     assert BackgroundCall.wait_all(10000)
     assert not BackgroundCall.running_calls()
     assert seen == ["working", "result", "finished"]
+
+
+def test_the_work_polls_its_cancel_flag_and_every_partial_result_comes_before_the_result(qtbot: Any) -> None:
+    """Orange's TaskState: the work stops where it checks; streamed items arrive batched, in order, all of them."""
+    running = threading.Event()
+
+    def work(state: Any) -> int:
+        n = 0
+        while not state.is_interruption_requested():
+            state.add_partial_result(n)
+            n += 1
+            running.set()
+            time.sleep(0.001)
+        return n
+
+    call = BackgroundCall(work)
+    items: list[int] = []
+    batches: list[int] = []
+    results: list[int] = []
+    call.partial_results.connect(lambda batch: (items.extend(batch), batches.append(len(batch))))
+    call.succeeded.connect(lambda n: results.append(n) or batches.append(-1))
+    call.start()
+    assert running.wait(10)
+    qtbot.wait(300)
+    with qtbot.waitSignal(call.finished, timeout=10000):
+        call.request_interruption()  # the result still comes: only cancel() drops it
+    assert results and items == list(range(results[0]))
+    assert batches[-1] == -1 and len(batches) - 1 < len(items)  # batched, and all before the result
+
+
+def test_cancel_stops_the_work_and_drops_what_it_returns(qtbot: Any) -> None:
+    def work(state: Any) -> str:
+        while not state.is_interruption_requested():  # never ends unless cancel() reaches it
+            time.sleep(0.005)
+        return "stale"
+
+    call = BackgroundCall(work)
+    seen: list[Any] = []
+    call.succeeded.connect(seen.append)
+    call.start()
+    with qtbot.waitSignal(call.finished, timeout=10000):
+        call.cancel()
+    assert seen == []
+
+
+def test_progress_values_are_throttled_and_the_last_one_arrives(qtbot: Any) -> None:
+    def work(state: Any) -> None:
+        for i in range(1, 2001):
+            state.set_progress_value(i / 2000)
+
+    call = BackgroundCall(work)
+    values: list[float] = []
+    call.progress_changed.connect(values.append)
+    with qtbot.waitSignal(call.finished, timeout=10000):
+        call.start()
+    assert values[-1] == 1.0 and len(values) < 100 and values == sorted(values)

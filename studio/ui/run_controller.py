@@ -1,0 +1,384 @@
+"""`RunController`: the run the window shows, from Train to its end, as a `RunState` and typed signals.
+
+It owns what a run needs on the GUI side: the `TrainingControl`, the training thread and its
+worker, the state, and closing after a stop. Views never hear from the worker: the worker's
+signals are queued to this object's slots on the GUI thread, which put every record into the
+window's `RunHistory` first (its `changed` redraws the curves), then say what happened (the
+cards and the status bar hear `progressed`, four times a second). docs/architecture.md, "The
+window", draws the whole path.
+
+    READY ──start──▶ TRAINING ◀──toggle_pause──▶ PAUSED
+                        └──── stop ────┬───────────┘
+                                       ▼
+                                    STOPPING ──the thread ends──▶ COMPLETED | EARLY_STOPPED | STOPPED | FAILED
+
+A run that ends by itself goes from TRAINING to its end; opening a run shows the state it ended
+in (READY when it has no summary); `forget` goes back to READY. The actions follow
+`actions.window_actions.ENABLED`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from studio.config import Config, load_config
+from studio.engine.control import TrainingControl
+from studio.engine.estimates import remaining_seconds
+from studio.engine.events import EpochEnd, FitStart, Message
+from studio.engine.records import Record, StepRecord
+from studio.engine.run_dir import RunDir, new_run_dir, read_metrics, read_summary
+from studio.errors import StudioError
+from studio.ui.history import RunHistory
+from studio.ui.worker import RunOutcome, TrainingWorker, start_training
+
+PROGRESS_MS = 250  # cards and status bar: four updates a second; the curves already show every point
+
+
+class RunState(StrEnum):
+    """Where the window's run is; the ended states are summary.json's statuses."""
+
+    READY = "ready"
+    TRAINING = "training"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    EARLY_STOPPED = "early_stopped"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+    @property
+    def is_training(self) -> bool:
+        """A run is in the worker thread (the setup is locked)."""
+        return self in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING)
+
+    @classmethod
+    def of_status(cls, status: str | None, default: RunState) -> RunState:
+        """The state of a run that ended with `status` (summary.json's word)."""
+        return cls(status) if status in ENDED_STATUSES else default
+
+
+STATE_LABELS = {RunState.READY: "Ready", RunState.TRAINING: "Training", RunState.PAUSED: "Paused",
+                RunState.STOPPING: "Stopping…", RunState.COMPLETED: "Completed",
+                RunState.EARLY_STOPPED: "Early stopped", RunState.STOPPED: "Stopped", RunState.FAILED: "Failed"}
+ENDED_STATUSES = ("completed", "early_stopped", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run about to start: where, with what setup, and whether it continues from its last checkpoint."""
+
+    run_dir: Path
+    config: Config
+    resume: bool
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """A finished or stopped run shown from its folder (File › Open Run, a recent run, a drop)."""
+
+    run_dir: Path
+    status: str | None
+    epochs_done: int
+    epochs_total: int
+    records: int
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a training run is, from its latest step record (throttled to `PROGRESS_MS`)."""
+
+    step: StepRecord
+    epochs: int
+    fraction: float  # of the whole run, 0..1
+    eta_s: float | None
+
+
+class CannotStart(Exception):
+    """Why Train or Continue Run cannot go: a title and a message for the dialog."""
+
+    def __init__(self, title: str, message: str, *, info: bool = False) -> None:
+        super().__init__(message)
+        self.title, self.message, self.info = title, message, info
+
+
+class _QuitWatcher(QObject):
+    """Sees the application's Quit event before Qt closes the windows for it.
+
+    `app.quit()` (a script, SIGTERM, the session ending) closes every window first; a close that
+    comes from it must stop the run and go, not ask a question nobody may be there to answer.
+    Installed on the application only while a run trains: an application event filter sees
+    every event, and it is needed only then.
+    """
+
+    def __init__(self, on_quit: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_quit = on_quit
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Quit:
+            self._on_quit()
+        return False
+
+
+class RunController(QObject):
+    """Starts, steers and ends the window's run; everything a view needs comes from its signals."""
+
+    state_changed = Signal(object)  # RunState
+    run_changed = Signal(object)  # Path | None: the run the window shows now
+    run_starting = Signal(object)  # RunRequest, before the thread starts
+    run_started = Signal(object)  # FitStart, once the engine has set the run up
+    epoch_ended = Signal(object)  # EpochEnd, after its records are in the history
+    samples_predicted = Signal(object)  # PredictionSamples: plain numpy and tuples
+    progressed = Signal(object)  # RunProgress
+    message = Signal(object)  # Message, for the log
+    notice = Signal(str, int)  # a short status-bar message and how long it shows (ms)
+    finished = Signal(object)  # RunOutcome: the worker's last word (its thread may still be ending)
+    run_ended = Signal(object)  # RunOutcome, once the thread has ended and the state is the run's end
+    run_opened = Signal(object)  # OpenedRun
+    run_forgotten = Signal()  # back to an empty window (File › New Setup)
+    close_ready = Signal(bool)  # a close waited for the run to stop; True when the application quits too
+
+    def __init__(self, history: RunHistory, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.state = RunState.READY
+        self.run_dir: Path | None = None
+        self.status: str | None = None  # how the shown run ended (summary.json), None while unknown
+        self.epochs_total = 0
+        self.last_outcome: RunOutcome | None = None
+        self.control: TrainingControl | None = None
+        self.thread: QThread | None = None
+        self.worker: TrainingWorker | None = None
+        self.close_after_stop = False  # the window closes (and maybe quits) once the run has saved itself
+        self.quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
+        self._quit_watcher = _QuitWatcher(self._on_quit_requested)
+        self._fit_t0 = 0.0
+        self._fit_frac0 = 0.0
+        self._latest_step: StepRecord | None = None
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(PROGRESS_MS)
+        self._progress_timer.timeout.connect(self._emit_progress)
+
+    @property
+    def is_training(self) -> bool:
+        return self.thread is not None
+
+    # -- starting ----------------------------------------------------------------------------------
+
+    def plan(self, config: Callable[[], Config], resume: bool, runs_dir: Path) -> RunRequest:
+        """What Train (or Continue Run) would start; `CannotStart` says why it cannot."""
+        try:
+            cfg = config()
+        except StudioError as exc:
+            raise CannotStart("Cannot start training", str(exc)) from None
+        if not resume:
+            return RunRequest(new_run_dir(runs_dir, cfg.data.source, cfg.model.arch), cfg, False)
+        run_dir = self.run_dir
+        if run_dir is None or not RunDir(run_dir).has_checkpoint("last"):
+            raise CannotStart("Nothing to resume", "Open a stopped run first (File › Open Run).")
+        try:
+            saved = load_config(RunDir(run_dir).config)
+            cfg = saved.replace_value("train.epochs", max(cfg.train.epochs, saved.train.epochs))
+        except StudioError as exc:
+            raise CannotStart("Cannot resume this run", str(exc)) from None
+        summary = read_summary(run_dir) or {}
+        done = int(summary.get("epochs_completed") or 0)
+        if done >= cfg.train.epochs and summary.get("status") != "stopped":
+            raise CannotStart("Nothing left to train", f"All {cfg.train.epochs} epochs of this run are done. "
+                              "Raise Epochs to train further.", info=True)
+        return RunRequest(run_dir, cfg, True)
+
+    def start(self, request: RunRequest) -> None:
+        """Start `request` on the worker thread."""
+        if self.is_training:
+            return
+        if not request.resume:
+            self.history.clear()
+        self.run_dir, self.status, self.last_outcome = request.run_dir, None, None
+        self.epochs_total = self.history.epochs_total = request.config.train.epochs
+        self.quit_requested = False
+        self.control = TrainingControl()
+        self.run_starting.emit(request)
+        self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
+        self.thread, self.worker = start_training(request.config, request.run_dir, self.control,
+                                                  resume=request.resume, connect=self._connect_worker)
+        self.thread.finished.connect(self._on_thread_finished)
+        _app().installEventFilter(self._quit_watcher)
+        self._fit_t0 = time.perf_counter()
+        self._fit_frac0 = 0.0
+        self._latest_step = None
+        self._progress_timer.start()
+        self._set_state(RunState.TRAINING)
+        self.run_changed.emit(self.run_dir)
+
+    def _connect_worker(self, worker: TrainingWorker) -> None:
+        # Bound methods of this object only: PySide queues those to the GUI thread. A lambda here
+        # would run in the worker's thread.
+        worker.fit_started.connect(self._on_fit_started)
+        worker.step_ended.connect(self._on_steps)
+        worker.epoch_ended.connect(self._on_epoch_ended)
+        worker.samples_predicted.connect(self.samples_predicted)
+        worker.message.connect(self.message)
+        worker.finished.connect(self._on_finished)
+
+    # -- steering ----------------------------------------------------------------------------------
+
+    def toggle_pause(self) -> None:
+        if self.control is None or self.state not in (RunState.TRAINING, RunState.PAUSED):
+            return
+        if self.control.paused:
+            self.control.resume()
+            self._set_state(RunState.TRAINING)
+            self._say("resumed")
+        else:
+            self.control.pause()
+            self._set_state(RunState.PAUSED)
+            self._say("paused: training waits at the next batch")
+
+    def stop(self) -> None:
+        if self.control is None or not self.is_training:
+            return
+        self.control.stop()
+        self._set_state(RunState.STOPPING)
+        self.notice.emit("Stopping at the next batch…", 0)
+
+    def close_when_stopped(self) -> None:
+        """Stop the run; `close_ready` follows once it has saved itself."""
+        self.close_after_stop = True
+        self.stop()
+
+    def set_lr(self, lr: float) -> None:
+        if self.control is not None and self.state in (RunState.TRAINING, RunState.PAUSED):
+            self.control.set_lr(lr)
+            self.notice.emit(f"Learning rate → {lr:g} from the next step", 5000)
+
+    def set_batch_size(self, n: int) -> None:
+        if self.control is not None and self.state in (RunState.TRAINING, RunState.PAUSED):
+            self.control.set_batch_size(n)
+            self.notice.emit(f"Batch size → {n} from the next batch", 5000)
+
+    # -- the worker's signals (GUI thread) -----------------------------------------------------------
+
+    def _on_fit_started(self, e: FitStart) -> None:
+        self.epochs_total = self.history.epochs_total = e.epochs
+        self._fit_t0 = time.perf_counter()
+        self._fit_frac0 = (e.start_epoch - 1) / max(e.epochs, 1)
+        if e.resumed:  # the curves so far, from the file the run continues
+            self.history.load_records(read_metrics(Path(e.run_dir)), e.epochs)
+        self.run_started.emit(e)
+
+    def _on_steps(self, records: list[StepRecord]) -> None:
+        if records:
+            self.history.add_records(records)
+            self._latest_step = records[-1]
+
+    def _on_epoch_ended(self, e: EpochEnd) -> None:
+        self.history.add_records(e.records)
+        self.epoch_ended.emit(e)
+
+    def _emit_progress(self) -> None:
+        e, self._latest_step = self._latest_step, None
+        if e is None:
+            return
+        epochs = max(self.epochs_total, 1)
+        fraction = (e.epoch - 1 + (e.epoch_progress or 0.0)) / epochs
+        eta = remaining_seconds(time.perf_counter() - self._fit_t0, fraction - self._fit_frac0, 1.0 - self._fit_frac0)
+        self.progressed.emit(RunProgress(e, epochs, fraction, eta))
+
+    def _on_finished(self, outcome: RunOutcome) -> None:
+        self._emit_progress()
+        self._progress_timer.stop()
+        self.last_outcome = outcome
+        self.status = outcome.status
+        self.finished.emit(outcome)
+
+    def _on_thread_finished(self) -> None:
+        thread, worker = self.thread, self.worker
+        if thread is not None:
+            thread.wait()
+            thread.deleteLater()
+        if worker is not None:
+            worker.deleteLater()
+        self.thread, self.worker, self.control = None, None, None
+        self._progress_timer.stop()
+        _app().removeEventFilter(self._quit_watcher)
+        if self.run_dir is not None and not self.run_dir.exists():
+            self.run_dir = None  # the setup failed before the run folder was made
+            self.run_changed.emit(None)
+        status = self.status or "failed"
+        self._set_state(RunState.of_status(status, RunState.FAILED))
+        outcome = self.last_outcome or RunOutcome(str(self.run_dir or ""), status)
+        if self.close_after_stop:
+            if outcome.error is not None:  # no dialog on the way out: the log and stderr keep the reason
+                print(f"error: {outcome.error.message}", file=sys.stderr)
+            self.close_ready.emit(self.quit_requested)
+            return
+        self.run_ended.emit(outcome)
+
+    def _on_quit_requested(self) -> None:
+        self.quit_requested = True
+
+    def prepare_quit(self) -> None:
+        """The application is about to quit: a run still training ends without dialogs."""
+        if self.is_training:
+            self.close_after_stop = True
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Stop any run and wait for its thread while events flow; True when none is left running."""
+        if self.control is not None:
+            self.control.stop()
+        deadline = time.perf_counter() + timeout_s
+        while self.thread is not None and time.perf_counter() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.005)
+        return self.thread is None
+
+    # -- showing runs ------------------------------------------------------------------------------
+
+    def show_run(self, run_dir: Path, epochs_total: int, records: Sequence[Record], summary: dict[str, Any]) -> None:
+        """Show a run read from its folder: its curves, its end state."""
+        self.history.load_records(records, epochs_total)
+        self.run_dir, self.epochs_total, self.last_outcome = run_dir, epochs_total, None
+        self.status = summary.get("status") or ("stopped" if records else None)
+        done = int(summary.get("epochs_completed") or 0)
+        self.run_opened.emit(OpenedRun(run_dir, self.status, done, epochs_total, len(records)))
+        self.run_changed.emit(run_dir)
+        self._set_state(RunState.of_status(self.status, RunState.READY))
+        what = STATE_LABELS[RunState(self.status)] if self.status in ENDED_STATUSES else "no summary"
+        self._say(f"opened run {run_dir.name} ({what}, {done} epoch(s), {len(records)} records)")
+
+    def forget(self) -> None:
+        """Show no run: an empty window for a new setup."""
+        if self.is_training:
+            return
+        self.run_dir, self.status, self.last_outcome = None, None, None
+        self.history.clear()
+        self.run_forgotten.emit()
+        self.run_changed.emit(None)
+        self._set_state(RunState.READY)
+
+    def _set_state(self, state: RunState) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    def _say(self, text: str) -> None:
+        self.message.emit(Message(text))
+
+
+def _app() -> QCoreApplication:
+    app = QCoreApplication.instance()
+    assert app is not None, "a RunController needs the application"
+    return app
