@@ -57,8 +57,13 @@ def run_gui(target: str | None = None) -> int:
 
     if sys.platform.startswith("linux") and not QApplication.instance():
         # Qt would abort the process with a page about plugins; say what is wrong in one line instead.
-        from studio.ui.platform_check import (has_display, no_display_message, plugin_load_error, run_platform,
-                                               x11_display_error)
+        from studio.ui.platform_check import (
+            has_display,
+            no_display_message,
+            plugin_load_error,
+            run_platform,
+            x11_display_error,
+        )
 
         if not has_display():
             print(no_display_message(), file=sys.stderr)
@@ -91,14 +96,20 @@ def run_gui(target: str | None = None) -> int:
 
         def on_paint() -> None:
             since = f"{time.time() - launch:.3f}s after launch, " if launch == launch else ""
-            print(f"first paint: {since}{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported "
-                  f"(window built and painted in {window.first_paint_s:.3f}s; torch not yet imported: "
-                  f"{'torch' not in sys.modules})", file=sys.stderr)
+            print(
+                f"first paint: {since}{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported "
+                f"(window built and painted in {window.first_paint_s:.3f}s; torch not yet imported: "
+                f"{'torch' not in sys.modules})",
+                file=sys.stderr,
+            )
 
         def on_engine() -> None:
-            print(f"engine ready (torch imported on the GUI thread: {window.torch_thread_is_gui}, in "
-                  f"{window.torch_import_s:.3f}s): "
-                  f"{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported", file=sys.stderr)
+            print(
+                f"engine ready (torch imported on the GUI thread: {window.torch_thread_is_gui}, in "
+                f"{window.torch_import_s:.3f}s): "
+                f"{time.perf_counter() - _T0:.3f}s after studio.ui.app was imported",
+                file=sys.stderr,
+            )
             if timing == "exit":
                 QTimer.singleShot(0, app.quit)
 
@@ -140,8 +151,11 @@ def _quit_on_signals(app: Any) -> Iterator[None]:
 
     def on_signal(signum: int, _frame: Any) -> None:
         signal.signal(signum, signal.SIG_DFL)
-        print(f"studio: {signal.Signals(signum).name}: quitting (a training run stops at its next step and is "
-              "saved; send it again to quit at once)", file=sys.stderr)
+        print(
+            f"studio: {signal.Signals(signum).name}: quitting (a training run stops at its next step and is "
+            "saved; send it again to quit at once)",
+            file=sys.stderr,
+        )
         QTimer.singleShot(0, app.quit)
 
     notifier.activated.connect(drain)
@@ -165,10 +179,13 @@ def _train_once_then_quit(app: Any, window: Any) -> None:
     class FailOnMessageBox(QObject):
         """A message box means something went wrong, and nobody is there to close it: fail instead."""
 
-        def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+        def eventFilter(self, watched: Any, event: Any) -> bool:
             if event.type() == QEvent.Type.Show and isinstance(watched, QMessageBox):
-                print(f"self-test: the window said '{watched.windowTitle()}': "
-                      f"{watched.informativeText() or watched.text()}", file=sys.stderr)
+                print(
+                    f"self-test: the window said '{watched.windowTitle()}': "
+                    f"{watched.informativeText() or watched.text()}",
+                    file=sys.stderr,
+                )
                 app.exit(1)  # also ends the message box's own event loop
             return False
 

@@ -103,7 +103,7 @@ class ConfusionMatrixView(QWidget):
 
     # -- events --------------------------------------------------------------------------------
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def mouseMoveEvent(self, event) -> None:
         hit = self.cell_at(event.position().x(), event.position().y())
         if hit != self._hover:
             self._hover = hit
@@ -111,11 +111,11 @@ class ConfusionMatrixView(QWidget):
             self.setCursor(Qt.CursorShape.PointingHandCursor if hit else Qt.CursorShape.ArrowCursor)
             self.update()
 
-    def leaveEvent(self, event) -> None:  # noqa: N802
+    def leaveEvent(self, event) -> None:
         self._hover = None
         self.update()
 
-    def mousePressEvent(self, event) -> None:  # noqa: N802
+    def mousePressEvent(self, event) -> None:
         hit = self.cell_at(event.position().x(), event.position().y())
         if hit is not None and event.button() == Qt.MouseButton.LeftButton:
             self.selected = hit
@@ -131,7 +131,7 @@ class ConfusionMatrixView(QWidget):
 
     # -- drawing -------------------------------------------------------------------------------
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         theme = current_theme()
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -172,12 +172,16 @@ class ConfusionMatrixView(QWidget):
         for i in range(k + 1):
             p.drawLine(QPointF(grid.left(), grid.top() + i * cell), QPointF(grid.right(), grid.top() + i * cell))
             p.drawLine(QPointF(grid.left() + i * cell, grid.top()), QPointF(grid.left() + i * cell, grid.bottom()))
-        for sel, pen in ((self._hover, QPen(QColor(theme.muted), 1.5)),
-                         (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3))):
+        for sel, pen in (
+            (self._hover, QPen(QColor(theme.muted), 1.5)),
+            (self.selected, QPen(self.palette().color(QPalette.ColorRole.WindowText), 3)),
+        ):
             if sel is not None:
                 p.setPen(pen)
                 p.setBrush(Qt.BrushStyle.NoBrush)
-                p.drawRect(QRectF(grid.left() + sel[1] * cell, grid.top() + sel[0] * cell, cell, cell).adjusted(1, 1, -1, -1))
+                p.drawRect(
+                    QRectF(grid.left() + sel[1] * cell, grid.top() + sel[0] * cell, cell, cell).adjusted(1, 1, -1, -1)
+                )
         # Class names: rows on the left, columns underneath (rotated when they do not fit).
         p.setFont(font)
         p.setPen(QColor(text_color()))
@@ -188,42 +192,57 @@ class ConfusionMatrixView(QWidget):
             if i % step:
                 continue
             label = fm.elidedText(name, Qt.TextElideMode.ElideRight, 90)
-            p.drawText(QRectF(0, grid.top() + i * cell, grid.left() - 6, cell),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            p.drawText(
+                QRectF(0, grid.top() + i * cell, grid.left() - 6, cell),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
             x = grid.left() + (i + 0.5) * cell
             if rotate:
                 p.save()
                 p.translate(x + fm.ascent() / 2 - 2, grid.bottom() + 6)
                 p.rotate(-90)
-                p.drawText(QRectF(-60, -fm.height() / 2, 60, fm.height()),
-                           Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                           fm.elidedText(name, Qt.TextElideMode.ElideRight, 60))
+                p.drawText(
+                    QRectF(-60, -fm.height() / 2, 60, fm.height()),
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                    fm.elidedText(name, Qt.TextElideMode.ElideRight, 60),
+                )
                 p.restore()
             else:
-                p.drawText(QRectF(x - cell / 2, grid.bottom() + 4, cell, fm.height()),
-                           Qt.AlignmentFlag.AlignCenter, label)
+                p.drawText(
+                    QRectF(x - cell / 2, grid.bottom() + 4, cell, fm.height()), Qt.AlignmentFlag.AlignCenter, label
+                )
         # Row totals (support) to the right, in grey.
         p.setPen(QColor(theme.muted))
         if cell >= fm.height():
             for i in range(k):
-                p.drawText(QRectF(grid.right() + 6, grid.top() + i * cell, 80, cell),
-                           Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"n={int(self.cm[i].sum())}")
+                p.drawText(
+                    QRectF(grid.right() + 6, grid.top() + i * cell, 80, cell),
+                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                    f"n={int(self.cm[i].sum())}",
+                )
         # Axis titles.
         bold = QFont(font)
         bold.setBold(True)
         p.setFont(bold)
         p.setPen(QColor(text_color()))
         below = grid.bottom() + 6 + (min(longest, 60) if rotate else fm.height()) + 6
-        p.drawText(QRectF(grid.left(), below, grid.width(), fm.height() + 4), Qt.AlignmentFlag.AlignCenter,
-                   "predicted class")
+        p.drawText(
+            QRectF(grid.left(), below, grid.width(), fm.height() + 4), Qt.AlignmentFlag.AlignCenter, "predicted class"
+        )
         p.save()
         p.translate(4, grid.center().y())
         p.rotate(-90)
-        p.drawText(QRect(int(-grid.height() / 2), 0, int(grid.height()), fm.height() + 4),
-                   Qt.AlignmentFlag.AlignCenter, "true class")
+        p.drawText(
+            QRect(int(-grid.height() / 2), 0, int(grid.height()), fm.height() + 4),
+            Qt.AlignmentFlag.AlignCenter,
+            "true class",
+        )
         p.restore()
         p.setFont(font)
         p.setPen(QColor(theme.muted))
-        p.drawText(QRectF(grid.left(), 0, grid.width(), grid.top() - 4),
-                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-                   "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them")
+        p.drawText(
+            QRectF(grid.left(), 0, grid.width(), grid.top() - 4),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+            "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them",
+        )

@@ -152,9 +152,10 @@ class CurvesView(QWidget):
         self.loss_card.head.insertWidget(1, self.log_scale)
         self.loss_card.head.insertSpacing(1, 12)
         self._make_curves()
-        self._placeholder = QLabel("Press Train to start: the curves draw here live.\n"
-                                   "Change the learning rate or batch size while it trains.",
-                                   self.loss_plot)
+        self._placeholder = QLabel(
+            "Press Train to start: the curves draw here live.\nChange the learning rate or batch size while it trains.",
+            self.loss_plot,
+        )
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.loss_plot.installEventFilter(self)
@@ -220,8 +221,12 @@ class CurvesView(QWidget):
         self.c_acc_train.setPen(pen(t.train, 2.2))
         self.c_acc_val.setPen(pen(t.val, 2.2))
         self.c_lr.setPen(pen(t.lr, 2.0))
-        for c, color in ((self.c_epoch_train, t.train), (self.c_epoch_val, t.val),
-                         (self.c_acc_train, t.train), (self.c_acc_val, t.val)):
+        for c, color in (
+            (self.c_epoch_train, t.train),
+            (self.c_epoch_val, t.val),
+            (self.c_acc_train, t.train),
+            (self.c_acc_val, t.val),
+        ):
             c.setSymbolBrush(pg.mkBrush(color))
             c.setSymbolPen(pg.mkPen(t.plot_bg, width=1.5))
         for line in self._hover_lines:
@@ -254,8 +259,15 @@ class CurvesView(QWidget):
         self._dirty = True
 
     def _on_reset(self) -> None:
-        for curve in (self.c_step_raw, self.c_step_smooth, self.c_lr, self.c_epoch_train, self.c_epoch_val,
-                      self.c_acc_train, self.c_acc_val):
+        for curve in (
+            self.c_step_raw,
+            self.c_step_smooth,
+            self.c_lr,
+            self.c_epoch_train,
+            self.c_epoch_val,
+            self.c_acc_train,
+            self.c_acc_val,
+        ):
             curve.setData([], [])
         for items in self._marker_items:
             for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot)):
@@ -305,9 +317,18 @@ class CurvesView(QWidget):
             items = []
             for i, plot in enumerate((self.loss_plot, self.accuracy_plot, self.lr_plot)):
                 label = m.label if i != 1 else None
-                line = pg.InfiniteLine(pos=m.x, angle=90, movable=False, label=label,
-                                       labelOpts={"position": 0.92, "color": t.marker, "fill": pg.mkBrush(t.plot_bg),
-                                                  "anchors": [(0, 0.5), (0, 0.5)]})
+                line = pg.InfiniteLine(
+                    pos=m.x,
+                    angle=90,
+                    movable=False,
+                    label=label,
+                    labelOpts={
+                        "position": 0.92,
+                        "color": t.marker,
+                        "fill": pg.mkBrush(t.plot_bg),
+                        "anchors": [(0, 0.5), (0, 0.5)],
+                    },
+                )
                 line.setPen(pg.mkPen(QColor(t.marker), width=1.5, style=Qt.PenStyle.DashLine))
                 line.setZValue(40)
                 plot.addItem(line, ignoreBounds=True)
@@ -357,10 +378,12 @@ class CurvesView(QWidget):
 
     def _draw_epoch_curves(self) -> None:
         h = self.history
-        for curve, (ex, ey) in ((self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
-                                (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
-                                (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
-                                (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"]))):
+        for curve, (ex, ey) in (
+            (self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
+            (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
+            (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
+            (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"])),
+        ):
             xs, ys = ex.view(), ey.view()
             keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
             ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
@@ -423,7 +446,7 @@ class CurvesView(QWidget):
         lr = _nearest(sx, h.step_lr.view(), x, max_dx)
         self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
             self._placeholder.setGeometry(0, 0, self.loss_plot.width(), self.loss_plot.height())
         return super().eventFilter(obj, event)

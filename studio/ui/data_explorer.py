@@ -14,16 +14,27 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QFrame, QHeaderView, QLabel,
-                               QScrollArea, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFrame,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
-from studio.ui.theme import current_theme
 from studio.ui.sample_grid import thumbnail
+from studio.ui.theme import current_theme
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -41,8 +52,9 @@ class _ClassRowsCanvas(QWidget):
     def set_rows(self, rows: list[tuple[str, str, np.ndarray]], thumb: int) -> None:
         self.thumb = thumb
         fm = QFontMetrics(self.font())
-        self.label_w = min(max([fm.horizontalAdvance(r[0]) for r in rows] + [fm.horizontalAdvance("9,999 train")])
-                           + 16, 160)
+        self.label_w = min(
+            max([fm.horizontalAdvance(r[0]) for r in rows] + [fm.horizontalAdvance("9,999 train")]) + 16, 160
+        )
         self.rows = [(label, count, [thumbnail(img, thumb) for img in images]) for label, count, images in rows]
         self.setMinimumHeight(self.sizeHint().height())
         self.update()
@@ -50,7 +62,7 @@ class _ClassRowsCanvas(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(self.label_w + 12 * (self.thumb + 4), 8 + len(self.rows) * (self.thumb + 8))
 
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def paintEvent(self, event) -> None:
         theme = current_theme()
         p = QPainter(self)
         bold = QFont(self.font())
@@ -62,13 +74,18 @@ class _ClassRowsCanvas(QWidget):
             p.setFont(bold)
             p.setPen(QColor(text_color()))
             fm = QFontMetrics(bold)
-            p.drawText(QRect(4, y, self.label_w - 8, self.thumb // 2),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-                       fm.elidedText(label, Qt.TextElideMode.ElideRight, self.label_w - 8))
+            p.drawText(
+                QRect(4, y, self.label_w - 8, self.thumb // 2),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
+                fm.elidedText(label, Qt.TextElideMode.ElideRight, self.label_w - 8),
+            )
             p.setFont(small)
             p.setPen(QColor(theme.muted))
-            p.drawText(QRect(4, y + self.thumb // 2, self.label_w - 8, self.thumb // 2),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, count)
+            p.drawText(
+                QRect(4, y + self.thumb // 2, self.label_w - 8, self.thumb // 2),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+                count,
+            )
             x = self.label_w
             for pm in pixmaps:
                 if x + self.thumb > self.width():
@@ -109,8 +126,7 @@ class DataExplorerView(QWidget):
         self.counts_plot = styled_plot("Samples per class and split", "", "samples", object_name="classCountsPlot")
         self.counts_plot.setMouseEnabled(x=False, y=False)
         self.share_box = QCheckBox("Show as % of each split", objectName="classShareCheckBox")
-        self.share_box.setToolTip("Compare the class mix of the splits: they should match when the split is "
-                                  "stratified")
+        self.share_box.setToolTip("Compare the class mix of the splits: they should match when the split is stratified")
         self.share_box.toggled.connect(self._draw_counts)
         self.sizes_table = QTableWidget(0, 2, objectName="imageSizesTable")
         self.sizes_table.setHorizontalHeaderLabels(["image size (W×H)", "images"])
@@ -205,8 +221,11 @@ class DataExplorerView(QWidget):
         self.title.setText(
             f"<span style='font-size:13pt;font-weight:600;color:{text_color()}'>{o.source}</span> "
             f"<span style='color:{text_color()}'>&nbsp;{what} · {total:,} samples: "
-            + " · ".join(f"<span style='color:{theme.split(s)};font-weight:600'>{sizes[s]:,} {s}</span>"
-                         for s in SPLIT_NAMES) + "</span>")
+            + " · ".join(
+                f"<span style='color:{theme.split(s)};font-weight:600'>{sizes[s]:,} {s}</span>" for s in SPLIT_NAMES
+            )
+            + "</span>"
+        )
         lines = [f"<span style='color:{theme.warning}'>⚠ {w}</span>" for w in o.warnings]
         lines += [f"<span style='color:{theme.success}'>✓ {c}</span>" for c in o.checks]
         self.findings.setText("<br>".join(lines) if lines else "")
@@ -216,8 +235,9 @@ class DataExplorerView(QWidget):
         if o.kind == "image" and o.samples:
             self.right_title.setText("Training samples per class (random picks)")
             counts = o.counts.get("train", [])
-            rows = [(o.labels[c], f"{counts[c]:,} train" if c < len(counts) else "", imgs)
-                    for c, imgs in o.samples.items()]
+            rows = [
+                (o.labels[c], f"{counts[c]:,} train" if c < len(counts) else "", imgs) for c, imgs in o.samples.items()
+            ]
             c, h, w = o.image_shape or (1, 28, 28)
             self.rows_canvas.set_rows(rows, thumb=int(min(64, max(36, 2 * max(h, w)))))
             self.right_stack.setCurrentIndex(0)
@@ -238,9 +258,18 @@ class DataExplorerView(QWidget):
             return
         if o.task == "regression" and o.target_histogram is not None:
             counts, edges = o.target_histogram
-            plot.setTitle(f"<span style='color:{text_color()};font-size:11pt;font-weight:600'>Target values (train)</span>")
-            plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts,
-                                         brush=qcolor(theme.split("train"), 200), pen=pg.mkPen(theme.plot_bg)))
+            plot.setTitle(
+                f"<span style='color:{text_color()};font-size:11pt;font-weight:600'>Target values (train)</span>"
+            )
+            plot.addItem(
+                pg.BarGraphItem(
+                    x0=edges[:-1],
+                    x1=edges[1:],
+                    height=counts,
+                    brush=qcolor(theme.split("train"), 200),
+                    pen=pg.mkPen(theme.plot_bg),
+                )
+            )
             plot.getAxis("bottom").setTicks(None)
             plot.setLabel("left", "samples")
             self.share_box.setVisible(False)
@@ -258,8 +287,13 @@ class DataExplorerView(QWidget):
                 values = values / max(values.sum(), 1) * 100
             top = max(top, float(values.max(initial=0)))
             x = np.arange(k) - 0.4 + width * (j + 0.5)
-            bars = pg.BarGraphItem(x=x, height=values, width=width * 0.92, brush=qcolor(theme.split(name), 220),
-                                   pen=pg.mkPen(theme.split(name)))
+            bars = pg.BarGraphItem(
+                x=x,
+                height=values,
+                width=width * 0.92,
+                brush=qcolor(theme.split(name), 220),
+                pen=pg.mkPen(theme.split(name)),
+            )
             plot.addItem(bars)
             legend.addItem(bars, f"{name} ({o.split_sizes[name]:,})")
         step = max(1, math.ceil(k / 30))
@@ -286,9 +320,11 @@ class DataExplorerView(QWidget):
         kind = "grayscale" if c == 1 else "RGB"
         mean = ", ".join(f"{v:.3f}" for v in o.pixel_mean)
         std = ", ".join(f"{v:.3f}" for v in o.pixel_std)
-        self.image_info.setText(f"trained on {w}×{h} px, {c} channel{'s' if c != 1 else ''} ({kind}); "
-                                f"pixel mean {mean}, std {std} (train split, pixels in 0..1; the model "
-                                "normalises with these)")
+        self.image_info.setText(
+            f"trained on {w}×{h} px, {c} channel{'s' if c != 1 else ''} ({kind}); "
+            f"pixel mean {mean}, std {std} (train split, pixels in 0..1; the model "
+            "normalises with these)"
+        )
 
     def _fill_features(self, o: DataOverview) -> None:
         self.features_table.setRowCount(len(o.feature_table))

@@ -33,8 +33,11 @@ def show_info(parent: QWidget | None, title: str, message: str) -> None:
 def ask_stop_and_close(parent: QWidget | None) -> bool:
     """Ask before closing during training; True means stop the run and close."""
     answer = QMessageBox.question(
-        parent, "Training is running",
+        parent,
+        "Training is running",
         "A run is training. Stop it and close the window?\n\n"
         f"The run is saved up to its last step ({RunDir.LAST_CHECKPOINT}) and can be resumed later.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
     return answer == QMessageBox.StandardButton.Yes

@@ -14,17 +14,29 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QPushButton, QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.engine.evaluate import confidence_histogram
 from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
-from studio.ui.theme import current_theme
 from studio.ui.confusion_matrix import ConfusionMatrixView
 from studio.ui.sample_grid import SampleGridView
+from studio.ui.theme import current_theme
 
 MAX_SAMPLES = 120  # thumbnails shown for one cell; the most confident come first
 
@@ -114,11 +126,17 @@ class EvaluationView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.table.setSortingEnabled(True)
-        self.table.setToolTip("precision: of the samples predicted as this class, the share that are it\n"
-                              "recall: of the samples of this class, the share found\n"
-                              "rows in red: recall well below the overall accuracy")
-        self.histogram = styled_plot("Confidence of right and wrong answers", "confidence of the predicted class",
-                                     "share of group (%)", object_name="confidenceHistogram")
+        self.table.setToolTip(
+            "precision: of the samples predicted as this class, the share that are it\n"
+            "recall: of the samples of this class, the share found\n"
+            "rows in red: recall well below the overall accuracy"
+        )
+        self.histogram = styled_plot(
+            "Confidence of right and wrong answers",
+            "confidence of the predicted class",
+            "share of group (%)",
+            object_name="confidenceHistogram",
+        )
         self.histogram.setMouseEnabled(x=False, y=False)
 
         right = QSplitter(Qt.Orientation.Vertical)
@@ -155,10 +173,12 @@ class EvaluationView(QWidget):
         return page
 
     def _build_regression(self) -> QWidget:
-        self.scatter_plot = styled_plot("Predicted against true", "true value", "predicted value",
-                                        object_name="predictedVsTruePlot")
-        self.residual_plot = styled_plot("Residuals", "predicted value", "predicted − true",
-                                         object_name="residualsPlot")
+        self.scatter_plot = styled_plot(
+            "Predicted against true", "true value", "predicted value", object_name="predictedVsTruePlot"
+        )
+        self.residual_plot = styled_plot(
+            "Residuals", "predicted value", "predicted − true", object_name="residualsPlot"
+        )
         page = QSplitter(Qt.Orientation.Horizontal)
         page.addWidget(self.scatter_plot)
         page.addWidget(self.residual_plot)
@@ -215,8 +235,9 @@ class EvaluationView(QWidget):
             note = f" (no {self.split_combo.currentText()} split: showing {used})"
         else:
             note = ""
-        self.status.setText(f"{Path(r['run_dir']).name} · {r['checkpoint']} checkpoint (epoch {r['epoch']}) · "
-                            f"{used} split{note}")
+        self.status.setText(
+            f"{Path(r['run_dir']).name} · {r['checkpoint']} checkpoint (epoch {r['epoch']}) · {used} split{note}"
+        )
         self.status.setStyleSheet(f"color: {current_theme().muted};")
         if details.task == "classification":
             self._show_classification(details)
@@ -228,15 +249,23 @@ class EvaluationView(QWidget):
     def _headline(self, parts: list[tuple[str, str]]) -> None:
         html = " &nbsp;&nbsp; ".join(
             f"<span style='color:{current_theme().muted}'>{name}</span> <span style='font-size:14pt;font-weight:600;"
-            f"color:{text_color()}'>{value}</span>" for name, value in parts)
+            f"color:{text_color()}'>{value}</span>"
+            for name, value in parts
+        )
         self.headline.setText(html)
 
     def _show_classification(self, d: EvaluationDetails) -> None:
         r = d.report
         assert d.classes is not None
         f1s = [v["f1"] for v in r["per_class"].values()]
-        self._headline([("accuracy", f"{r['accuracy']:.1%}"), ("loss", f"{r['loss']:.4f}"),
-                        ("macro F1", f"{sum(f1s) / len(f1s):.3f}"), ("samples", f"{r['n']:,}")])
+        self._headline(
+            [
+                ("accuracy", f"{r['accuracy']:.1%}"),
+                ("loss", f"{r['loss']:.4f}"),
+                ("macro F1", f"{sum(f1s) / len(f1s):.3f}"),
+                ("samples", f"{r['n']:,}"),
+            ]
+        )
         self.matrix.set_matrix(r["confusion_matrix"], d.labels)
         self.matrix.set_normalised(self.normalise_box.isChecked())
         self._fill_table(r)
@@ -255,9 +284,13 @@ class EvaluationView(QWidget):
             pc = r["per_class"][label]
             name = _NumberItem(label, i)  # sorts in class order, not as text ("10" after "9")
             name.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-            items = [name, _NumberItem(f"{pc['precision']:.3f}", pc["precision"]),
-                     _NumberItem(f"{pc['recall']:.3f}", pc["recall"]), _NumberItem(f"{pc['f1']:.3f}", pc["f1"]),
-                     _NumberItem(f"{pc['support']:,}", pc["support"])]
+            items = [
+                name,
+                _NumberItem(f"{pc['precision']:.3f}", pc["precision"]),
+                _NumberItem(f"{pc['recall']:.3f}", pc["recall"]),
+                _NumberItem(f"{pc['f1']:.3f}", pc["f1"]),
+                _NumberItem(f"{pc['support']:,}", pc["support"]),
+            ]
             weak = pc["support"] > 0 and pc["recall"] < acc - 0.05
             for col, item in enumerate(items):
                 if weak:
@@ -278,17 +311,24 @@ class EvaluationView(QWidget):
         low = math.floor(20 / k) / 20  # a prediction is never less sure than 1/K
         bins = max(int(round((1.0 - low) / 0.05)), 1)
         h = confidence_histogram(d.classes.confidence, d.classes.correct, bins=bins, low=low)
-        width = (h.edges[1] - h.edges[0])
+        width = h.edges[1] - h.edges[0]
         centers = (h.edges[:-1] + h.edges[1:]) / 2
         n_right, n_wrong = int(h.correct.sum()), int(h.wrong.sum())
         legend = add_legend(self.histogram, offset=(10, 10))
         top = 0.0
-        for counts, total, color, shift, name in ((h.correct, n_right, theme.success, -0.22, "right"),
-                                                  (h.wrong, n_wrong, theme.danger, 0.22, "wrong")):
+        for counts, total, color, shift, name in (
+            (h.correct, n_right, theme.success, -0.22, "right"),
+            (h.wrong, n_wrong, theme.danger, 0.22, "wrong"),
+        ):
             share = counts / max(total, 1) * 100
             top = max(top, float(share.max(initial=0.0)))
-            bars = pg.BarGraphItem(x=centers + shift * width, height=share, width=width * 0.42,
-                                   brush=qcolor(color, 210), pen=pg.mkPen(color))
+            bars = pg.BarGraphItem(
+                x=centers + shift * width,
+                height=share,
+                width=width * 0.42,
+                brush=qcolor(color, 210),
+                pen=pg.mkPen(color),
+            )
             plot.addItem(bars)
             legend.addItem(bars, f"{name} ({total:,})")
         plot.setXRange(low, 1.0, padding=0.02)
@@ -354,8 +394,7 @@ class EvaluationView(QWidget):
         pts = d.regression
         assert pts is not None
         r2 = "n/a" if r.get("r2") is None else f"{r['r2']:.3f}"
-        self._headline([("R²", r2), ("MSE", f"{r['mse']:.4g}"), ("MAE", f"{r['mae']:.4g}"),
-                        ("samples", f"{r['n']:,}")])
+        self._headline([("R²", r2), ("MSE", f"{r['mse']:.4g}"), ("MAE", f"{r['mae']:.4g}"), ("samples", f"{r['n']:,}")])
         sp = self.scatter_plot.getPlotItem()
         sp.clear()
         legend = add_legend(self.scatter_plot, offset=(10, 10))

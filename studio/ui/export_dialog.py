@@ -8,19 +8,35 @@ a snippet that runs the file. `exported(dict)` carries the report when a file wa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFontDatabase, QGuiApplication, QKeyEvent
-from PySide6.QtWidgets import (QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.engine.run_dir import RunDir
 from studio.ui.background_call import BackgroundCall, TaskState
 
-QUANTIZE_CHOICES = (("No int8 copy", None), ("int8, dynamic (weights only, no calibration)", "dynamic"),
-                    ("int8, static (calibrated on training samples)", "static"))
+QUANTIZE_CHOICES = (
+    ("No int8 copy", None),
+    ("int8, dynamic (weights only, no calibration)", "dynamic"),
+    ("int8, static (calibrated on training samples)", "static"),
+)
 
 
 def _export_job(run_dir: Path, output: Path, checkpoint: str, quantize: str | None) -> Callable[[TaskState], Any]:
@@ -58,8 +74,9 @@ class ExportDialog(QDialog):
 
         self.path_edit = QLineEdit(str(RunDir(self.run_dir).onnx))
         self.path_edit.setObjectName("exportPathEdit")
-        self.path_edit.setToolTip("Where the .onnx file goes; an existing file is replaced only after "
-                                  "the new one passes its checks")
+        self.path_edit.setToolTip(
+            "Where the .onnx file goes; an existing file is replaced only after the new one passes its checks"
+        )
         self.choose_button = QPushButton("Choose…")
         self.choose_button.setObjectName("exportChooseButton")
         self.choose_button.clicked.connect(self.choose_path)
@@ -75,8 +92,9 @@ class ExportDialog(QDialog):
         self.quantize_combo.setObjectName("exportQuantizeCombo")
         for text, value in QUANTIZE_CHOICES:
             self.quantize_combo.addItem(text, value)
-        self.quantize_combo.setToolTip("Also write MODEL.int8.onnx for small devices, and measure its "
-                                       "size and accuracy against the float32 file")
+        self.quantize_combo.setToolTip(
+            "Also write MODEL.int8.onnx for small devices, and measure its size and accuracy against the float32 file"
+        )
 
         form = QFormLayout()
         form.addRow("File", path_row)
@@ -88,8 +106,9 @@ class ExportDialog(QDialog):
         self.progress_bar.setTextVisible(False)
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
-        self.status_label = QLabel("The file is checked with onnx.checker and against PyTorch "
-                                   "with onnxruntime on validation samples.")
+        self.status_label = QLabel(
+            "The file is checked with onnx.checker and against PyTorch with onnxruntime on validation samples."
+        )
         self.status_label.setObjectName("exportStatusLabel")
         self.status_label.setWordWrap(True)
         self.status_label.setMinimumHeight(self.status_label.fontMetrics().lineSpacing() * 2 + 6)
@@ -135,8 +154,9 @@ class ExportDialog(QDialog):
 
     @Slot()
     def choose_path(self) -> None:
-        chosen, _ = QFileDialog.getSaveFileName(self, "Export to ONNX", str(self.output_path()),
-                                                "ONNX models (*.onnx);;All files (*)")
+        chosen, _ = QFileDialog.getSaveFileName(
+            self, "Export to ONNX", str(self.output_path()), "ONNX models (*.onnx);;All files (*)"
+        )
         if chosen:
             self.path_edit.setText(str(Path(chosen)))
 
@@ -152,8 +172,9 @@ class ExportDialog(QDialog):
         self.copy_button.setEnabled(False)
         self._set_busy(True)
         self.status_label.setText("Starting the export…")
-        job = _export_job(self.run_dir, self.output_path(), self.checkpoint_combo.currentData(),
-                          self.quantize_combo.currentData())
+        job = _export_job(
+            self.run_dir, self.output_path(), self.checkpoint_combo.currentData(), self.quantize_combo.currentData()
+        )
         self._call = BackgroundCall(job)  # owned by this Python reference, so its thread object is too
         self._call.progressed.connect(self._on_progress)
         self._call.succeeded.connect(self._on_succeeded)
@@ -172,8 +193,14 @@ class ExportDialog(QDialog):
     def _set_busy(self, busy: bool) -> None:
         self.progress_bar.setRange(0, 0 if busy else 1)  # 0..0 is Qt's "busy" animation
         self.progress_bar.setValue(0 if busy else 1)
-        for w in (self.export_button, self.choose_button, self.path_edit, self.checkpoint_combo,
-                  self.quantize_combo, self.close_button):
+        for w in (
+            self.export_button,
+            self.choose_button,
+            self.path_edit,
+            self.checkpoint_combo,
+            self.quantize_combo,
+            self.close_button,
+        ):
             w.setEnabled(not busy)
 
     @Slot(str)
@@ -187,10 +214,13 @@ class ExportDialog(QDialog):
         self.report_view.setPlainText(result["text"])
         report = result["report"]
         parity = report["parity"]
-        agreement = (f", top-1 agreement {parity['top1_agreement'] * 100:.1f}%"
-                     if parity["top1_agreement"] is not None else "")
-        self.status_label.setText(f"Exported and checked: onnxruntime matches PyTorch on {parity['samples']} "
-                                  f"samples (max abs difference {parity['max_abs_diff']:.2g}{agreement}).")
+        agreement = (
+            f", top-1 agreement {parity['top1_agreement'] * 100:.1f}%" if parity["top1_agreement"] is not None else ""
+        )
+        self.status_label.setText(
+            f"Exported and checked: onnxruntime matches PyTorch on {parity['samples']} "
+            f"samples (max abs difference {parity['max_abs_diff']:.2g}{agreement})."
+        )
         self.copy_button.setEnabled(True)
         self.exported.emit(report)
 
@@ -210,7 +240,7 @@ class ExportDialog(QDialog):
 
     # -- closing while the export runs: it cannot be interrupted, so the dialog stays --------------
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.is_running():
             self.status_label.setText("The export is still running; the dialog closes once it is done.")
             self._close_when_done = True
@@ -218,7 +248,7 @@ class ExportDialog(QDialog):
             return
         super().closeEvent(event)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and self.is_running():
             event.ignore()
             return

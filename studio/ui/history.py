@@ -55,8 +55,16 @@ class GrowingBuffer:
 class StepSignals:
     """The Signals tab's series, one row per step record: `view(name)` is one column so far."""
 
-    NAMES = ("step", "grad_norm", "lr", "samples_per_s", "cuda_allocated_mb", "cuda_reserved_mb",
-             "grad_norm_smooth", "samples_per_s_smooth")
+    NAMES = (
+        "step",
+        "grad_norm",
+        "lr",
+        "samples_per_s",
+        "cuda_allocated_mb",
+        "cuda_reserved_mb",
+        "grad_norm_smooth",
+        "samples_per_s_smooth",
+    )
 
     def __init__(self, columns: dict[str, GrowingBuffer]) -> None:
         self._columns = columns
@@ -114,8 +122,14 @@ class RunHistory(QObject):
         self.clear()
 
     def clear(self) -> None:
-        for buf in (self.step_x, self.step_loss, self.step_smooth, self.step_lr, self.step_acc,
-                    *self._signal_columns.values()):
+        for buf in (
+            self.step_x,
+            self.step_loss,
+            self.step_smooth,
+            self.step_lr,
+            self.step_acc,
+            *self._signal_columns.values(),
+        ):
             buf.clear()
         self.epoch_x = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
         self.epoch_loss = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
@@ -178,8 +192,10 @@ class RunHistory(QObject):
         c["grad_norm"].append(r.grad_norm)
         c["lr"].append(r.lr)
         c["samples_per_s"].append(r.samples_per_s)
-        for name, value, mean in (("grad_norm_smooth", r.grad_norm, self._grad_mean),
-                                  ("samples_per_s_smooth", r.samples_per_s, self._speed_mean)):
+        for name, value, mean in (
+            ("grad_norm_smooth", r.grad_norm, self._grad_mean),
+            ("samples_per_s_smooth", r.samples_per_s, self._speed_mean),
+        ):
             # A step without the figure keeps the line at its last mean rather than breaking it.
             c[name].append(mean.add(value) if value is not None and math.isfinite(value) else mean.value)
         alloc, reserved = r.cuda_memory_allocated, r.cuda_memory_reserved

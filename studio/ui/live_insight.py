@@ -154,8 +154,10 @@ class LiveInsightView(QWidget):
             tips.append(f"true '{labels[t]}', predicted '{labels[p]}' ({c:.1%})")
         self.samples.set_samples(samples.images, captions, states, tips)
         n, bad = len(samples.true), sum(samples.wrong)
-        self.samples_title.setText(f"Validation predictions after epoch {samples.epoch}: "
-                                   f"{n - bad} of {n} right" + (f", {bad} wrong (red)" if bad else ""))
+        self.samples_title.setText(
+            f"Validation predictions after epoch {samples.epoch}: "
+            f"{n - bad} of {n} right" + (f", {bad} wrong (red)" if bad else "")
+        )
 
     # -- drawing -------------------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class LiveInsightView(QWidget):
             self._grid.addWidget(self.speed_plot, 1, 0, 1, 2)
         self.memory_plot.setVisible(on)
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         self._redraw()  # what arrived while another tab was on screen
 

@@ -30,8 +30,10 @@ class LogPanel(QPlainTextEdit):
     def _html(self, stamp: str, text: str, level: str, t: Theme) -> str:
         color = {"warning": t.warning, "error": t.danger}.get(level, t.text)
         prefix = {"warning": "warning: ", "error": "error: "}.get(level, "")
-        return (f"<span style='color:{t.muted}'>{stamp}</span>&nbsp;&nbsp;"
-                f"<span style='color:{color}'>{html.escape(prefix + text)}</span>")
+        return (
+            f"<span style='color:{t.muted}'>{stamp}</span>&nbsp;&nbsp;"
+            f"<span style='color:{color}'>{html.escape(prefix + text)}</span>"
+        )
 
     def append(self, message: Message) -> None:
         """Add one engine or window `Message`."""
@@ -60,8 +62,9 @@ class LogDock(QDockWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Log", parent)
         self.setObjectName("logDock")
-        self.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetClosable |
-                         QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
+        )
         self.log = LogPanel()
         self.setWidget(self.log)
         self.toggle = self.toggleViewAction()

@@ -14,8 +14,16 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
@@ -31,8 +39,16 @@ class LRFinderDialog(QDialog):
     search_finished = Signal(object)  # LRFinderResult
     search_failed = Signal(str)
 
-    def __init__(self, config: Config, parent: QWidget | None = None, *, start_lr: float = 1e-7,
-                 end_lr: float = 10.0, num_steps: int = 100, autostart: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        parent: QWidget | None = None,
+        *,
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_steps: int = 100,
+        autostart: bool = True,
+    ) -> None:
         super().__init__(parent)
         theme = current_theme()
         self.setObjectName("lrFinderDialog")
@@ -52,11 +68,16 @@ class LRFinderDialog(QDialog):
             f"<b>{t.optimizer}</b> (batch {t.batch_size}) for up to {num_steps} steps while the rate rises "
             f"from {start_lr:g} to {end_lr:g}, and stops once the loss passes 4× its best. The model's weights "
             "are left untouched. Pick a rate where the loss is still falling steeply, well before its lowest "
-            "point.")
+            "point."
+        )
         intro.setWordWrap(True)
         intro.setStyleSheet(f"color: {text_color()};")
-        self.plot = styled_plot("Loss against learning rate", "learning rate (log scale)", "training loss (smoothed)",
-                                object_name="lrFinderPlot")
+        self.plot = styled_plot(
+            "Loss against learning rate",
+            "learning rate (log scale)",
+            "training loss (smoothed)",
+            object_name="lrFinderPlot",
+        )
         self.plot.setLogMode(x=True, y=False)
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setMinimumSize(640, 360)
@@ -66,12 +87,22 @@ class LRFinderDialog(QDialog):
         legend.addItem(self.raw_curve, "loss per batch")
         legend.addItem(self.curve, "smoothed")
         self.suggest_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.danger, width=1.5, style=Qt.PenStyle.DashLine))
-        self.suggest_dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=theme.danger,
-                                          symbolPen=pg.mkPen(theme.plot_bg, width=1.5))
+        self.suggest_dot = self.plot.plot(
+            [],
+            [],
+            pen=None,
+            symbol="o",
+            symbolSize=11,
+            symbolBrush=theme.danger,
+            symbolPen=pg.mkPen(theme.plot_bg, width=1.5),
+        )
         self.suggest_text = pg.TextItem(color=theme.danger, anchor=(0, 1))
-        self.min_line = pg.InfiniteLine(angle=90, pen=pg.mkPen(theme.muted, width=1, style=Qt.PenStyle.DotLine),
-                                        label="lowest loss", labelOpts={"position": 0.92, "color": theme.muted,
-                                                                        "anchors": [(1.05, 0.5), (1.05, 0.5)]})
+        self.min_line = pg.InfiniteLine(
+            angle=90,
+            pen=pg.mkPen(theme.muted, width=1, style=Qt.PenStyle.DotLine),
+            label="lowest loss",
+            labelOpts={"position": 0.92, "color": theme.muted, "anchors": [(1.05, 0.5), (1.05, 0.5)]},
+        )
         for item in (self.suggest_line, self.suggest_text, self.min_line):
             item.setVisible(False)
             self.plot.addItem(item, ignoreBounds=True)
@@ -138,8 +169,14 @@ class LRFinderDialog(QDialog):
         config, start, end, steps = self.config, self.start_lr, self.end_lr, self.num_steps
 
         def work(state: TaskState) -> LRFinderResult:
-            return find_lr(config, start_lr=start, end_lr=end, num_steps=steps, on_point=state.add_partial_result,
-                           should_stop=state.is_interruption_requested)
+            return find_lr(
+                config,
+                start_lr=start,
+                end_lr=end,
+                num_steps=steps,
+                on_point=state.add_partial_result,
+                should_stop=state.is_interruption_requested,
+            )
 
         call = BackgroundCall(work)
         call.partial_results.connect(self._add_points)
@@ -160,8 +197,9 @@ class LRFinderDialog(QDialog):
             self._raw.append(p.raw_loss)
         self._losses = smooth_losses(self._raw)  # the same centred smoothing the result will carry
         self.progress.setValue(points[-1].step)
-        self.status.setText(f"step {points[-1].step} of at most {self.num_steps} · lr {points[-1].lr:.2e} · "
-                            f"loss {points[-1].loss:.4f}")
+        self.status.setText(
+            f"step {points[-1].step} of at most {self.num_steps} · lr {points[-1].lr:.2e} · loss {points[-1].loss:.4f}"
+        )
         self._redraw()
 
     def _redraw(self) -> None:
@@ -188,8 +226,10 @@ class LRFinderDialog(QDialog):
             self.choose(result.suggestion)
         else:
             danger = current_theme().danger
-            self.rate_label.setText(f"<span style='color:{danger}'>No suggestion: the loss never fell clearly. "
-                                    "Click the curve to pick a rate, or check the data and model.</span>")
+            self.rate_label.setText(
+                f"<span style='color:{danger}'>No suggestion: the loss never fell clearly. "
+                "Click the curve to pick a rate, or check the data and model.</span>"
+            )
         self.search_finished.emit(result)
 
     def _on_failed(self, message: str) -> None:
@@ -220,18 +260,20 @@ class LRFinderDialog(QDialog):
             item.setVisible(True)
         extra = "" if is_suggestion or suggested is None else f" (suggested {suggested:.2e})"
         muted = current_theme().muted
-        self.rate_label.setText(f"{label.capitalize()} rate: <b style='font-size:13pt'>{self.chosen:.2e}</b>"
-                                f"{extra} <span style='color:{muted}'>· click the curve to pick another</span>")
+        self.rate_label.setText(
+            f"{label.capitalize()} rate: <b style='font-size:13pt'>{self.chosen:.2e}</b>"
+            f"{extra} <span style='color:{muted}'>· click the curve to pick another</span>"
+        )
         self.use_button.setEnabled(True)
 
-    def _on_plot_clicked(self, event) -> None:  # noqa: ANN001 - pyqtgraph's mouse event
+    def _on_plot_clicked(self, event) -> None:
         if self.is_running() or not self._lrs:
             return
         vb = self.plot.getPlotItem().vb
         if not vb.sceneBoundingRect().contains(event.scenePos()):
             return
         x = vb.mapSceneToView(event.scenePos()).x()  # log10(lr) on a log axis
-        self.choose(10 ** x)
+        self.choose(10**x)
 
     def _use_rate(self) -> None:
         if self.chosen is not None:

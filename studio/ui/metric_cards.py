@@ -92,8 +92,9 @@ class MetricCards(QWidget):
         e = p.step
         self.epoch.set(f"{e.epoch}/{p.epochs}", f"step {e.step:,} · {e.epoch_progress or 0.0:.0%} of epoch")
         smoothed = self.history.smoothed_loss()
-        self.train_loss.set(format_number(e.loss if smoothed is None else smoothed),
-                            f"lr {e.lr:.3g} · batch {e.batch_size}")
+        self.train_loss.set(
+            format_number(e.loss if smoothed is None else smoothed), f"lr {e.lr:.3g} · batch {e.batch_size}"
+        )
 
     def _on_epoch_ended(self, e: EpochEnd) -> None:
         m = e.metrics
@@ -121,5 +122,6 @@ class MetricCards(QWidget):
         if best is not None:
             epoch, loss = best
             acc = self.history.val_accuracy_at(epoch)
-            self.best.set(f"epoch {epoch}", f"val loss {format_number(loss)}" +
-                          (f" · acc {acc:.2%}" if acc is not None else ""))
+            self.best.set(
+                f"epoch {epoch}", f"val loss {format_number(loss)}" + (f" · acc {acc:.2%}" if acc is not None else "")
+            )

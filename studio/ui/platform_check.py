@@ -31,27 +31,69 @@ from pathlib import Path
 # What Qt's xcb and offscreen platforms load on a Debian/Ubuntu machine, by package: installed
 # together because one missing library usually means a bare image that lacks the others too.
 QT_SYSTEM_PACKAGES = (
-    "libegl1", "libgl1", "libopengl0", "libxkbcommon0", "libxkbcommon-x11-0", "libfontconfig1", "libfreetype6",
-    "libdbus-1-3", "libglib2.0-0", "libx11-6", "libx11-xcb1", "libxcb1", "libxcb-cursor0", "libxcb-icccm4",
-    "libxcb-image0", "libxcb-keysyms1", "libxcb-randr0", "libxcb-render0", "libxcb-render-util0", "libxcb-shape0",
-    "libxcb-shm0", "libxcb-sync1", "libxcb-util1", "libxcb-xfixes0", "libxcb-xinerama0", "libxcb-xkb1",
+    "libegl1",
+    "libgl1",
+    "libopengl0",
+    "libxkbcommon0",
+    "libxkbcommon-x11-0",
+    "libfontconfig1",
+    "libfreetype6",
+    "libdbus-1-3",
+    "libglib2.0-0",
+    "libx11-6",
+    "libx11-xcb1",
+    "libxcb1",
+    "libxcb-cursor0",
+    "libxcb-icccm4",
+    "libxcb-image0",
+    "libxcb-keysyms1",
+    "libxcb-randr0",
+    "libxcb-render0",
+    "libxcb-render-util0",
+    "libxcb-shape0",
+    "libxcb-shm0",
+    "libxcb-sync1",
+    "libxcb-util1",
+    "libxcb-xfixes0",
+    "libxcb-xinerama0",
+    "libxcb-xkb1",
 )
 
 # The Debian package of each library a Qt 6 platform plugin links to (`ldd` names the library).
 SONAME_PACKAGES: Mapping[str, str] = {
-    "libEGL.so.1": "libegl1", "libGL.so.1": "libgl1", "libGLX.so.0": "libglx0", "libOpenGL.so.0": "libopengl0",
-    "libGLdispatch.so.0": "libglvnd0", "libxkbcommon.so.0": "libxkbcommon0",
-    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0", "libfontconfig.so.1": "libfontconfig1",
-    "libfreetype.so.6": "libfreetype6", "libdbus-1.so.3": "libdbus-1-3", "libglib-2.0.so.0": "libglib2.0-0",
-    "libgthread-2.0.so.0": "libglib2.0-0", "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1",
-    "libXau.so.6": "libxau6", "libXdmcp.so.6": "libxdmcp6", "libxcb.so.1": "libxcb1",
-    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4", "libxcb-image.so.0": "libxcb-image0",
-    "libxcb-keysyms.so.1": "libxcb-keysyms1", "libxcb-randr.so.0": "libxcb-randr0",
-    "libxcb-render.so.0": "libxcb-render0", "libxcb-render-util.so.0": "libxcb-render-util0",
-    "libxcb-shape.so.0": "libxcb-shape0", "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1",
-    "libxcb-util.so.1": "libxcb-util1", "libxcb-xfixes.so.0": "libxcb-xfixes0",
-    "libxcb-xinerama.so.0": "libxcb-xinerama0", "libxcb-xkb.so.1": "libxcb-xkb1",
-    "libwayland-client.so.0": "libwayland-client0", "libwayland-cursor.so.0": "libwayland-cursor0",
+    "libEGL.so.1": "libegl1",
+    "libGL.so.1": "libgl1",
+    "libGLX.so.0": "libglx0",
+    "libOpenGL.so.0": "libopengl0",
+    "libGLdispatch.so.0": "libglvnd0",
+    "libxkbcommon.so.0": "libxkbcommon0",
+    "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libglib-2.0.so.0": "libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0",
+    "libX11.so.6": "libx11-6",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libXau.so.6": "libxau6",
+    "libXdmcp.so.6": "libxdmcp6",
+    "libxcb.so.1": "libxcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0",
+    "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0",
+    "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0",
+    "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-render-util.so.0": "libxcb-render-util0",
+    "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0",
+    "libxcb-sync.so.1": "libxcb-sync1",
+    "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0",
+    "libxcb-xinerama.so.0": "libxcb-xinerama0",
+    "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libwayland-client.so.0": "libwayland-client0",
+    "libwayland-cursor.so.0": "libwayland-cursor0",
     "libwayland-egl.so.1": "libwayland-egl1",
 }
 
@@ -76,9 +118,11 @@ def run_platform(environ: Mapping[str, str] = os.environ) -> str:
 
 def no_display_message(how_to_run: str = "studio", why: str = "DISPLAY and WAYLAND_DISPLAY are unset") -> str:
     """The one line that replaces Qt's abort when there is no screen to open a window on."""
-    return (f"error: no display to open the studio window on ({why}): "
-            f"run it under Xvfb with `xvfb-run -a {how_to_run}`, or train headless with "
-            f"`studio train examples/digits.toml`")
+    return (
+        f"error: no display to open the studio window on ({why}): "
+        f"run it under Xvfb with `xvfb-run -a {how_to_run}`, or train headless with "
+        f"`studio train examples/digits.toml`"
+    )
 
 
 def plugins_dir() -> Path | None:
@@ -141,8 +185,10 @@ def plugin_load_error(platform: str) -> str | None:
         missing = plugin_missing_libraries(platform) or [str(exc)]
         packages = packages_for(missing)
         fix = f"`sudo apt-get install {' '.join(packages)}`" if packages else "your package manager"
-        return (f"Qt cannot open the studio window: its {platform} platform plugin needs {', '.join(missing)}; "
-                f"install {'them' if len(missing) > 1 else 'it'} with {fix} (`make run` does this itself)")
+        return (
+            f"Qt cannot open the studio window: its {platform} platform plugin needs {', '.join(missing)}; "
+            f"install {'them' if len(missing) > 1 else 'it'} with {fix} (`make run` does this itself)"
+        )
     return None
 
 
@@ -171,8 +217,7 @@ def probe_start(platform: str, timeout_s: float = 60.0) -> tuple[bool, str]:
     code = "import sys\nfrom PySide6.QtWidgets import QApplication\nQApplication(sys.argv[:1])\n"
     env = dict(os.environ, QT_QPA_PLATFORM=platform)
     try:
-        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                              timeout=timeout_s)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return False, f"creating a QApplication on {platform} did not finish in {timeout_s:.0f}s"
     if proc.returncode == 0:
@@ -182,26 +227,38 @@ def probe_start(platform: str, timeout_s: float = 60.0) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m studio.ui.platform_check",
-                                     description="Check that Qt can open the studio window here.")
-    parser.add_argument("--platform", action="append", default=None,
-                        help="a Qt platform plugin to check (repeatable); default: the one a window would "
-                             "use here, and offscreen (the tests')")
-    parser.add_argument("--display", action="store_true",
-                        help="only check that the X display named by DISPLAY answers (exit 5 when not)")
+    parser = argparse.ArgumentParser(
+        prog="python -m studio.ui.platform_check", description="Check that Qt can open the studio window here."
+    )
+    parser.add_argument(
+        "--platform",
+        action="append",
+        default=None,
+        help="a Qt platform plugin to check (repeatable); default: the one a window would "
+        "use here, and offscreen (the tests')",
+    )
+    parser.add_argument(
+        "--display",
+        action="store_true",
+        help="only check that the X display named by DISPLAY answers (exit 5 when not)",
+    )
     parser.add_argument("--how-to-run", default="studio", help="the command the no-display message suggests")
-    parser.add_argument("--start", action="store_true",
-                        help="where a display exists, also create a QApplication on it in a subprocess")
-    parser.add_argument("--packages", action="store_true",
-                        help="print the Debian packages that hold the missing libraries on stdout")
-    parser.add_argument("--install-list", action="store_true",
-                        help="with --packages: every package Qt needs, also when none is missing")
+    parser.add_argument(
+        "--start", action="store_true", help="where a display exists, also create a QApplication on it in a subprocess"
+    )
+    parser.add_argument(
+        "--packages", action="store_true", help="print the Debian packages that hold the missing libraries on stdout"
+    )
+    parser.add_argument(
+        "--install-list", action="store_true", help="with --packages: every package Qt needs, also when none is missing"
+    )
     args = parser.parse_args(argv)
     if not sys.platform.startswith("linux"):
         return 0  # Qt's wheels carry what they need on macOS and Windows
     if args.display:
-        unreachable = (x11_display_error(os.environ.get("DISPLAY"))
-                       if has_display() and run_platform() == "xcb" else None)
+        unreachable = (
+            x11_display_error(os.environ.get("DISPLAY")) if has_display() and run_platform() == "xcb" else None
+        )
         if unreachable is not None:
             print(no_display_message(args.how_to_run, why=unreachable), file=sys.stderr)
             return 5
@@ -216,8 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         if listed:
             print(" ".join(listed))
     if missing:
-        print(f"Qt's {' and '.join(failing)} platform plugin{'s' if len(failing) > 1 else ''} cannot load: "
-              f"missing {', '.join(missing)}", file=sys.stderr)
+        print(
+            f"Qt's {' and '.join(failing)} platform plugin{'s' if len(failing) > 1 else ''} cannot load: "
+            f"missing {', '.join(missing)}",
+            file=sys.stderr,
+        )
         return 3
     if args.start and has_display():
         platform = run_platform()

@@ -9,13 +9,26 @@ run on a worker thread, one job at a time; the newest request waits while one ru
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.export.predict import IMAGE_SUFFIXES, ModelInfo, Predictor
 from studio.ui.background_call import BackgroundCall, TaskState
@@ -191,7 +204,7 @@ class PredictPanel(QWidget):
             what = f"the exported model {origin.name}"
         else:
             what = f"the checkpoint {origin.name} (export the run to predict with ONNX)"
-        task = (f"{len(info.labels)} classes" if info.task == "classification" else "regression")
+        task = f"{len(info.labels)} classes" if info.task == "classification" else "regression"
         if info.kind == "image":
             inputs = "images " + "x".join(map(str, info.input_shape))
         else:
@@ -223,8 +236,11 @@ class PredictPanel(QWidget):
     @Slot()
     def choose_images(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(
-            self, "Choose images", str(self.run_dir or Path.home()),
-            f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)")
+            self,
+            "Choose images",
+            str(self.run_dir or Path.home()),
+            f"Images ({' '.join('*' + s for s in IMAGE_SUFFIXES)});;All files (*)",
+        )
         if files:
             self.add_images([Path(f) for f in files])
 
@@ -238,8 +254,13 @@ class PredictPanel(QWidget):
             item.setToolTip(str(p))
             pixmap = QPixmap(str(p))
             if not pixmap.isNull():
-                item.setIcon(QIcon(pixmap.scaled(40, 40, Qt.AspectRatioMode.KeepAspectRatio,
-                                                 Qt.TransformationMode.SmoothTransformation)))
+                item.setIcon(
+                    QIcon(
+                        pixmap.scaled(
+                            40, 40, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                        )
+                    )
+                )
             self.file_list.addItem(item)
         if new:
             self.file_list.setCurrentRow(self.file_list.count() - len(new))
@@ -277,8 +298,10 @@ class PredictPanel(QWidget):
             item = self.file_list.item(i)
             r = self.results.get(item.data(Qt.ItemDataRole.UserRole))
             if r is not None:
-                item.setText(f"{Path(r['file']).name}: " + (f"{r['label']} ({r['probability'] * 100:.1f}%)"
-                                                             if "label" in r else "cannot read"))
+                item.setText(
+                    f"{Path(r['file']).name}: "
+                    + (f"{r['label']} ({r['probability'] * 100:.1f}%)" if "label" in r else "cannot read")
+                )
         self._show_current()
         self.predicted.emit(results)
 
@@ -289,8 +312,11 @@ class PredictPanel(QWidget):
         path = item.data(Qt.ItemDataRole.UserRole)
         image = QImage(path)
         if not image.isNull():
-            self.preview.setPixmap(QPixmap.fromImage(image).scaled(
-                128, 128, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
+            self.preview.setPixmap(
+                QPixmap.fromImage(image).scaled(
+                    128, 128, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation
+                )
+            )
         r = self.results.get(path)
         if r is None:
             return
@@ -311,13 +337,13 @@ class PredictPanel(QWidget):
         elif self.info is not None and self.info.kind == "tabular" and self.info.task == "classification":
             self.predict_features()
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - the whole tab takes drops
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if self.info is not None and self.info.kind == "image" and DropArea.image_paths(event):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = DropArea.image_paths(event)
         if paths and self.info is not None and self.info.kind == "image":
             event.acceptProposedAction()
@@ -367,8 +393,11 @@ class PredictPanel(QWidget):
         values = self.feature_values()
         if values is None:
             return
-        self._submit(_features_job(self.predictor, values, self.top_spin.value()), self._on_features_predicted,
-                     self._on_predict_failed)
+        self._submit(
+            _features_job(self.predictor, values, self.top_spin.value()),
+            self._on_features_predicted,
+            self._on_predict_failed,
+        )
 
     @Slot(object)
     def _on_features_predicted(self, result: dict[str, Any]) -> None:
@@ -386,8 +415,14 @@ class PredictPanel(QWidget):
 
     # -- one background job at a time -------------------------------------------------------------
 
-    def _submit(self, job: Callable[[TaskState], Any] | Callable[[], Any], on_success: Callable[[Any], None],
-                on_failure: Callable[[str], None], *, lazy: bool = False) -> None:
+    def _submit(
+        self,
+        job: Callable[[TaskState], Any] | Callable[[], Any],
+        on_success: Callable[[Any], None],
+        on_failure: Callable[[str], None],
+        *,
+        lazy: bool = False,
+    ) -> None:
         """Run `job` now, or after the running one; with `lazy`, `job()` builds the real job at that time."""
         generation = self._generation
 

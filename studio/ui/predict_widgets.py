@@ -73,8 +73,9 @@ class ProbabilityBars(pg.PlotWidget):
         self.getPlotItem().invertY(True)
         self.setXRange(0, 1, padding=0.02)
         self.setLabel("bottom", "probability")
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.6, width=[],
-                                    brush=pg.mkBrush(qcolor(current_theme().accent, 200)))
+        self.bars = pg.BarGraphItem(
+            x0=[], y=[], height=0.6, width=[], brush=pg.mkBrush(qcolor(current_theme().accent, 200))
+        )
         self.addItem(self.bars)
         self._texts: list[pg.TextItem] = []
         self.labels: list[str] = []

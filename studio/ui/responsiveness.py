@@ -54,7 +54,9 @@ class TimerLagProbe(QObject):
         return float(np.percentile(self.busy_ms, p)) if self.busy_ms else float("nan")
 
     def summary(self) -> str:
-        return (f"{len(self.lags_ms)} ticks of a {self.interval_ms} ms timer: late by p50 "
-                f"{self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms, max {max(self.lags_ms, default=0):.1f} ms; "
-                f"GUI thread busy between ticks p99 {self.busy_percentile(99):.1f} ms, "
-                f"max {max(self.busy_ms, default=0):.1f} ms")
+        return (
+            f"{len(self.lags_ms)} ticks of a {self.interval_ms} ms timer: late by p50 "
+            f"{self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms, max {max(self.lags_ms, default=0):.1f} ms; "
+            f"GUI thread busy between ticks p99 {self.busy_percentile(99):.1f} ms, "
+            f"max {max(self.busy_ms, default=0):.1f} ms"
+        )

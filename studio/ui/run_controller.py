@@ -70,9 +70,16 @@ class RunState(StrEnum):
         return cls(status) if status in ENDED_STATUSES else default
 
 
-STATE_LABELS = {RunState.READY: "Ready", RunState.TRAINING: "Training", RunState.PAUSED: "Paused",
-                RunState.STOPPING: "Stopping…", RunState.COMPLETED: "Completed",
-                RunState.EARLY_STOPPED: "Early stopped", RunState.STOPPED: "Stopped", RunState.FAILED: "Failed"}
+STATE_LABELS = {
+    RunState.READY: "Ready",
+    RunState.TRAINING: "Training",
+    RunState.PAUSED: "Paused",
+    RunState.STOPPING: "Stopping…",
+    RunState.COMPLETED: "Completed",
+    RunState.EARLY_STOPPED: "Early stopped",
+    RunState.STOPPED: "Stopped",
+    RunState.FAILED: "Failed",
+}
 ENDED_STATUSES = ("completed", "early_stopped", "stopped", "failed")
 
 
@@ -197,8 +204,11 @@ class RunController(QObject):
         summary = read_summary(run_dir) or {}
         done = int(summary.get("epochs_completed") or 0)
         if done >= cfg.train.epochs and summary.get("status") != "stopped":
-            raise CannotStart("Nothing left to train", f"All {cfg.train.epochs} epochs of this run are done. "
-                              "Raise Epochs to train further.", info=True)
+            raise CannotStart(
+                "Nothing left to train",
+                f"All {cfg.train.epochs} epochs of this run are done. Raise Epochs to train further.",
+                info=True,
+            )
         return RunRequest(run_dir, cfg, True)
 
     def start(self, request: RunRequest) -> None:
@@ -213,8 +223,9 @@ class RunController(QObject):
         self.control = TrainingControl()
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
-        self.thread, self.worker = start_training(request.config, request.run_dir, self.control,
-                                                  resume=request.resume, connect=self._connect_worker)
+        self.thread, self.worker = start_training(
+            request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
+        )
         self.thread.finished.connect(self._on_thread_finished)
         _app().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()

@@ -34,8 +34,9 @@ class RunDialogs(QObject):
     notice = Signal(str, int)  # a status-bar message and how long it shows (ms)
     message = Signal(object)  # Message, for the log
 
-    def __init__(self, window: QWidget, controller: RunController, sidebar: SetupSidebar,
-                 load_engine: Callable[[], None]) -> None:
+    def __init__(
+        self, window: QWidget, controller: RunController, sidebar: SetupSidebar, load_engine: Callable[[], None]
+    ) -> None:
         super().__init__(window)
         self.window, self.controller, self.sidebar, self._load_engine = window, controller, sidebar, load_engine
         self.export_dialog: Any = None

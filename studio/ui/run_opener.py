@@ -31,8 +31,14 @@ class RunOpener(QObject):
 
     notice = Signal(str, int)  # a status-bar message and how long it shows (ms)
 
-    def __init__(self, window: QWidget, controller: RunController, sidebar: SetupSidebar, settings: QSettings,
-                 runs_dir: Callable[[], Path]) -> None:
+    def __init__(
+        self,
+        window: QWidget,
+        controller: RunController,
+        sidebar: SetupSidebar,
+        settings: QSettings,
+        runs_dir: Callable[[], Path],
+    ) -> None:
         super().__init__(window)
         self.window, self.controller, self.sidebar, self.settings = window, controller, sidebar, settings
         self._runs_dir = runs_dir
@@ -43,7 +49,9 @@ class RunOpener(QObject):
 
     def choose_run(self) -> None:
         start = self._runs_dir()
-        path = QFileDialog.getExistingDirectory(self.window, "Open a run", str(start if start.is_dir() else Path.home()))
+        path = QFileDialog.getExistingDirectory(
+            self.window, "Open a run", str(start if start.is_dir() else Path.home())
+        )
         if path:
             self.open_run(Path(path))
 
@@ -111,9 +119,11 @@ class RunOpener(QObject):
             self.sidebar.data_panel.choose_path(path)
             self.notice.emit(f"Data: {path.name}", 4000)
         else:
-            show_error(self.window, "Cannot use this file", f"'{path.name}' is neither a folder of images, a CSV "
-                       "file, a config (.toml) nor a run folder.")
+            show_error(
+                self.window,
+                "Cannot use this file",
+                f"'{path.name}' is neither a folder of images, a CSV file, a config (.toml) nor a run folder.",
+            )
 
     def _on_state(self, state: RunState) -> None:
         self.window.setAcceptDrops(not state.is_training)
-

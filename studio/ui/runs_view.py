@@ -12,8 +12,20 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QMessageBox,
-                               QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_metrics_csv, list_runs
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
@@ -26,8 +38,14 @@ COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
 
 def status_color(status: str) -> str:
     t = current_theme()
-    return {"completed": t.success, "early_stopped": t.success, "failed": t.danger, "running": t.accent,
-            "stopped": t.warning, "interrupted": t.warning}.get(status, t.muted)
+    return {
+        "completed": t.success,
+        "early_stopped": t.success,
+        "failed": t.danger,
+        "running": t.accent,
+        "stopped": t.warning,
+        "interrupted": t.warning,
+    }.get(status, t.muted)
 
 
 def display_path(path: Path) -> str:
@@ -95,11 +113,13 @@ class RunsView(QWidget):
         self.open_button.setToolTip("Open the selected run (evaluation, curves)")
         self.delete_button = QPushButton("Delete…", objectName="runsDeleteButton")
         self.csv_button = QPushButton("Export CSV…", objectName="runsExportCsvButton")
-        self.csv_button.setToolTip("Write the metrics of the selected runs (all runs when none is selected) "
-                                   "to one CSV file")
+        self.csv_button.setToolTip(
+            "Write the metrics of the selected runs (all runs when none is selected) to one CSV file"
+        )
         self.tensorboard_button = QPushButton("Export to TensorBoard…", objectName="runsTensorBoardButton")
-        self.tensorboard_button.setToolTip("Write the selected runs as TensorBoard event files"
-                                           if tensorboard_available() else MISSING)
+        self.tensorboard_button.setToolTip(
+            "Write the selected runs as TensorBoard event files" if tensorboard_available() else MISSING
+        )
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._open_selected)
         self.delete_button.clicked.connect(self.delete_selected)
@@ -111,16 +131,17 @@ class RunsView(QWidget):
         self.status = QLabel(objectName="runsStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
-        for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button,
-                  self.tensorboard_button):
+        for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button, self.tensorboard_button):
             bar.addWidget(b)
         bar.addSpacing(12)
         bar.addWidget(self.folder_label, 1)
 
         self.loss_plot = styled_plot("Validation loss", "epoch", "loss", object_name="runsLossPlot")
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
-        self.hint = QLabel("Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves; "
-                           "dashed lines are the training split.")
+        self.hint = QLabel(
+            "Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves; "
+            "dashed lines are the training split."
+        )
         self.hint.setStyleSheet(f"color: {theme.muted};")
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.loss_plot)
@@ -175,12 +196,15 @@ class RunsView(QWidget):
         for i, r in enumerate(self.runs):
             acc = r.best_val_accuracy
             epochs = f"{r.epochs_completed}/{r.epochs_total}" if r.epochs_total else str(r.epochs_completed)
-            cells = [_SortItem(r.name, r.name),
-                     _SortItem(r.date.strftime("%Y-%m-%d %H:%M") if r.date else "", r.date.timestamp() if r.date else None),
-                     _SortItem(r.data, r.data), _SortItem(r.model, r.model),
-                     _SortItem(r.status.replace("_", " "), r.status),
-                     _SortItem(f"{acc:.2%}" if acc is not None else "—", acc),
-                     _SortItem(epochs, r.epochs_completed)]
+            cells = [
+                _SortItem(r.name, r.name),
+                _SortItem(r.date.strftime("%Y-%m-%d %H:%M") if r.date else "", r.date.timestamp() if r.date else None),
+                _SortItem(r.data, r.data),
+                _SortItem(r.model, r.model),
+                _SortItem(r.status.replace("_", " "), r.status),
+                _SortItem(f"{acc:.2%}" if acc is not None else "—", acc),
+                _SortItem(epochs, r.epochs_completed),
+            ]
             cells[0].setData(Qt.ItemDataRole.UserRole, str(r.path))
             cells[0].setToolTip(str(r.path))
             cells[4].setForeground(QColor(status_color(r.status)))
@@ -194,8 +218,11 @@ class RunsView(QWidget):
                 self._add_row_to_selection(row)
         self.table.blockSignals(False)
         self._draw_selected()
-        self.status.setText(f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
-                            if self.runs else "no runs yet: train one and it appears here")
+        self.status.setText(
+            f"{len(self.runs)} run{'s' if len(self.runs) != 1 else ''}"
+            if self.runs
+            else "no runs yet: train one and it appears here"
+        )
         self.runs_changed.emit()
 
     def _add_row_to_selection(self, row: int) -> None:
@@ -251,9 +278,15 @@ class RunsView(QWidget):
                     last_epoch = max(last_epoch, int(max(x)))
                     if key == "accuracy":
                         y = tuple(v * 100 for v in y)
-                    line = item.plot(list(x), list(y), pen=pg.mkPen(color, width=width, style=style),
-                                     symbol="o" if split == "val" else None, symbolSize=6, symbolBrush=color,
-                                     symbolPen=None)
+                    line = item.plot(
+                        list(x),
+                        list(y),
+                        pen=pg.mkPen(color, width=width, style=style),
+                        symbol="o" if split == "val" else None,
+                        symbolSize=6,
+                        symbolBrush=color,
+                        symbolPen=None,
+                    )
                     if split == "val":
                         legend.addItem(line, run.name)
         # A colour swatch in the name cell ties each table row to its curves.
@@ -296,10 +329,13 @@ class RunsView(QWidget):
             return
         names = "\n".join(f"  {r.name}" for r in runs[:10]) + ("\n  …" if len(runs) > 10 else "")
         answer = QMessageBox.question(
-            self, "Delete runs",
+            self,
+            "Delete runs",
             f"Delete {len(runs)} run{'s' if len(runs) != 1 else ''} for good?\n\n{names}\n\n"
             "Their folders, checkpoints and metrics are removed from disk.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return
         failed = []
@@ -346,5 +382,6 @@ class RunsView(QWidget):
         except (StudioError, OSError) as exc:
             QMessageBox.warning(self, "Export to TensorBoard", f"Could not export: {exc}")
             return
-        self.status.setText(f"wrote {len(runs)} run{'s' if len(runs) != 1 else ''} to {folder}: "
-                            f"tensorboard --logdir {folder}")
+        self.status.setText(
+            f"wrote {len(runs)} run{'s' if len(runs) != 1 else ''} to {folder}: tensorboard --logdir {folder}"
+        )

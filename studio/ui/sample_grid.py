@@ -83,8 +83,12 @@ class _GridCanvas(QWidget):
     def _rect(self, i: int) -> QRect:
         cell, cols = self.cell_size(), self.columns()
         row, col = divmod(i, cols)
-        return QRect(self.GAP + col * (cell.width() + self.GAP), self.GAP + row * (cell.height() + self.GAP),
-                     cell.width(), cell.height())
+        return QRect(
+            self.GAP + col * (cell.width() + self.GAP),
+            self.GAP + row * (cell.height() + self.GAP),
+            cell.width(),
+            cell.height(),
+        )
 
     def tile_at(self, x: int, y: int) -> int | None:
         for i in range(len(self.tiles)):
@@ -92,28 +96,31 @@ class _GridCanvas(QWidget):
                 return i
         return None
 
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def mouseMoveEvent(self, event) -> None:
         i = self.tile_at(int(event.position().x()), int(event.position().y()))
         self.setToolTip(self.tiles[i].tooltip if i is not None else "")
 
-    def paintEvent(self, event) -> None:  # noqa: N802
+    def paintEvent(self, event) -> None:
         theme = current_theme()
         p = QPainter(self)
         p.setFont(self._font)
         fm = QFontMetrics(self._font)
         if not self.tiles:
             p.setPen(QColor(theme.muted))
-            p.drawText(self.rect().adjusted(12, 12, -12, -12),
-                       Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
-                       self.message)
+            p.drawText(
+                self.rect().adjusted(12, 12, -12, -12),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+                self.message,
+            )
             return
         for i, tile in enumerate(self.tiles):
             r = self._rect(i)
             if not r.intersects(event.rect()):
                 continue
             pm = tile.pixmap
-            img = QRect(r.x() + (r.width() - pm.width()) // 2, r.y() + (self.thumb - pm.height()) // 2,
-                        pm.width(), pm.height())
+            img = QRect(
+                r.x() + (r.width() - pm.width()) // 2, r.y() + (self.thumb - pm.height()) // 2, pm.width(), pm.height()
+            )
             p.drawPixmap(img, pm)
             if tile.state == "wrong":
                 p.setPen(QPen(QColor(theme.danger), 3))
@@ -122,7 +129,7 @@ class _GridCanvas(QWidget):
                 p.setPen(QPen(QColor(theme.border), 1))
                 p.drawRect(img.adjusted(-1, -1, 0, 0))
             y = r.y() + self.thumb + 4
-            for k, line in enumerate(tile.lines[:self.caption_lines]):
+            for k, line in enumerate(tile.lines[: self.caption_lines]):
                 color = text_color()
                 if k == 0 and tile.state == "wrong":
                     color = theme.danger
@@ -152,15 +159,22 @@ class SampleGridView(QScrollArea):
         self.canvas.tiles = []
         self._relayout()
 
-    def set_samples(self, images: np.ndarray | list[np.ndarray], captions: list[tuple[str, ...]] | None = None,
-                    states: list[str | None] | None = None, tooltips: list[str] | None = None) -> None:
+    def set_samples(
+        self,
+        images: np.ndarray | list[np.ndarray],
+        captions: list[tuple[str, ...]] | None = None,
+        states: list[str | None] | None = None,
+        tooltips: list[str] | None = None,
+    ) -> None:
         n = len(images)
         captions = captions or [()] * n
         states = states or [None] * n
         tooltips = tooltips or [""] * n
         self.canvas.caption_lines = max((len(c) for c in captions), default=0)
-        self.canvas.tiles = [_Tile(thumbnail(np.asarray(images[i]), self.canvas.thumb), tuple(captions[i]),
-                                   states[i], tooltips[i]) for i in range(n)]
+        self.canvas.tiles = [
+            _Tile(thumbnail(np.asarray(images[i]), self.canvas.thumb), tuple(captions[i]), states[i], tooltips[i])
+            for i in range(n)
+        ]
         self._relayout()
 
     def count(self) -> int:
@@ -174,6 +188,6 @@ class SampleGridView(QScrollArea):
         self.canvas.updateGeometry()
         self.canvas.update()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802
+    def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._relayout()

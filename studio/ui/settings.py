@@ -60,8 +60,11 @@ def default_window_size() -> QSize:
 
 def restore_window(settings: QSettings, window: QMainWindow, splitter: QSplitter) -> str:
     """Put the window, its docks and its splitter back as they were; returns the theme's name."""
-    for key, restore in (("window/geometry", window.restoreGeometry), ("window/state", window.restoreState),
-                         ("window/splitter", splitter.restoreState)):
+    for key, restore in (
+        ("window/geometry", window.restoreGeometry),
+        ("window/state", window.restoreState),
+        ("window/splitter", splitter.restoreState),
+    ):
         value = settings.value(key)
         if isinstance(value, QByteArray):
             restore(value)

@@ -32,31 +32,80 @@ from studio.ui.theme import themed_icon
 LOCKED_TIP = "Fixed while a run trains: stop the run to change it."
 
 LABELS = {
-    "source": "Source", "path": "Path", "target": "Target column", "task": "Task", "blank_cells": "Blank cells",
-    "val_split": "Validation split", "test_split": "Test split", "image_size": "Image size",
-    "channels": "Channels", "cache_dir": "Download cache", "memory_budget_mb": "Memory budget",
-    "num_workers": "Loader workers", "flip": "Horizontal flip", "translate": "Random shift",
-    "rotate": "Random rotation", "color_jitter": "Colour jitter", "arch": "Architecture",
-    "hidden": "Hidden layers", "dropout": "Dropout", "init": "Initialisation", "weights": "Pretrained weights",
-    "epochs": "Epochs", "batch_size": "Batch size", "lr": "Learning rate", "optimizer": "Optimizer",
-    "momentum": "Momentum", "nesterov": "Nesterov momentum", "weight_decay": "Weight decay",
-    "schedule": "LR schedule", "warmup_epochs": "Warm-up epochs", "step_size": "Step every (epochs)",
-    "gamma": "Step decay", "clip_grad_norm": "Clip grad norm", "accumulate": "Accumulate batches",
-    "loss": "Loss", "device": "Device", "precision": "Precision", "patience": "Early-stop patience",
-    "min_delta": "Early-stop min delta", "target_loss": "Target loss", "log_every": "Log every (steps)",
+    "source": "Source",
+    "path": "Path",
+    "target": "Target column",
+    "task": "Task",
+    "blank_cells": "Blank cells",
+    "val_split": "Validation split",
+    "test_split": "Test split",
+    "image_size": "Image size",
+    "channels": "Channels",
+    "cache_dir": "Download cache",
+    "memory_budget_mb": "Memory budget",
+    "num_workers": "Loader workers",
+    "flip": "Horizontal flip",
+    "translate": "Random shift",
+    "rotate": "Random rotation",
+    "color_jitter": "Colour jitter",
+    "arch": "Architecture",
+    "hidden": "Hidden layers",
+    "dropout": "Dropout",
+    "init": "Initialisation",
+    "weights": "Pretrained weights",
+    "epochs": "Epochs",
+    "batch_size": "Batch size",
+    "lr": "Learning rate",
+    "optimizer": "Optimizer",
+    "momentum": "Momentum",
+    "nesterov": "Nesterov momentum",
+    "weight_decay": "Weight decay",
+    "schedule": "LR schedule",
+    "warmup_epochs": "Warm-up epochs",
+    "step_size": "Step every (epochs)",
+    "gamma": "Step decay",
+    "clip_grad_norm": "Clip grad norm",
+    "accumulate": "Accumulate batches",
+    "loss": "Loss",
+    "device": "Device",
+    "precision": "Precision",
+    "patience": "Early-stop patience",
+    "min_delta": "Early-stop min delta",
+    "target_loss": "Target loss",
+    "log_every": "Log every (steps)",
     "seed": "Seed",
 }
 
 CHOICE_LABELS = {
-    "digits": "Digits (bundled MNIST, 8k)", "mnist": "MNIST (download)", "fashion-mnist": "Fashion-MNIST (download)",
-    "cifar10": "CIFAR-10 (download)", "folder": "Image folder…", "csv": "CSV file…", "linear": "Synthetic line",
-    "softmax": "Softmax regression", "mlp": "MLP", "lenet": "LeNet-5", "resnet18": "ResNet-18",
-    "linear_arch": "Linear", "sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "none": "Constant",
-    "step": "Step decay", "cosine": "Cosine", "onecycle": "One-cycle",
+    "digits": "Digits (bundled MNIST, 8k)",
+    "mnist": "MNIST (download)",
+    "fashion-mnist": "Fashion-MNIST (download)",
+    "cifar10": "CIFAR-10 (download)",
+    "folder": "Image folder…",
+    "csv": "CSV file…",
+    "linear": "Synthetic line",
+    "softmax": "Softmax regression",
+    "mlp": "MLP",
+    "lenet": "LeNet-5",
+    "resnet18": "ResNet-18",
+    "linear_arch": "Linear",
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "none": "Constant",
+    "step": "Step decay",
+    "cosine": "Cosine",
+    "onecycle": "One-cycle",
 }
 
-OBJECT_NAMES = {"source": "datasetCombo", "arch": "modelCombo", "lr": "lrSpinBox",
-                "batch_size": "batchSizeSpinBox", "epochs": "epochsSpinBox", "device": "deviceCombo"}
+OBJECT_NAMES = {
+    "source": "datasetCombo",
+    "arch": "modelCombo",
+    "lr": "lrSpinBox",
+    "batch_size": "batchSizeSpinBox",
+    "epochs": "epochsSpinBox",
+    "device": "deviceCombo",
+}
 
 # Augmentation strengths a checkbox switches on (0 means off in the config).
 AUGMENT_ON = {"translate": 0.1, "rotate": 10.0, "color_jitter": 0.2}
@@ -128,8 +177,9 @@ class FieldEditor(QObject):
             lo = float(meta.get("min", meta.get("min_exclusive", 0.0)))
             hi = float(meta.get("max", meta.get("max_exclusive", 1e6)))
             if name in LOG_SCALE:
-                spin: QDoubleSpinBox = ScientificSpinBox(1e-6 if "min_exclusive" in meta else lo, min(hi, 100.0),
-                                                         allow_zero="min_exclusive" not in meta)
+                spin: QDoubleSpinBox = ScientificSpinBox(
+                    1e-6 if "min_exclusive" in meta else lo, min(hi, 100.0), allow_zero="min_exclusive" not in meta
+                )
             else:
                 spin = QDoubleSpinBox()
                 spin.setDecimals(3)
@@ -169,9 +219,13 @@ class FieldEditor(QObject):
         button.clicked.connect(self.browse)
         self.browse_button = button
         lay.addWidget(button)
-        edit.setPlaceholderText({"path": "a folder of class subfolders, or a CSV file",
-                                 "weights": "optional .pth state dict",
-                                 "cache_dir": "default: the user's cache"}[self.name])
+        edit.setPlaceholderText(
+            {
+                "path": "a folder of class subfolders, or a CSV file",
+                "weights": "optional .pth state dict",
+                "cache_dir": "default: the user's cache",
+            }[self.name]
+        )
         return holder
 
     def _make_augment_toggle(self) -> QWidget:
@@ -204,13 +258,15 @@ class FieldEditor(QObject):
         if self.name == "path":
             source = getattr(self, "source_hint", lambda: "csv")()
             if source == "csv":
-                path, _ = QFileDialog.getOpenFileName(self.widget, "Choose a CSV file", start,
-                                                      "CSV files (*.csv *.tsv *.txt);;All files (*)")
+                path, _ = QFileDialog.getOpenFileName(
+                    self.widget, "Choose a CSV file", start, "CSV files (*.csv *.tsv *.txt);;All files (*)"
+                )
             else:
                 path = QFileDialog.getExistingDirectory(self.widget, "Choose an image folder", start)
         elif self.name == "weights":
-            path, _ = QFileDialog.getOpenFileName(self.widget, "Choose a state dict", start,
-                                                  "PyTorch weights (*.pth *.pt);;All files (*)")
+            path, _ = QFileDialog.getOpenFileName(
+                self.widget, "Choose a state dict", start, "PyTorch weights (*.pth *.pt);;All files (*)"
+            )
         else:
             path = QFileDialog.getExistingDirectory(self.widget, "Choose a folder", start)
         if path:

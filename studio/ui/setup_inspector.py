@@ -60,14 +60,14 @@ class SetupInspector(QObject):
         if self._call is not None and self._call.is_running():
             self._call.cancel()
 
-    def _on_inspected(self, result: "Inspection | None") -> None:
+    def _on_inspected(self, result: Inspection | None) -> None:
         if result is not None and result.generation == self._generation:
             self.inspected.emit(result)
 
     def _data_key(self, cfg: Config) -> str:
         return repr((cfg.seed, cfg.data))
 
-    def _run(self, gen: int, cfg: Config, state: TaskState) -> "Inspection | None":
+    def _run(self, gen: int, cfg: Config, state: TaskState) -> Inspection | None:
         key = self._data_key(cfg)
         spec = None
         error = False

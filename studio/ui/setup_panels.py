@@ -7,8 +7,9 @@ options") by itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
@@ -138,8 +139,12 @@ class DataPanel(SetupCard):
         return self.fields["data.source"].value()
 
     def _describe_augment(self) -> None:
-        names = {"augment.flip": "flip", "augment.translate": "shift", "augment.rotate": "rotate",
-                 "augment.color_jitter": "jitter"}
+        names = {
+            "augment.flip": "flip",
+            "augment.translate": "shift",
+            "augment.rotate": "rotate",
+            "augment.color_jitter": "jitter",
+        }
         on = [short for key, short in names.items() if self.fields[key].value()]
         self.aug_block.set_detail(", ".join(on) if on else "off")
         self.aug_block.setVisible(self.source() not in ("csv", "linear"))
@@ -231,8 +236,15 @@ class TrainingPanel(SetupCard):
 
 
 def _fields_top() -> dict[str, FieldEditor]:
-    return {"seed": FieldEditor("", "seed", int, 0, {"help": "seed for splits, initialisation and data order",
-                                                     "min": 0, "max": 2_000_000_000})}
+    return {
+        "seed": FieldEditor(
+            "",
+            "seed",
+            int,
+            0,
+            {"help": "seed for splits, initialisation and data order", "min": 0, "max": 2_000_000_000},
+        )
+    }
 
 
 def config_dict(cards: list[SetupCard]) -> dict[str, Any]:

@@ -142,8 +142,9 @@ class SetupSidebar(QWidget):
         except StudioError as exc:
             show_error(self, "The setup has a problem", str(exc))
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save the setup", str(Path.home() / "studio.toml"),
-                                              "TOML config (*.toml)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the setup", str(Path.home() / "studio.toml"), "TOML config (*.toml)"
+        )
         if path:
             save_config(cfg, Path(path))
             self.notice.emit(f"Saved {Path(path).name}", 4000)

@@ -16,7 +16,7 @@ def next_nice(value: float, steps: int, floor: float) -> float:
         return floor if steps > 0 else 0.0
     ladder_pos = math.log10(value)
     exp = math.floor(ladder_pos + 1e-12)
-    mant = value / 10 ** exp
+    mant = value / 10**exp
     # Where on the ladder `value` sits; an off-ladder value moves to its neighbour first.
     idx = max(i for i, m in enumerate(_MANTISSAS) if m <= mant + 1e-9)
     on_ladder = abs(_MANTISSAS[idx] - mant) < 1e-9
@@ -25,15 +25,14 @@ def next_nice(value: float, steps: int, floor: float) -> float:
         pos += 1  # stepping down from 0.0123 lands on 0.01, not 0.005
     pos += steps
     e, i = divmod(pos, 3)
-    return float(f"{_MANTISSAS[i] * 10 ** e:.12g}")
+    return float(f"{_MANTISSAS[i] * 10**e:.12g}")
 
 
 class ScientificSpinBox(QDoubleSpinBox):
     """A spin box showing values compactly (0.001, 1e-05), accepting typed scientific notation,
     and stepping along 1-2-5 so the arrow keys cover 1e-5 to 10 in a few presses."""
 
-    def __init__(self, minimum: float, maximum: float, parent: QWidget | None = None,
-                 allow_zero: bool = False) -> None:
+    def __init__(self, minimum: float, maximum: float, parent: QWidget | None = None, allow_zero: bool = False) -> None:
         super().__init__(parent)
         self._floor = max(minimum, 1e-6) if not allow_zero else 1e-6
         self.setDecimals(12)
@@ -42,10 +41,10 @@ class ScientificSpinBox(QDoubleSpinBox):
         self.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
         self.setAccelerated(False)
 
-    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+    def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
 
-    def valueFromText(self, text: str) -> float:  # noqa: N802
+    def valueFromText(self, text: str) -> float:
         try:
             return float(text.strip())
         except ValueError:
@@ -60,14 +59,17 @@ class ScientificSpinBox(QDoubleSpinBox):
         except ValueError:
             partial = t.rstrip("eE+-.")
             ok = all(c in "0123456789.eE+-" for c in t)
-            state = QValidator.State.Intermediate if ok and (not partial or _is_float(partial)) else \
-                QValidator.State.Invalid
+            state = (
+                QValidator.State.Intermediate
+                if ok and (not partial or _is_float(partial))
+                else QValidator.State.Invalid
+            )
             return state, text, pos
         if self.minimum() <= v <= self.maximum():
             return QValidator.State.Acceptable, text, pos
         return QValidator.State.Intermediate, text, pos
 
-    def stepBy(self, steps: int) -> None:  # noqa: N802
+    def stepBy(self, steps: int) -> None:
         value = next_nice(self.value(), steps, self._floor)
         self.setValue(min(max(value, self.minimum()), self.maximum()))
 

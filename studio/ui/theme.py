@@ -24,8 +24,7 @@ THEMES = ("system", "light", "dark")
 ON_ACCENT = "#ffffff"  # text and icons on an accent or a dark cell
 # Distinct colours for overlaid runs and the Signals tab's series (Tableau 10: colour-blind friendly
 # enough for a handful, and readable on both the light and the dark plot background).
-SERIES = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-          "#9c755f", "#bab0ac")
+SERIES = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 
 
 @dataclass(frozen=True)
@@ -71,21 +70,71 @@ class Theme:
 
 
 LIGHT = Theme(
-    name="light", window="#f4f5f8", panel="#fbfbfd", surface="#ffffff", input="#ffffff", border="#e1e4ea",
-    text="#1d2330", muted="#667085", disabled="#a3aab8", hover="#eef1f6", pressed="#e3e8f0", chip="#eceff4",
-    scroll="#c9ced8", accent="#3f6ff0", accent_hover="#2f5ce0", accent_soft="#e4ebfe", accent_disabled="#a8bdf7",
-    success="#14905b", success_soft="#dcf4e8", warning="#b26a00", warning_soft="#fdf0d8", danger="#d0343a",
-    danger_soft="#fde4e4", plot_bg="#ffffff", plot_fg="#4a5263", grid="#e9ecf1",
-    train="#3f6ff0", val="#f0831a", test="#14905b", lr="#13a07a", marker="#8b5cf6",
+    name="light",
+    window="#f4f5f8",
+    panel="#fbfbfd",
+    surface="#ffffff",
+    input="#ffffff",
+    border="#e1e4ea",
+    text="#1d2330",
+    muted="#667085",
+    disabled="#a3aab8",
+    hover="#eef1f6",
+    pressed="#e3e8f0",
+    chip="#eceff4",
+    scroll="#c9ced8",
+    accent="#3f6ff0",
+    accent_hover="#2f5ce0",
+    accent_soft="#e4ebfe",
+    accent_disabled="#a8bdf7",
+    success="#14905b",
+    success_soft="#dcf4e8",
+    warning="#b26a00",
+    warning_soft="#fdf0d8",
+    danger="#d0343a",
+    danger_soft="#fde4e4",
+    plot_bg="#ffffff",
+    plot_fg="#4a5263",
+    grid="#e9ecf1",
+    train="#3f6ff0",
+    val="#f0831a",
+    test="#14905b",
+    lr="#13a07a",
+    marker="#8b5cf6",
 )
 
 DARK = Theme(
-    name="dark", window="#16181d", panel="#1c1f25", surface="#22262e", input="#1a1d23", border="#313641",
-    text="#e6e9ef", muted="#98a1b3", disabled="#5c6475", hover="#2a2f39", pressed="#333945", chip="#2a2f39",
-    scroll="#434a57", accent="#5b8cff", accent_hover="#7aa2ff", accent_soft="#24345c", accent_disabled="#34456e",
-    success="#3ccf8e", success_soft="#173829", warning="#f2b04a", warning_soft="#3d2e14", danger="#ff6b6b",
-    danger_soft="#46201f", plot_bg="#1f232a", plot_fg="#aab2c3", grid="#2c313b",
-    train="#6b9bff", val="#ffa94d", test="#3ccf8e", lr="#34d3a5", marker="#b197fc",
+    name="dark",
+    window="#16181d",
+    panel="#1c1f25",
+    surface="#22262e",
+    input="#1a1d23",
+    border="#313641",
+    text="#e6e9ef",
+    muted="#98a1b3",
+    disabled="#5c6475",
+    hover="#2a2f39",
+    pressed="#333945",
+    chip="#2a2f39",
+    scroll="#434a57",
+    accent="#5b8cff",
+    accent_hover="#7aa2ff",
+    accent_soft="#24345c",
+    accent_disabled="#34456e",
+    success="#3ccf8e",
+    success_soft="#173829",
+    warning="#f2b04a",
+    warning_soft="#3d2e14",
+    danger="#ff6b6b",
+    danger_soft="#46201f",
+    plot_bg="#1f232a",
+    plot_fg="#aab2c3",
+    grid="#2c313b",
+    train="#6b9bff",
+    val="#ffa94d",
+    test="#3ccf8e",
+    lr="#34d3a5",
+    marker="#b197fc",
 )
 
 _current: Theme = LIGHT

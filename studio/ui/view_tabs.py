@@ -11,8 +11,9 @@ the data overview when the Data tab is on screen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
@@ -30,11 +31,13 @@ if TYPE_CHECKING:  # torch: imported once the window has painted, not with it
     from studio.engine.prediction_samples import PredictionSamples
 
 TITLES = {"signals": "Signals", "evaluation": "Evaluation", "predict": "Predict", "data": "Data", "runs": "Runs"}
-TIPS = {"signals": "Is training healthy? Gradient norm, learning rate, throughput, memory, validation samples",
-        "evaluation": "How good is the model, and what does it get wrong?",
-        "predict": "What does the model say about my own images or values?",
-        "data": "What is in my data, and is anything wrong with it?",
-        "runs": "Which of my runs is best, and how do their curves compare?"}
+TIPS = {
+    "signals": "Is training healthy? Gradient norm, learning rate, throughput, memory, validation samples",
+    "evaluation": "How good is the model, and what does it get wrong?",
+    "predict": "What does the model say about my own images or values?",
+    "data": "What is in my data, and is anything wrong with it?",
+    "runs": "Which of my runs is best, and how do their curves compare?",
+}
 
 
 class _TabHost(QWidget):
@@ -66,8 +69,9 @@ class ViewTabs(QObject):
 
     open_requested = Signal(object)  # Path: the Runs tab's Open, for the window to show that run
 
-    def __init__(self, tabs: QTabWidget, history: RunHistory, controller: RunController,
-                 runs_dir: Callable[[], Path]) -> None:
+    def __init__(
+        self, tabs: QTabWidget, history: RunHistory, controller: RunController, runs_dir: Callable[[], Path]
+    ) -> None:
         super().__init__(tabs)
         self.tabs = tabs
         self.history = history
@@ -112,8 +116,13 @@ class ViewTabs(QObject):
         self.explorer = DataExplorerView()
         self.runs = RunsView(self._runs_dir())
         self.runs.run_opened.connect(self._on_run_chosen)
-        for key, view in (("signals", self.signals), ("evaluation", self.evaluation), ("predict", self.predict),
-                          ("data", self.explorer), ("runs", self.runs)):
+        for key, view in (
+            ("signals", self.signals),
+            ("evaluation", self.evaluation),
+            ("predict", self.predict),
+            ("data", self.explorer),
+            ("runs", self.runs),
+        ):
             self.hosts[key].set_view(view)
         self.built = True
         if self._opened_early is not None:
@@ -194,8 +203,9 @@ class ViewTabs(QObject):
 
     def _load_data(self) -> None:
         cfg = self._data_config
-        if cfg is None or (self._data_shown is not None and self._data_shown.data == cfg.data
-                           and self._data_shown.seed == cfg.seed):
+        if cfg is None or (
+            self._data_shown is not None and self._data_shown.data == cfg.data and self._data_shown.seed == cfg.seed
+        ):
             return
         self._data_shown = cfg
         self.explorer.set_config(cfg)

@@ -74,8 +74,15 @@ class TrainingWorker(QObject):
     errored = Signal(object)  # RunError
     finished = Signal(object)  # RunOutcome, always the last signal
 
-    def __init__(self, config: Config, run_dir: str | Path, control: TrainingControl, *,
-                 resume: bool = False, step_interval: float = STEP_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_dir: str | Path,
+        control: TrainingControl,
+        *,
+        resume: bool = False,
+        step_interval: float = STEP_INTERVAL_S,
+    ) -> None:
         super().__init__()
         self.config = config
         self.run_dir = Path(run_dir)
@@ -160,8 +167,13 @@ class TrainingWorker(QObject):
         error: RunError | None = None
         summary: dict[str, Any] = {}
         try:
-            trainer = Trainer(self.config, self.run_dir, callbacks=[self, ValidationSamples(self._on_samples)],
-                              control=self.control, resume=self.resume)
+            trainer = Trainer(
+                self.config,
+                self.run_dir,
+                callbacks=[self, ValidationSamples(self._on_samples)],
+                control=self.control,
+                resume=self.resume,
+            )
             summary = trainer.fit()
         except StudioError as exc:
             error = RunError("input", str(exc))
@@ -181,8 +193,9 @@ class TrainingWorker(QObject):
             QThread.currentThread().quit()
 
 
-def start_training(config: Config, run_dir: str | Path, control: TrainingControl, *, resume: bool = False,
-                   connect: Any = None) -> tuple[QThread, TrainingWorker]:
+def start_training(
+    config: Config, run_dir: str | Path, control: TrainingControl, *, resume: bool = False, connect: Any = None
+) -> tuple[QThread, TrainingWorker]:
     """Create the worker and its thread, let `connect(worker)` hook up signals, then start.
 
     The thread quits when the worker finishes; callers keep both references until the thread's

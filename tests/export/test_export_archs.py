@@ -59,10 +59,12 @@ def assert_same_predictions(run_dir: Path, path: Path) -> None:
         assert (got.argmax(1) == expected.argmax(1)).all()
 
 
-@pytest.mark.parametrize("arch", [pytest.param(a, marks=pytest.mark.slow) if a == "resnet18" else a
-                                  for a in IMAGE_ARCHS])
-def test_image_architectures_export_and_match(arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "arch", [pytest.param(a, marks=pytest.mark.slow) if a == "resnet18" else a for a in IMAGE_ARCHS]
+)
+def test_image_architectures_export_and_match(
+    arch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # resnet18 keeps its stride-1 stem on small inputs, so it gets 8 px digits to train in seconds.
     monkeypatch.setitem(data.LOADERS, "digits", tiny_digits(150, 8) if arch == "resnet18" else tiny_digits())
     # Dropout in the mlp: the proof only passes if the model really exports in eval mode.
@@ -77,8 +79,11 @@ def test_image_architectures_export_and_match(arch: str, tmp_path: Path, monkeyp
 @pytest.mark.parametrize("arch", ["softmax", "mlp", "linear"])
 def test_csv_classifiers_export_and_match(arch: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = write_blobs_csv(tmp_path / "zones.csv")
-    run_dir = train_run(tmp_path, arch, toml_for("csv", arch, path=csv, target="zone", epochs=3, lr=0.05,
-                                                 extra_data='blank_cells = "mean"\n'))
+    run_dir = train_run(
+        tmp_path,
+        arch,
+        toml_for("csv", arch, path=csv, target="zone", epochs=3, lr=0.05, extra_data='blank_cells = "mean"\n'),
+    )
     path, _ = export_and_check(run_dir, capsys)
     assert_same_predictions(run_dir, path)
     # Blank cells go in as NaN and the graph fills them with the training mean, as PyTorch does.

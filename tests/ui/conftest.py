@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 

@@ -27,11 +27,11 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton  # noqa: E402
+from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton
 
-import studio.ui.main_window as main_window  # noqa: E402
-from studio.config import load_config  # noqa: E402
+import studio.ui.main_window as main_window
+from studio.config import load_config
 
 HOW = sys.argv[1]
 CONFIG = Path(sys.argv[2])

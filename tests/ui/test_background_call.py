@@ -37,9 +37,13 @@ def test_progress_and_result_arrive_on_the_gui_thread(qtbot: Any) -> None:
     assert not call.is_running()
 
 
-@pytest.mark.parametrize(("error", "expected"), [(DataError("no such folder: x"), "no such folder: x"),
-                                                 (ZeroDivisionError("division by zero"),
-                                                  "unexpected failure: ZeroDivisionError: division by zero")])
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (DataError("no such folder: x"), "no such folder: x"),
+        (ZeroDivisionError("division by zero"), "unexpected failure: ZeroDivisionError: division by zero"),
+    ],
+)
 def test_a_failure_becomes_one_message(qtbot: Any, error: Exception, expected: str) -> None:
     def work(_progress: Any) -> None:
         raise error

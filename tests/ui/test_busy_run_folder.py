@@ -21,14 +21,18 @@ pytestmark = pytest.mark.usefixtures("qapp")
 
 
 def hashes(run: Path) -> dict[str, str]:
-    return {str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(run.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
 
 
-def test_continue_run_on_a_busy_folder_shows_the_lock_error(qtbot: Any, make_window: Any, dialogs: Any,
-                                                            tmp_path: Path) -> None:
+def test_continue_run_on_a_busy_folder_shows_the_lock_error(
+    qtbot: Any, make_window: Any, dialogs: Any, tmp_path: Path
+) -> None:
     run = tmp_path / "stopped"
-    cfg = with_overrides(Config(), ["train.device=\"cpu\"", "train.epochs=2", "data.val_split=0.8"])
+    cfg = with_overrides(Config(), ['train.device="cpu"', "train.epochs=2", "data.val_split=0.8"])
     control = TrainingControl()
     control.stop()  # a stopped run: last.pt at step 0, ready to continue
     assert Trainer(cfg, run, control=control).fit()["status"] == "stopped"
@@ -42,6 +46,7 @@ def test_continue_run_on_a_busy_folder_shows_the_lock_error(qtbot: Any, make_win
         qtbot.waitUntil(lambda: not w.is_training and w._thread is None, timeout=60000)
     assert w.last_outcome.error is not None and w.last_outcome.error.kind == "input"
     shown = [(title, text) for kind, title, text in dialogs.shown]
-    assert any(title == "Cannot train with this setup" and f"in use by process {os.getpid()}" in text
-               for title, text in shown), shown
+    assert any(
+        title == "Cannot train with this setup" and f"in use by process {os.getpid()}" in text for title, text in shown
+    ), shown
     assert hashes(run) == before

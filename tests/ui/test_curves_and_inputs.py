@@ -29,9 +29,21 @@ def test_growing_buffer_keeps_every_value() -> None:
 
 def test_history_from_events_and_markers() -> None:
     h = RunHistory()
-    steps = [StepEnd(epoch=1, step=i, loss=2.0 / i, accuracy=0.5, lr=0.1, batch_size=8, time=0.0,
-                     epoch_progress=i / 10, samples_per_s=1.0,
-                     changed={"lr": [0.1, 0.0123]} if i == 5 else None) for i in range(1, 11)]
+    steps = [
+        StepEnd(
+            epoch=1,
+            step=i,
+            loss=2.0 / i,
+            accuracy=0.5,
+            lr=0.1,
+            batch_size=8,
+            time=0.0,
+            epoch_progress=i / 10,
+            samples_per_s=1.0,
+            changed={"lr": [0.1, 0.0123]} if i == 5 else None,
+        )
+        for i in range(1, 11)
+    ]
     h.add_records(steps)
     h.add_records([EpochRecord("train", 1, 10, 0.5, 0.8), EpochRecord("val", 1, 10, 0.6, 0.75)])  # EpochEnd.records
     assert h.step_x.view()[-1] == pytest.approx(1.0)
@@ -44,11 +56,15 @@ def test_history_from_events_and_markers() -> None:
 
 def test_history_from_metrics_records_places_steps_within_epochs() -> None:
     # Records of an older file: no `epoch_progress`, so a step's place comes from its epoch's steps.
-    records: list[Any] = [StepRecord(epoch=1, step=s, loss=1.0, accuracy=None, lr=0.1, batch_size=64, time=0.0)
-                          for s in (5, 10)]
+    records: list[Any] = [
+        StepRecord(epoch=1, step=s, loss=1.0, accuracy=None, lr=0.1, batch_size=64, time=0.0) for s in (5, 10)
+    ]
     records += [EpochRecord("train", 1, 10, 0.9, 0.5), EpochRecord("val", 1, 10, 1.1, 0.4)]
-    records += [StepRecord(epoch=2, step=15, loss=0.8, accuracy=None, lr=0.1, batch_size=32, time=0.0,
-                           changed={"batch_size": [64, 32]})]
+    records += [
+        StepRecord(
+            epoch=2, step=15, loss=0.8, accuracy=None, lr=0.1, batch_size=32, time=0.0, changed={"batch_size": [64, 32]}
+        )
+    ]
     h = RunHistory()
     h.load_records(records, epochs_total=4)
     assert list(h.step_x.view()) == pytest.approx([0.5, 1.0, 1.5])  # epoch 2 unfinished: its length is guessed
@@ -61,8 +77,20 @@ def test_steps_already_loaded_from_the_file_are_not_added_twice() -> None:
     records = [StepRecord(epoch=1, step=s, loss=1.0, accuracy=None, lr=0.1, batch_size=8, time=0.0) for s in (10, 20)]
     h = RunHistory()
     h.load_records(records, epochs_total=2)
-    events = [StepEnd(epoch=1, step=s, loss=0.5, accuracy=None, lr=0.1, batch_size=8, time=0.0,
-                      epoch_progress=s / 40, samples_per_s=1.0) for s in (20, 30)]
+    events = [
+        StepEnd(
+            epoch=1,
+            step=s,
+            loss=0.5,
+            accuracy=None,
+            lr=0.1,
+            batch_size=8,
+            time=0.0,
+            epoch_progress=s / 40,
+            samples_per_s=1.0,
+        )
+        for s in (20, 30)
+    ]
     h.add_records(events)
     assert len(h.step_x) == 3 and h.last_step == 30
 
@@ -77,15 +105,39 @@ def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
     h.epochs_total = 100
     rng = np.random.default_rng(0)
     for i in range(0, n, 1000):  # as the worker delivers them, in batches
-        h.add_records(StepEnd(epoch=1 + j // 1000, step=j + 1, loss=float(1 / (1 + j * 1e-3) + rng.random() * 0.1),
-                              accuracy=None, lr=0.01, batch_size=64, time=0.0, epoch_progress=(j % 1000 + 1) / 1000,
-                              samples_per_s=1.0) for j in range(i, i + 1000))
+        h.add_records(
+            StepEnd(
+                epoch=1 + j // 1000,
+                step=j + 1,
+                loss=float(1 / (1 + j * 1e-3) + rng.random() * 0.1),
+                accuracy=None,
+                lr=0.01,
+                batch_size=64,
+                time=0.0,
+                epoch_progress=(j % 1000 + 1) / 1000,
+                samples_per_s=1.0,
+            )
+            for j in range(i, i + 1000)
+        )
     t0 = time.perf_counter()
     view.redraw()
     view.grab()  # paint once, with downsampling and clip-to-view doing their work
     first = time.perf_counter() - t0
-    h.add_records([StepEnd(epoch=100, step=n + 1, loss=0.5, accuracy=None, lr=0.01, batch_size=64, time=0.0,
-                           epoch_progress=1.0, samples_per_s=1.0)])
+    h.add_records(
+        [
+            StepEnd(
+                epoch=100,
+                step=n + 1,
+                loss=0.5,
+                accuracy=None,
+                lr=0.01,
+                batch_size=64,
+                time=0.0,
+                epoch_progress=1.0,
+                samples_per_s=1.0,
+            )
+        ]
+    )
     t0 = time.perf_counter()
     view.redraw()
     view.grab()
@@ -107,9 +159,13 @@ def test_learning_rate_ladder_and_typing(qtbot: Any) -> None:
     for _ in range(18):  # 1e-5 to 10 in 18 presses of the up arrow
         spin.stepBy(1)
     assert spin.value() == pytest.approx(10.0)
-    for text, state in (("0.0", QValidator.State.Intermediate), ("3e-", QValidator.State.Intermediate),
-                        ("3e-4", QValidator.State.Acceptable), ("abc", QValidator.State.Invalid),
-                        ("1000", QValidator.State.Intermediate)):
+    for text, state in (
+        ("0.0", QValidator.State.Intermediate),
+        ("3e-", QValidator.State.Intermediate),
+        ("3e-4", QValidator.State.Acceptable),
+        ("abc", QValidator.State.Invalid),
+        ("1000", QValidator.State.Intermediate),
+    ):
         assert spin.validate(text, len(text))[0] == state, text
     spin.selectAll()
     qtbot.keyClicks(spin, "2.5e-4")

@@ -27,8 +27,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 @pytest.fixture
 def line_run(tmp_path: Path) -> Path:
     csv = write_line_csv(tmp_path / "line.csv")
-    return train_run(tmp_path, "line", toml_for("csv", "linear", path=csv, target="y", epochs=30, lr=0.01,
-                                                 optimizer="sgd"))
+    return train_run(
+        tmp_path, "line", toml_for("csv", "linear", path=csv, target="y", epochs=30, lr=0.01, optimizer="sgd")
+    )
 
 
 @pytest.fixture
@@ -65,8 +66,9 @@ def write_pngs(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def test_export_dialog_runs_in_background_and_shows_the_report(qtbot, line_run: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_export_dialog_runs_in_background_and_shows_the_report(
+    qtbot, line_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dialog = ExportDialog(line_run)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -124,8 +126,9 @@ def test_export_dialog_shows_a_broken_checkpoint(qtbot, line_run: Path) -> None:
     assert dialog.export_button.isEnabled()
 
 
-def test_predict_panel_images_from_the_exported_model(qtbot, make_panel, digits_run: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_predict_panel_images_from_the_exported_model(
+    qtbot, make_panel, digits_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["export", str(digits_run)]) == 0
     pngs = write_pngs(tmp_path / "pngs", 4)
     panel = make_panel()
@@ -144,8 +147,9 @@ def test_predict_panel_images_from_the_exported_model(qtbot, make_panel, digits_
     # Dropping the other two (and one of the first again) adds only the new ones.
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in (pngs[1], pngs[2], pngs[3])])
-    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     with qtbot.waitSignal(panel.predicted, timeout=30000) as blocker:
         panel.drop_area.dropEvent(drop)
     assert [Path(r["file"]).name for r in blocker.args[0]] == [pngs[2].name, pngs[3].name]

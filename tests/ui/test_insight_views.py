@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -33,7 +32,7 @@ from studio.ui.runs_view import RunsView
 WAIT = 60_000  # ms; a shared CI machine can be slow
 
 
-def _digits(overrides: list[str]):  # noqa: ANN202
+def _digits(overrides: list[str]):
     return load_config("examples/digits.toml", ["model.hidden=[32]", "train.batch_size=256", *overrides])
 
 
@@ -53,11 +52,11 @@ def run_dir(runs: Path) -> Path:
 # -- Evaluation ---------------------------------------------------------------------------------
 
 
-def test_evaluation_view_computes_off_the_gui_thread(qtbot, run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_evaluation_view_computes_off_the_gui_thread(qtbot, run_dir: Path, monkeypatch) -> None:
     threads: list[threading.Thread] = []
     real = report.evaluation_details
 
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(*args, **kwargs):
         threads.append(threading.current_thread())
         return real(*args, **kwargs)
 
@@ -86,7 +85,7 @@ def test_evaluation_view_computes_off_the_gui_thread(qtbot, run_dir: Path, monke
     assert len(bars) == 2
 
 
-def test_clicking_a_cell_shows_its_samples_and_normalise_toggles(qtbot, run_dir: Path) -> None:  # noqa: ANN001
+def test_clicking_a_cell_shows_its_samples_and_normalise_toggles(qtbot, run_dir: Path) -> None:
     view = EvaluationView()
     qtbot.addWidget(view)
     view.resize(1200, 800)
@@ -113,13 +112,13 @@ def test_clicking_a_cell_shows_its_samples_and_normalise_toggles(qtbot, run_dir:
     assert view.matrix.normalise
 
 
-def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir: Path, monkeypatch) -> None:
     test_details = report.evaluation_details(run_dir, "best", "test")
     val_details = report.evaluation_details(run_dir, "best", "val")
 
     slow_test_split = threading.Event()
 
-    def fake(run_dir, which, split):  # noqa: ANN001, ANN202
+    def fake(run_dir, which, split):
         if split == "test":
             # The first request is slow: it ends only when the test lets it, after the user switched split.
             assert slow_test_split.wait(WAIT / 1000)
@@ -146,7 +145,7 @@ def test_a_newer_request_wins_and_closing_mid_evaluation_is_safe(qtbot, run_dir:
     qtbot.waitUntil(lambda: not BackgroundCall.running_calls(), timeout=WAIT)
 
 
-def test_evaluation_of_a_broken_run_reports_the_error(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_evaluation_of_a_broken_run_reports_the_error(qtbot, tmp_path: Path) -> None:
     view = EvaluationView()
     qtbot.addWidget(view)
     with qtbot.waitSignal(view.failed, timeout=WAIT) as blocker:
@@ -156,9 +155,10 @@ def test_evaluation_of_a_broken_run_reports_the_error(qtbot, tmp_path: Path) -> 
     assert view.evaluate_button.isEnabled()
 
 
-def test_regression_run_shows_predicted_against_true(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
-    cfg = config_from_dict({"data": {"source": "linear"}, "model": {"arch": "linear"},
-                            "train": {"epochs": 3, "lr": 0.05}})
+def test_regression_run_shows_predicted_against_true(qtbot, tmp_path: Path) -> None:
+    cfg = config_from_dict(
+        {"data": {"source": "linear"}, "model": {"arch": "linear"}, "train": {"epochs": 3, "lr": 0.05}}
+    )
     Trainer(cfg, tmp_path / "lin").fit()
     view = EvaluationView()
     qtbot.addWidget(view)
@@ -175,7 +175,7 @@ def test_regression_run_shows_predicted_against_true(qtbot, tmp_path: Path) -> N
 # -- LR finder ----------------------------------------------------------------------------------
 
 
-def _fake_find_lr(config, *, start_lr, end_lr, num_steps, on_point, should_stop):  # noqa: ANN001, ANN202
+def _fake_find_lr(config, *, start_lr, end_lr, num_steps, on_point, should_stop):
     """A synthetic curve (flat, falling, exploding) streamed like the real test, from the worker."""
     lrs = lr_schedule(1e-6, 1.0, 60)
     x = np.log10(lrs)
@@ -189,10 +189,10 @@ def _fake_find_lr(config, *, start_lr, end_lr, num_steps, on_point, should_stop)
     return LRFinderResult(list(lrs), smooth, list(raw), suggest_lr(lrs, smooth), "test curve")
 
 
-def test_lr_finder_dialog_marks_the_suggestion_and_emits_the_rate(qtbot, monkeypatch) -> None:  # noqa: ANN001
+def test_lr_finder_dialog_marks_the_suggestion_and_emits_the_rate(qtbot, monkeypatch) -> None:
     threads: list[threading.Thread] = []
 
-    def fake(config, **kw):  # noqa: ANN001, ANN003, ANN202
+    def fake(config, **kw):
         threads.append(threading.current_thread())
         return _fake_find_lr(config, **kw)
 
@@ -218,7 +218,7 @@ def test_lr_finder_dialog_marks_the_suggestion_and_emits_the_rate(qtbot, monkeyp
     assert chosen.args == [dialog.chosen]
 
 
-def test_lr_finder_dialog_runs_the_real_range_test(qtbot) -> None:  # noqa: ANN001
+def test_lr_finder_dialog_runs_the_real_range_test(qtbot) -> None:
     dialog = LRFinderDialog(_digits([]), num_steps=80, autostart=True)
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.search_finished, timeout=WAIT) as blocker:
@@ -228,10 +228,10 @@ def test_lr_finder_dialog_runs_the_real_range_test(qtbot) -> None:  # noqa: ANN0
     assert dialog.progress.value() == len(result.lrs)
 
 
-def test_lr_finder_dialog_stop(qtbot, monkeypatch) -> None:  # noqa: ANN001
+def test_lr_finder_dialog_stop(qtbot, monkeypatch) -> None:
     started = threading.Event()
 
-    def slow(config, *, on_point, should_stop, **kw):  # noqa: ANN001, ANN003, ANN202
+    def slow(config, *, on_point, should_stop, **kw):
         started.set()
         while not should_stop():
             threading.Event().wait(0.01)
@@ -250,7 +250,7 @@ def test_lr_finder_dialog_stop(qtbot, monkeypatch) -> None:  # noqa: ANN001
 # -- Data explorer ------------------------------------------------------------------------------
 
 
-def test_data_explorer_shows_counts_samples_and_checks(qtbot) -> None:  # noqa: ANN001
+def test_data_explorer_shows_counts_samples_and_checks(qtbot) -> None:
     view = DataExplorerView()
     qtbot.addWidget(view)
     view.resize(1200, 800)
@@ -269,7 +269,7 @@ def test_data_explorer_shows_counts_samples_and_checks(qtbot) -> None:  # noqa: 
     assert sum(bars[0].opts["height"]) == pytest.approx(100.0)
 
 
-def test_data_explorer_warns_about_leaks_and_imbalance(qtbot) -> None:  # noqa: ANN001
+def test_data_explorer_warns_about_leaks_and_imbalance(qtbot) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8, generator=gen)
     y = torch.tensor([0] * 50 + [1] * 10)
@@ -285,7 +285,7 @@ def test_data_explorer_warns_about_leaks_and_imbalance(qtbot) -> None:  # noqa: 
     assert "the val split has no samples of 'dog'" in text
 
 
-def test_data_explorer_reports_bad_data(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+def test_data_explorer_reports_bad_data(qtbot, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,label\n")
     cfg = config_from_dict({"data": {"source": "csv", "path": str(bad)}})
@@ -296,7 +296,7 @@ def test_data_explorer_reports_bad_data(qtbot, tmp_path: Path) -> None:  # noqa:
     assert "no data rows" in blocker.args[0] and "could not load" in view.title.text()
 
 
-def test_data_explorer_tabular_regression(qtbot) -> None:  # noqa: ANN001
+def test_data_explorer_tabular_regression(qtbot) -> None:
     view = DataExplorerView()
     qtbot.addWidget(view)
     with qtbot.waitSignal(view.loaded, timeout=WAIT):
@@ -309,7 +309,7 @@ def test_data_explorer_tabular_regression(qtbot) -> None:  # noqa: ANN001
 # -- Runs ---------------------------------------------------------------------------------------
 
 
-def test_runs_view_lists_and_overlays(qtbot, runs: Path) -> None:  # noqa: ANN001
+def test_runs_view_lists_and_overlays(qtbot, runs: Path) -> None:
     view = RunsView(runs)
     qtbot.addWidget(view)
     assert view.table.rowCount() == 2
@@ -329,7 +329,7 @@ def test_runs_view_lists_and_overlays(qtbot, runs: Path) -> None:  # noqa: ANN00
     assert opened.args == [str(view.runs[0].path)]
 
 
-def test_runs_view_export_csv(qtbot, runs: Path, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_runs_view_export_csv(qtbot, runs: Path, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "all.csv"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), "CSV files (*.csv)"))
     view = RunsView(runs)
@@ -342,7 +342,7 @@ def test_runs_view_export_csv(qtbot, runs: Path, tmp_path: Path, monkeypatch) ->
     assert "wrote" in view.status.text()
 
 
-def test_runs_view_delete_needs_confirmation(qtbot, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_runs_view_delete_needs_confirmation(qtbot, tmp_path: Path, monkeypatch) -> None:
     base = tmp_path / "runs"
     for name in ("a", "b"):
         (base / name).mkdir(parents=True)
@@ -350,7 +350,7 @@ def test_runs_view_delete_needs_confirmation(qtbot, tmp_path: Path, monkeypatch)
     asked: list[str] = []
     answer = {"value": QMessageBox.StandardButton.Cancel}
 
-    def question(parent, title, text, *args):  # noqa: ANN001, ANN002, ANN202
+    def question(parent, title, text, *args):
         asked.append(text)
         return answer["value"]
 
@@ -367,7 +367,7 @@ def test_runs_view_delete_needs_confirmation(qtbot, tmp_path: Path, monkeypatch)
     assert view.table.rowCount() == 1 and "deleted 1 run" in view.status.text()
 
 
-def test_runs_view_tensorboard_missing_message(qtbot, runs: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_runs_view_tensorboard_missing_message(qtbot, runs: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
     assert not tensorboard_available()
     shown: list[str] = []
@@ -383,17 +383,27 @@ def test_runs_view_tensorboard_missing_message(qtbot, runs: Path, monkeypatch) -
 
 
 def _step(i: int, cuda: bool = False) -> StepEnd:
-    return StepEnd(epoch=1, step=i * 10, loss=1.0 / i, accuracy=0.5, lr=1e-3, batch_size=64, time=float(i),
-                   epoch_progress=i / 50, samples_per_s=1000.0 + i, grad_norm=2.0 / i,
-                   cuda_memory_allocated=(100 + i) * 1024 * 1024 if cuda else None,
-                   cuda_memory_reserved=256 * 1024 * 1024 if cuda else None)
+    return StepEnd(
+        epoch=1,
+        step=i * 10,
+        loss=1.0 / i,
+        accuracy=0.5,
+        lr=1e-3,
+        batch_size=64,
+        time=float(i),
+        epoch_progress=i / 50,
+        samples_per_s=1000.0 + i,
+        grad_norm=2.0 / i,
+        cuda_memory_allocated=(100 + i) * 1024 * 1024 if cuda else None,
+        cuda_memory_reserved=256 * 1024 * 1024 if cuda else None,
+    )
 
 
-def _points(curve) -> int:  # noqa: ANN001
+def _points(curve) -> int:
     return 0 if curve.xData is None else len(curve.xData)
 
 
-def test_live_insight_plots_steps_on_a_timer(qtbot) -> None:  # noqa: ANN001
+def test_live_insight_plots_steps_on_a_timer(qtbot) -> None:
     view = LiveInsightView()
     qtbot.addWidget(view)
     view.show()
@@ -415,12 +425,18 @@ def test_live_insight_plots_steps_on_a_timer(qtbot) -> None:  # noqa: ANN001
     qtbot.waitUntil(lambda: _points(view.grad_curve) == 0, timeout=5000)
 
 
-def test_live_insight_validation_grid_marks_wrong(qtbot) -> None:  # noqa: ANN001
+def test_live_insight_validation_grid_marks_wrong(qtbot) -> None:
     view = LiveInsightView()
     qtbot.addWidget(view)
     images = np.zeros((6, 1, 28, 28), dtype=np.uint8)
-    samples = PredictionSamples(epoch=3, images=images, true=(0, 1, 2, 3, 4, 5), pred=(0, 1, 7, 3, 4, 9),
-                                confidence=(0.9, 0.8, 0.6, 0.99, 0.7, 0.5), labels=tuple(str(i) for i in range(10)))
+    samples = PredictionSamples(
+        epoch=3,
+        images=images,
+        true=(0, 1, 2, 3, 4, 5),
+        pred=(0, 1, 7, 3, 4, 9),
+        confidence=(0.9, 0.8, 0.6, 0.99, 0.7, 0.5),
+        labels=tuple(str(i) for i in range(10)),
+    )
     view.set_predictions(samples)
     assert view.samples.count() == 6 and view.samples.wrong_count() == 2
     assert "epoch 3: 4 of 6 right, 2 wrong" in view.samples_title.text()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSpinBox, QToolButton
+from PySide6.QtWidgets import QToolButton
 
 from studio.cli import main
 from studio.config import Config
@@ -44,8 +44,11 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One finished digits MLP run, trained headless once for the tests that start from a run."""
     root = tmp_path_factory.mktemp("trained")
     toml = root / "digits.toml"
-    toml.write_text('[data]\nsource = "digits"\n[model]\narch = "mlp"\nhidden = [64]\n'
-                    '[train]\nepochs = 2\nbatch_size = 128\nlr = 0.003\ndevice = "cpu"\n', encoding="utf-8")
+    toml.write_text(
+        '[data]\nsource = "digits"\n[model]\narch = "mlp"\nhidden = [64]\n'
+        '[train]\nepochs = 2\nbatch_size = 128\nlr = 0.003\ndevice = "cpu"\n',
+        encoding="utf-8",
+    )
     assert main(["train", str(toml), "--run-dir", str(root / "digits-mlp")]) == 0
     return root / "digits-mlp"
 
@@ -98,8 +101,9 @@ def test_train_then_signals_evaluation_predict_and_runs_follow(qtbot: Any, make_
     assert w.current_run_dir.name in names
 
 
-def test_export_writes_onnx_and_predict_uses_it(qtbot: Any, make_window: Any, trained_run: Path,
-                                               tmp_path: Path) -> None:
+def test_export_writes_onnx_and_predict_uses_it(
+    qtbot: Any, make_window: Any, trained_run: Path, tmp_path: Path
+) -> None:
     w = make_window()
     run = copy_run(trained_run, w.runs_dir)
     assert w.open_run(run)
@@ -167,8 +171,9 @@ def test_data_tab_loads_only_when_shown_and_follows_the_setup(qtbot: Any, make_w
     assert len(loaded.args[0].labels) == 10 and sum(loaded.args[0].split_sizes.values()) == 8000
 
 
-def test_close_during_training_with_busy_views_is_clean(qtbot: Any, make_window: Any, dialogs: Any,
-                                                        trained_run: Path, capfd: Any) -> None:
+def test_close_during_training_with_busy_views_is_clean(
+    qtbot: Any, make_window: Any, dialogs: Any, trained_run: Path, capfd: Any
+) -> None:
     w = make_window(Config().replace_value("train.epochs", 50))
     run = copy_run(trained_run, w.runs_dir)
     w.views.evaluation.set_run(run)  # an evaluation in flight while the window closes

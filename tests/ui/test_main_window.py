@@ -120,8 +120,10 @@ def test_live_learning_rate_and_batch_size_reach_metrics(qtbot: Any, make_window
 
     type_into(qtbot, bs_spin, "32")
     qtbot.waitUntil(lambda: any(r["batch_size"] == 32 for r in step_records(run)), timeout=10000)
-    qtbot.waitUntil(lambda: step_records(run)[-1]["batch_size"] == 32 and
-                    step_records(run)[-1]["step"] > rec["step"] + 3, timeout=10000)
+    qtbot.waitUntil(
+        lambda: step_records(run)[-1]["batch_size"] == 32 and step_records(run)[-1]["step"] > rec["step"] + 3,
+        timeout=10000,
+    )
     steps = step_records(run)
     first32 = next(j for j, r in enumerate(steps) if r["batch_size"] == 32)
     assert all(r["batch_size"] == 32 for r in steps[first32:])
@@ -170,8 +172,7 @@ def test_pause_holds_training_and_resume_continues(qtbot: Any, make_window: Any)
     assert wait_finished(qtbot, w).status == "stopped"
 
 
-def test_close_while_training_asks_then_stops_cleanly(qtbot: Any, make_window: Any, dialogs: Any,
-                                                        capfd: Any) -> None:
+def test_close_while_training_asks_then_stops_cleanly(qtbot: Any, make_window: Any, dialogs: Any, capfd: Any) -> None:
     w = make_window(Config().replace_value("train.epochs", 50))
     click(qtbot, w, "trainButton")
     qtbot.waitUntil(lambda: w.curves.point_count() > 0, timeout=15000)
@@ -218,8 +219,9 @@ def test_open_run_restores_setup_and_curves_then_resume(qtbot: Any, make_window:
     assert len(other.history.epoch_x["val"]) == 3
 
 
-def test_missing_csv_shows_a_dialog_and_keeps_the_setup(qtbot: Any, make_window: Any, dialogs: Any,
-                                                         tmp_path: Path) -> None:
+def test_missing_csv_shows_a_dialog_and_keeps_the_setup(
+    qtbot: Any, make_window: Any, dialogs: Any, tmp_path: Path
+) -> None:
     w = make_window()
     combo = w.findChild(QComboBox, "datasetCombo")
     combo.setCurrentIndex(combo.findData("csv"))
@@ -235,8 +237,9 @@ def test_missing_csv_shows_a_dialog_and_keeps_the_setup(qtbot: Any, make_window:
     qtbot.waitUntil(lambda: w.setup_error.isVisible(), timeout=3000)  # and the sidebar says so too
 
 
-def test_bad_csv_content_fails_in_the_engine_with_a_dialog(qtbot: Any, make_window: Any, dialogs: Any,
-                                                            tmp_path: Path) -> None:
+def test_bad_csv_content_fails_in_the_engine_with_a_dialog(
+    qtbot: Any, make_window: Any, dialogs: Any, tmp_path: Path
+) -> None:
     csv = tmp_path / "table.csv"
     csv.write_text("a,b\n1,2\n3,4\n", encoding="utf-8")  # no "label" column
     w = make_window()
@@ -254,8 +257,12 @@ def test_bad_csv_content_fails_in_the_engine_with_a_dialog(qtbot: Any, make_wind
 
 def test_nan_loss_shows_a_dialog_and_the_setup_stays_editable(qtbot: Any, make_window: Any, dialogs: Any) -> None:
     # Regression on the synthetic line with SGD at lr 10 overflows to inf/NaN within a few steps.
-    cfg = (Config().replace_value("data.source", "linear").replace_value("train.lr", 10.0)
-           .replace_value("train.optimizer", "sgd"))
+    cfg = (
+        Config()
+        .replace_value("data.source", "linear")
+        .replace_value("train.lr", 10.0)
+        .replace_value("train.optimizer", "sgd")
+    )
     w = make_window(cfg)
     click(qtbot, w, "trainButton")
     outcome = wait_finished(qtbot, w)
@@ -269,8 +276,9 @@ def test_nan_loss_shows_a_dialog_and_the_setup_stays_editable(qtbot: Any, make_w
     assert w.findChild(object, "lrSpinBox").value() == pytest.approx(10.0)  # nothing the user typed is lost
 
 
-def test_export_button_opens_the_dialog_and_drop_chooses_data(qtbot: Any, make_window: Any, dialogs: Any,
-                                                              tmp_path: Path) -> None:
+def test_export_button_opens_the_dialog_and_drop_chooses_data(
+    qtbot: Any, make_window: Any, dialogs: Any, tmp_path: Path
+) -> None:
     w = make_window(Config().replace_value("train.epochs", 1))
     click(qtbot, w, "trainButton")
     wait_finished(qtbot, w)
@@ -318,12 +326,16 @@ def test_dropping_a_csv_file_onto_the_window_chooses_it(qtbot: Any, make_window:
     w = make_window()
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(csv))])
-    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     w.dragEnterEvent(enter)
     assert enter.isAccepted()
-    w.dropEvent(QDropEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                           Qt.KeyboardModifier.NoModifier))
+    w.dropEvent(
+        QDropEvent(
+            QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+        )
+    )
     cfg = w.config()
     assert cfg.data.source == "csv" and cfg.data.path == str(csv)
     assert w.data_panel.fields["data.target"].widget.isVisible()  # CSV-only rows appear

@@ -35,13 +35,17 @@ def exported_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize(("key", "value", "fragment"), [
-    ("labels", "5", "labels metadata is not a JSON list of names"),
-    ("input_shape", "[1, 20000, 20000]", "asks for 400,000,000 values a sample"),
-    ("input_shape", "1e400", "input_shape metadata '1e400'"),
-])
-def test_predict_panel_shows_why_a_lying_model_cannot_predict(qtbot, tmp_path: Path, exported_run: Path,
-                                                              key: str, value: str, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("labels", "5", "labels metadata is not a JSON list of names"),
+        ("input_shape", "[1, 20000, 20000]", "asks for 400,000,000 values a sample"),
+        ("input_shape", "1e400", "input_shape metadata '1e400'"),
+    ],
+)
+def test_predict_panel_shows_why_a_lying_model_cannot_predict(
+    qtbot, tmp_path: Path, exported_run: Path, key: str, value: str, fragment: str
+) -> None:
     run_dir = Path(shutil.copytree(exported_run, tmp_path / "run"))
     set_metadata(run_dir / "model.onnx", key, value)
     panel = PredictPanel()

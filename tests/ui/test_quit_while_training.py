@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("quit_while_training.py")
 # Two short epochs: the quit lands in the first (the script holds the run there until it does),
 # and the resume that finishes the run takes seconds.
-CONFIG = ('seed = 0\n[data]\nsource = "digits"\n[model]\narch = "mlp"\nhidden = [32]\n'
-          '[train]\nepochs = 2\nbatch_size = 64\nlr = 0.003\ndevice = "cpu"\nlog_every = 5\n')
+CONFIG = (
+    'seed = 0\n[data]\nsource = "digits"\n[model]\narch = "mlp"\nhidden = [32]\n'
+    '[train]\nepochs = 2\nbatch_size = 64\nlr = 0.003\ndevice = "cpu"\nlog_every = 5\n'
+)
 EXIT_S = 60  # a hang guard: the process ends in about a second after the quit
 
 pytestmark = pytest.mark.slow
@@ -32,10 +34,22 @@ pytestmark = pytest.mark.slow
 def start(how: str, tmp_path: Path) -> subprocess.Popen[str]:
     config = tmp_path / "short.toml"
     config.write_text(CONFIG, encoding="utf-8")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", STUDIO_RUNS_DIR=str(tmp_path / "runs"),
-               XDG_CONFIG_HOME=str(tmp_path / "config"), PYTHONPATH=str(ROOT), PYTHONFAULTHANDLER="1")
-    return subprocess.Popen([sys.executable, str(SCRIPT), how, str(config)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        STUDIO_RUNS_DIR=str(tmp_path / "runs"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONPATH=str(ROOT),
+        PYTHONFAULTHANDLER="1",
+    )
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), how, str(config)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:

@@ -31,8 +31,9 @@ class Live(Callback):
 
 
 def test_live_records_and_a_reopened_run_give_the_same_series(tmp_path: Path) -> None:
-    cfg = load_config("examples/digits.toml", ["model.hidden=[16]", "train.epochs=2", "train.batch_size=512",
-                                               "train.log_every=2"])
+    cfg = load_config(
+        "examples/digits.toml", ["model.hidden=[16]", "train.epochs=2", "train.batch_size=512", "train.log_every=2"]
+    )
     live = RunHistory()
     Trainer(cfg, tmp_path / "run", callbacks=[Live(live)]).fit()
     reopened = RunHistory()

@@ -18,11 +18,22 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_self_test(config: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STUDIO_SELF_TEST="train", QT_QPA_PLATFORM="offscreen",
-               STUDIO_RUNS_DIR=str(tmp_path / "runs"), XDG_CONFIG_HOME=str(tmp_path / "config"),
-               PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "studio", "gui", str(config)], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        STUDIO_SELF_TEST="train",
+        QT_QPA_PLATFORM="offscreen",
+        STUDIO_RUNS_DIR=str(tmp_path / "runs"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        PYTHONPATH=str(ROOT),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "studio", "gui", str(config)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -43,8 +54,10 @@ def test_self_test_exits_1_instead_of_waiting_on_an_error_box(tmp_path: Path) ->
     # would close; the self-test must end with 1 instead of hanging.
     (tmp_path / "empty").mkdir()
     config = tmp_path / "broken.toml"
-    config.write_text(f'[data]\nsource = "folder"\npath = "{(tmp_path / "empty").as_posix()}"\n[train]\nepochs = 1\n',
-                      encoding="utf-8")
+    config.write_text(
+        f'[data]\nsource = "folder"\npath = "{(tmp_path / "empty").as_posix()}"\n[train]\nepochs = 1\n',
+        encoding="utf-8",
+    )
     proc = run_self_test(config, tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "self-test: " in proc.stderr and "self-test: run completed" not in proc.stderr, proc.stderr

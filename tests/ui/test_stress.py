@@ -30,8 +30,9 @@ class DeliveryClock(QObject):
         super().__init__()
         self.delays: list[tuple[float, float]] = []  # (sent, waited) in perf_counter seconds
         self.relayed.connect(self._received, Qt.ConnectionType.QueuedConnection)
-        worker.step_ended.connect(lambda _batch: self.relayed.emit(time.perf_counter()),
-                                  Qt.ConnectionType.DirectConnection)
+        worker.step_ended.connect(
+            lambda _batch: self.relayed.emit(time.perf_counter()), Qt.ConnectionType.DirectConnection
+        )
 
     @Slot(float)
     def _received(self, sent: float) -> None:

@@ -143,8 +143,18 @@ def test_throttle_batches_fast_steps_and_flushes_changes() -> None:
     worker.step_ended.connect(sent.append)  # same thread: a direct call, easy to count
 
     def step(i: int, changed: Any = None) -> StepEnd:
-        return StepEnd(epoch=1, step=i, loss=1.0, accuracy=None, lr=0.1, batch_size=8, time=0.0,
-                       epoch_progress=i / 100, samples_per_s=1.0, changed=changed)
+        return StepEnd(
+            epoch=1,
+            step=i,
+            loss=1.0,
+            accuracy=None,
+            lr=0.1,
+            batch_size=8,
+            time=0.0,
+            epoch_progress=i / 100,
+            samples_per_s=1.0,
+            changed=changed,
+        )
 
     worker.on_step_end(None, step(1))  # the first one goes out at once
     for i in range(2, 50):

@@ -10,14 +10,30 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QMenuBar
 from studio.ui.actions.spec import ActionSpec, ActionTarget, make_action
 
 ACTIONS = (
-    ActionSpec("new_setup", "New Setup", "Start over from the default setup", lambda w: w.new_setup(),
-               shortcut=QKeySequence.StandardKey.New),
-    ActionSpec("open_config", "Open Config…", "Load a setup from a TOML file", lambda w: w.choose_config(),
-               shortcut=QKeySequence.StandardKey.Open),
-    ActionSpec("save_config", "Save Config As…", "Save this setup as a TOML file",
-               lambda w: w.save_config_as(), shortcut=QKeySequence.StandardKey.Save),
-    ActionSpec("open_run", "Open Run…", "Open a finished or stopped run", lambda w: w.choose_run(),
-               shortcut="Ctrl+Shift+O"),
+    ActionSpec(
+        "new_setup",
+        "New Setup",
+        "Start over from the default setup",
+        lambda w: w.new_setup(),
+        shortcut=QKeySequence.StandardKey.New,
+    ),
+    ActionSpec(
+        "open_config",
+        "Open Config…",
+        "Load a setup from a TOML file",
+        lambda w: w.choose_config(),
+        shortcut=QKeySequence.StandardKey.Open,
+    ),
+    ActionSpec(
+        "save_config",
+        "Save Config As…",
+        "Save this setup as a TOML file",
+        lambda w: w.save_config_as(),
+        shortcut=QKeySequence.StandardKey.Save,
+    ),
+    ActionSpec(
+        "open_run", "Open Run…", "Open a finished or stopped run", lambda w: w.choose_run(), shortcut="Ctrl+Shift+O"
+    ),
     ActionSpec("quit", "Quit", "Close the studio", lambda w: w.close(), shortcut=QKeySequence.StandardKey.Quit),
 )
 

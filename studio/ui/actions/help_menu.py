@@ -12,8 +12,12 @@ from studio.ui.dialogs import show_info
 def show_about(window: QWidget) -> None:
     from studio import __version__
 
-    show_info(window, "About Studio", f"Studio {__version__}\n\nTrain neural networks by pointing and clicking, "
-              "or headless with `studio train`. PyTorch, Qt (PySide6) and pyqtgraph.")
+    show_info(
+        window,
+        "About Studio",
+        f"Studio {__version__}\n\nTrain neural networks by pointing and clicking, "
+        "or headless with `studio train`. PyTorch, Qt (PySide6) and pyqtgraph.",
+    )
 
 
 ACTIONS = (ActionSpec("about", "About Studio", "About this version of the studio", show_about),)
