@@ -31,7 +31,7 @@ LOSSES = ("auto", "cross_entropy", "mse", "l1", "huber")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BLANKS = ("error", "drop", "mean")
 FILLS = ("zeros", "border", "reflection")
-SEED_MAX = 2 ** 32 - 1  # numpy's seeds stop here; torch's generators take it too
+SEED_MAX = 2**32 - 1  # numpy's seeds stop here; torch's generators take it too
 
 
 def _f(default: Any, help: str, **limits: Any) -> Any:
@@ -48,19 +48,20 @@ class DataConfig:
     source: str = _f("digits", "data source", choices=SOURCES)
     path: str = _f("", "folder of class subfolders, or a CSV file (folder and csv sources)")
     target: str = _f("label", "CSV: the target column")
-    task: str = _f("auto", "CSV: classification or regression; auto guesses from the target column",
-                   choices=TASKS)
-    blank_cells: str = _f("error", "CSV: what to do with blank feature cells: error, drop the row, "
-                          "or fill with the training mean", choices=BLANKS)
+    task: str = _f("auto", "CSV: classification or regression; auto guesses from the target column", choices=TASKS)
+    blank_cells: str = _f(
+        "error",
+        "CSV: what to do with blank feature cells: error, drop the row, or fill with the training mean",
+        choices=BLANKS,
+    )
     val_split: float = _f(0.1, "fraction of the samples held out for validation", min=0.0, max_exclusive=1.0)
-    test_split: float = _f(0.1, "fraction of the samples held out for the final test", min=0.0,
-                           max_exclusive=1.0)
-    image_size: int = _f(0, "images: training size in pixels (square); 0 = the most common size, capped at 224",
-                         min=0, max=1024)
+    test_split: float = _f(0.1, "fraction of the samples held out for the final test", min=0.0, max_exclusive=1.0)
+    image_size: int = _f(
+        0, "images: training size in pixels (square); 0 = the most common size, capped at 224", min=0, max=1024
+    )
     channels: int = _f(0, "images: 1 (grayscale) or 3 (RGB); 0 = from the data", min=0, max=3)
     cache_dir: str = _f("", "where mnist, fashion-mnist and cifar10 download to; empty = the user's cache")
-    memory_budget_mb: int = _f(2048, "decode images into memory (the fast path) when they fit this budget",
-                               min=0)
+    memory_budget_mb: int = _f(2048, "decode images into memory (the fast path) when they fit this budget", min=0)
     num_workers: int = _f(2, "DataLoader workers when the data does not fit the memory budget", min=0, max=64)
 
 
@@ -72,8 +73,9 @@ class AugmentConfig:
     translate: float = _f(0.0, "random shift, as a fraction of the image size", min=0.0, max=0.5)
     rotate: float = _f(0.0, "random rotation, in degrees either way", min=0.0, max=180.0)
     color_jitter: float = _f(0.0, "random brightness/contrast/saturation strength (RGB)", min=0.0, max=1.0)
-    fill: str = _f("zeros", "what a shift or rotation uncovers: zeros (black), border (edge pixels) or reflection",
-                   choices=FILLS)
+    fill: str = _f(
+        "zeros", "what a shift or rotation uncovers: zeros (black), border (edge pixels) or reflection", choices=FILLS
+    )
 
 
 @dataclass(frozen=True)
@@ -97,22 +99,19 @@ class TrainConfig:
     optimizer: str = _f("adam", "optimizer", choices=OPTIMIZERS)
     momentum: float = _f(0.9, "sgd: momentum", min=0.0, max_exclusive=1.0)
     nesterov: bool = _f(False, "sgd: Nesterov momentum")
-    weight_decay: float = _f(0.0, "weight decay (L2), applied to weights only, never biases or norms",
-                             min=0.0)
+    weight_decay: float = _f(0.0, "weight decay (L2), applied to weights only, never biases or norms", min=0.0)
     schedule: str = _f("none", "learning-rate schedule", choices=SCHEDULES)
     warmup_epochs: float = _f(0.0, "linear warmup from lr/10 over this many epochs", min=0.0)
     step_size: int = _f(10, "step schedule: epochs between decays", min=1)
     gamma: float = _f(0.1, "step schedule: decay factor", min_exclusive=0.0, max=1.0)
     clip_grad_norm: float = _f(0.0, "clip the global gradient norm to this; 0 = off", min=0.0)
     accumulate: int = _f(1, "batches whose gradients add up before each optimizer step", min=1, max=1024)
-    loss: str = _f("auto", "loss function; auto = cross-entropy for classes, MSE for regression",
-                   choices=LOSSES)
+    loss: str = _f("auto", "loss function; auto = cross-entropy for classes, MSE for regression", choices=LOSSES)
     device: str = _f("auto", "auto | cpu | cuda | cuda:N | mps")
     precision: str = _f("fp32", "mixed precision on CUDA: bf16 or fp16", choices=PRECISIONS)
     patience: int = _f(0, "early stopping: epochs without val-loss improvement; 0 = off", min=0)
     min_delta: float = _f(0.0, "early stopping: the smallest improvement that counts", min=0.0)
-    target_loss: float = _f(0.0, "stop once val loss (train loss without val) falls to this; 0 = off",
-                            min=0.0)
+    target_loss: float = _f(0.0, "stop once val loss (train loss without val) falls to this; 0 = off", min=0.0)
     log_every: int = _f(10, "optimizer steps between step records in metrics.jsonl", min=1, max=50)
 
 
@@ -129,7 +128,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace_value(self, dotted: str, value: Any) -> "Config":
+    def replace_value(self, dotted: str, value: Any) -> Config:
         """Return a copy with one key (`section.key` or a top-level key) set and validated."""
         raw = self.to_dict()
         section, _, key = dotted.rpartition(".")
@@ -186,10 +185,16 @@ def _check_limits(where: str, value: Any, meta: dict[str, Any]) -> None:
     values = value if isinstance(value, list) else [value]
     for v in values:
         if "choices" in meta and v not in meta["choices"]:
-            raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])} "
-                              f"(got {v!r}){_suggest(str(v), list(meta['choices']))}")
-        for key, op, ok in (("min", ">=", lambda a, b: a >= b), ("min_exclusive", ">", lambda a, b: a > b),
-                            ("max", "<=", lambda a, b: a <= b), ("max_exclusive", "<", lambda a, b: a < b)):
+            raise ConfigError(
+                f"{where} must be one of {', '.join(meta['choices'])} "
+                f"(got {v!r}){_suggest(str(v), list(meta['choices']))}"
+            )
+        for key, op, ok in (
+            ("min", ">=", lambda a, b: a >= b),
+            ("min_exclusive", ">", lambda a, b: a > b),
+            ("max", "<=", lambda a, b: a <= b),
+            ("max_exclusive", "<", lambda a, b: a < b),
+        ):
             if key in meta and not ok(v, meta[key]):
                 raise ConfigError(f"{where} must be {op} {_num(meta[key])} (got {_num(v)})")
 
@@ -315,8 +320,7 @@ def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any
         section, _, name = key.rpartition(".")
         if section:
             if section not in _SECTION_TYPES:
-                raise ConfigError(f"--set {key}: unknown section '{section}'"
-                                  f"{_suggest(section, list(_SECTION_TYPES))}")
+                raise ConfigError(f"--set {key}: unknown section '{section}'{_suggest(section, list(_SECTION_TYPES))}")
             table = raw.setdefault(section, {})
             if not isinstance(table, dict):
                 raise ConfigError(f"--set {key}: [{section}] is not a table")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from studio.errors import StudioError
 from studio.export.onnx_export import ExportFailed
@@ -18,14 +18,21 @@ def _progress(message: str) -> None:
     print(f"{message}...", file=sys.stderr, flush=True)
 
 
-def run_export(run_dir: str | Path, output: str | Path | None = None, *, checkpoint: str = "best",
-               opset: int | None = None, quantize: str | None = None) -> int:
+def run_export(
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    checkpoint: str = "best",
+    opset: int | None = None,
+    quantize: str | None = None,
+) -> int:
     """Export, prove, report on stdout; 1 (with one `error:` line) when the file fails the proof."""
     from studio.export.run_export import export_run
 
     try:
-        report = export_run(Path(run_dir), output, checkpoint=checkpoint, opset=opset, quantize=quantize,
-                            progress=_progress)
+        report = export_run(
+            Path(run_dir), output, checkpoint=checkpoint, opset=opset, quantize=quantize, progress=_progress
+        )
     except ExportFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -40,7 +47,8 @@ def run_predict(model: str | Path, files: Sequence[str], *, top: int = 3) -> int
     if top < 1:
         raise StudioError(f"--top must be >= 1 (got {top})")
     predictor = open_predictor(Path(model))
-    for result in predict_files(predictor, list(files), top=top,
-                                warn=lambda w: print(f"warning: {w}", file=sys.stderr)):
+    for result in predict_files(
+        predictor, list(files), top=top, warn=lambda w: print(f"warning: {w}", file=sys.stderr)
+    ):
         print(json.dumps(result), flush=True)
     return 0

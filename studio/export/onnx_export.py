@@ -15,9 +15,10 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,7 +114,11 @@ class ExportReport:
             f"  input      {_spec_text(self.input_spec)}",
             f"  output     {_spec_text(self.output_spec)}",
             f"  task       {self.metadata.get('task', '?')}"
-            + (f", {len(json.loads(self.metadata['labels']))} labels" if self.metadata.get("labels", "[]") != "[]" else ""),
+            + (
+                f", {len(json.loads(self.metadata['labels']))} labels"
+                if self.metadata.get("labels", "[]") != "[]"
+                else ""
+            ),
             "checks",
             "  onnx.checker                passed",
             f"  onnxruntime vs PyTorch      {'passed' if p.passed else 'FAILED'} on {p.samples} samples "
@@ -195,8 +200,9 @@ def run_snippet(path: str | Path, meta: dict[str, str]) -> str:
         ]
     else:
         names = json.loads(meta.get("feature_names", "[]")) or [f"f{i}" for i in range(shape[0] if shape else 1)]
-        lines.append(f"x = np.array([[{', '.join('0.0' for _ in names)}]], dtype=np.float32)"
-                     f"  # raw values of {', '.join(names)}")
+        lines.append(
+            f"x = np.array([[{', '.join('0.0' for _ in names)}]], dtype=np.float32)  # raw values of {', '.join(names)}"
+        )
     lines.append("out = session.run(['output'], {'input': x})[0]")
     if meta.get("task") == "classification":
         lines.append("print(json.loads(meta['labels'])[int(out[0].argmax())])")
@@ -213,9 +219,17 @@ def _export_dynamo(model: nn.Module, x: torch.Tensor, dst: Path, opset: int | No
     # The exporter prints its stages; they would corrupt the CLI's stdout, so they are captured.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, (x,), None, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                    dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
-                                    verbose=False)
+        program = torch.onnx.export(
+            model,
+            (x,),
+            None,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
         if program is None:
             raise RuntimeError("torch.onnx.export returned no program")
         program.save(str(dst), external_data=False)
@@ -224,9 +238,17 @@ def _export_dynamo(model: nn.Module, x: torch.Tensor, dst: Path, opset: int | No
 def _export_torchscript(model: nn.Module, x: torch.Tensor, dst: Path, opset: int | None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter is deprecated; it is only the fallback
-        torch.onnx.export(model, (x,), str(dst), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                          opset_version=opset or 17, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(dst),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset or 17,
+            dynamo=False,
+            do_constant_folding=True,
+        )
 
 
 EXPORTERS: dict[str, Callable[[nn.Module, torch.Tensor, Path, int | None], None]] = {
@@ -254,16 +276,18 @@ def write_metadata(path: Path, meta: dict[str, str]) -> int:
         entry.key, entry.value = key, value
     proto.producer_name = "studio"
     proto.producer_version = __version__
-    proto.doc_string = (f"studio {meta.get('task', '')} model; input '{INPUT_NAME}': "
-                        f"{meta.get('input_range', 'raw values')}; output '{OUTPUT_NAME}': "
-                        + ("logits" if meta.get("task") == "classification" else "prediction in target units"))
+    proto.doc_string = (
+        f"studio {meta.get('task', '')} model; input '{INPUT_NAME}': "
+        f"{meta.get('input_range', 'raw values')}; output '{OUTPUT_NAME}': "
+        + ("logits" if meta.get("task") == "classification" else "prediction in target units")
+    )
     onnx.save(proto, str(path))
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def run_onnx(session: Any, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """Outputs of an onnxruntime session over `x`, in batches."""
-    outs = [session.run([OUTPUT_NAME], {INPUT_NAME: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+    outs = [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(outs) if outs else np.zeros((0,), dtype=np.float32)
 
 
@@ -275,14 +299,22 @@ def ort_session(path: str | Path) -> Any:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def compare_outputs(reference: np.ndarray, candidate: np.ndarray, classification: bool, *, rtol: float = RTOL,
-                    atol: float = ATOL, sample_source: str = "validation split") -> ParityCheck:
+def compare_outputs(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    classification: bool,
+    *,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    sample_source: str = "validation split",
+) -> ParityCheck:
     """Max abs/relative difference and top-1 agreement; passes when every value is within tolerance."""
     ref = reference.astype(np.float64)
     got = candidate.astype(np.float64)
     if ref.shape != got.shape:
-        return ParityCheck(len(ref), float("inf"), float("inf"), 0.0 if classification else None, rtol, atol,
-                           False, sample_source)
+        return ParityCheck(
+            len(ref), float("inf"), float("inf"), 0.0 if classification else None, rtol, atol, False, sample_source
+        )
     both_nan = np.isnan(ref) & np.isnan(got)
     diff = np.where(both_nan, 0.0, np.abs(ref - got))
     diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a mismatch
@@ -292,26 +324,44 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, classification
     top1 = None
     if classification and len(ref):
         top1 = float(np.mean(ref.argmax(axis=1) == got.argmax(axis=1)))
-    return ParityCheck(len(ref), float(diff.max(initial=0.0)), float(used.max(initial=0.0)), top1, rtol, atol,
-                       passed, sample_source)
+    return ParityCheck(
+        len(ref), float(diff.max(initial=0.0)), float(used.max(initial=0.0)), top1, rtol, atol, passed, sample_source
+    )
 
 
 def _io_spec(session: Any, meta: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     def spec(arg: Any, meaning: str) -> dict[str, Any]:
         shape = [d if isinstance(d, int) else str(d or "batch") for d in arg.shape]
-        return {"name": arg.name, "dtype": arg.type.replace("tensor(", "").rstrip(")"), "shape": shape,
-                "meaning": meaning}
+        return {
+            "name": arg.name,
+            "dtype": arg.type.replace("tensor(", "").rstrip(")"),
+            "shape": shape,
+            "meaning": meaning,
+        }
 
     classification = meta.get("task") == "classification"
-    return (spec(session.get_inputs()[0], meta.get("input_range", "")),
-            spec(session.get_outputs()[0], "logits (softmax gives probabilities)" if classification
-                 else "prediction in the target's units"))
+    return (
+        spec(session.get_inputs()[0], meta.get("input_range", "")),
+        spec(
+            session.get_outputs()[0],
+            "logits (softmax gives probabilities)" if classification else "prediction in the target's units",
+        ),
+    )
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, metadata: dict[str, str] | None = None,
-                opset: int | None = None, rtol: float = RTOL, atol: float = ATOL,
-                sample_source: str = "validation split", exporters: tuple[str, ...] = ("dynamo", "torchscript"),
-                progress: Progress | None = None) -> ExportReport:
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str | Path,
+    *,
+    metadata: dict[str, str] | None = None,
+    opset: int | None = None,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    sample_source: str = "validation split",
+    exporters: tuple[str, ...] = ("dynamo", "torchscript"),
+    progress: Progress | None = None,
+) -> ExportReport:
     """Export `model` (in eval mode) to `path` and prove the file matches PyTorch on `example`.
 
     `example` holds real raw inputs (float32, the first axis is the batch); up to 256 of them are
@@ -378,14 +428,20 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
                 except Exception as exc:  # noqa: BLE001 - onnxruntime cannot load or run it
                     failures.append(f"onnxruntime cannot run the {name} exporter's file: {first_line(exc)}")
                     continue
-                parity = compare_outputs(reference, got, classification, rtol=rtol, atol=atol,
-                                         sample_source=sample_source)
+                parity = compare_outputs(
+                    reference, got, classification, rtol=rtol, atol=atol, sample_source=sample_source
+                )
                 if not parity.passed:
-                    agree = (f", top-1 agreement {parity.top1_agreement * 100:.1f}%"
-                             if parity.top1_agreement is not None else "")
-                    failures.append(f"the {name} exporter's file differs from PyTorch beyond rtol {rtol:g} / "
-                                    f"atol {atol:g}: max abs difference {parity.max_abs_diff:.3g} on "
-                                    f"{parity.samples} samples{agree}")
+                    agree = (
+                        f", top-1 agreement {parity.top1_agreement * 100:.1f}%"
+                        if parity.top1_agreement is not None
+                        else ""
+                    )
+                    failures.append(
+                        f"the {name} exporter's file differs from PyTorch beyond rtol {rtol:g} / "
+                        f"atol {atol:g}: max abs difference {parity.max_abs_diff:.3g} on "
+                        f"{parity.samples} samples{agree}"
+                    )
                     continue
                 input_spec, output_spec = _io_spec(session, meta)
                 del session  # Windows cannot replace a file onnxruntime holds open
@@ -394,10 +450,18 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
                 except OSError as exc:
                     raise write_error(exc, path) from None
                 return ExportReport(
-                    path=str(path), size_bytes=path.stat().st_size, opset=opset_used, exporter=name,
-                    input_spec=input_spec, output_spec=output_spec, parity=parity, metadata=meta,
-                    seconds=time.perf_counter() - started, notes=tuple(failures),
-                    snippet=run_snippet(path, meta))
+                    path=str(path),
+                    size_bytes=path.stat().st_size,
+                    opset=opset_used,
+                    exporter=name,
+                    input_spec=input_spec,
+                    output_spec=output_spec,
+                    parity=parity,
+                    metadata=meta,
+                    seconds=time.perf_counter() - started,
+                    notes=tuple(failures),
+                    snippet=run_snippet(path, meta),
+                )
             finally:
                 tmp.unlink(missing_ok=True)
     finally:
@@ -406,8 +470,13 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, me
 
 
 def _is_storage_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM,
-                                                      getattr(errno, "EDQUOT", -1))
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        getattr(errno, "EDQUOT", -1),
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -26,10 +27,10 @@ KINDS = ("image", "tabular")
 # What a model file may ask one sample to be: 2**24 float32 values (64 MB), over five times the
 # largest input the studio trains (3x1024x1024). A larger request is refused before anything is
 # allocated; a batch holds at most BATCH_BYTES of input.
-MAX_INPUT_VALUES = 2 ** 24
+MAX_INPUT_VALUES = 2**24
 MAX_IMAGE_SIDE = 8192
 MAX_LABELS = 100_000
-BATCH_BYTES = 256 * 2 ** 20
+BATCH_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,10 @@ class OnnxPredictor:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(float)" or not outputs:
             got = ", ".join(f"{i.name}: {i.type}" for i in inputs) or "none"
-            raise CheckpointError(f"'{self.path}' takes inputs ({got}) and gives {len(outputs)} output(s); the "
-                                  "predictor feeds one float32 tensor and reads the first output")
+            raise CheckpointError(
+                f"'{self.path}' takes inputs ({got}) and gives {len(outputs)} output(s); the "
+                "predictor feeds one float32 tensor and reads the first output"
+            )
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         self.info = self._read_info()
@@ -90,11 +93,11 @@ class OnnxPredictor:
         parts = []
         for i in range(0, len(x), step):
             try:
-                out = np.asarray(self.session.run([self.output_name], {self.input_name: x[i:i + step]})[0])
+                out = np.asarray(self.session.run([self.output_name], {self.input_name: x[i : i + step]})[0])
             except Exception as exc:  # noqa: BLE001 - onnxruntime's own kinds: the file's graph failed
                 text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
                 raise CheckpointError(f"'{self.path}' failed to run on {list(x.shape[1:])} inputs ({text})") from None
-            _check_outputs(out, len(x[i:i + step]), self.info)
+            _check_outputs(out, len(x[i : i + step]), self.info)
             parts.append(out.reshape(len(out), -1))
         return np.concatenate(parts) if parts else np.zeros((0, max(len(self.info.labels), 1)), np.float32)
 
@@ -103,8 +106,10 @@ def _check_outputs(out: np.ndarray, n: int, info: ModelInfo) -> None:
     """The model gave one row per input, as wide as its metadata promised."""
     width = len(info.labels) if info.task == "classification" else 1
     if out.ndim < 1 or out.shape[0] != n or out.size != n * width:
-        raise CheckpointError(f"'{info.origin}' gave outputs of shape {list(out.shape)} for {n} input(s), "
-                              f"but its metadata promises {width} value(s) per input")
+        raise CheckpointError(
+            f"'{info.origin}' gave outputs of shape {list(out.shape)} for {n} input(s), "
+            f"but its metadata promises {width} value(s) per input"
+        )
 
 
 # -- the metadata of a model file (untrusted: it comes from whoever made the file) -----------------
@@ -114,8 +119,7 @@ def _meta_json(meta: dict[str, str], key: str, origin: str) -> Any:
     try:
         return json.loads(meta[key])
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
-        raise CheckpointError(f"'{origin}': its {key} metadata is not valid JSON "
-                              f"({_clip(meta[key])})") from None
+        raise CheckpointError(f"'{origin}': its {key} metadata is not valid JSON ({_clip(meta[key])})") from None
 
 
 def _clip(text: str, limit: int = 40) -> str:
@@ -134,24 +138,34 @@ def check_input_shape(shape: Any, origin: str, what: str = "input_shape", raw: s
     The bound stops a file from making the predictor allocate without limit (a `[1, 20000, 20000]`
     image would take 1.6 GB a sample).
     """
-    ok = isinstance(shape, (list, tuple)) and len(shape) in (1, 3) and all(
-        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    ok = (
+        isinstance(shape, (list, tuple))
+        and len(shape) in (1, 3)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+    )
     if not ok:
-        raise CheckpointError(f"'{origin}': its {what} {_clip(raw if raw is not None else str(shape))} is not "
-                              "[features] or [channels, height, width] in positive whole numbers")
+        raise CheckpointError(
+            f"'{origin}': its {what} {_clip(raw if raw is not None else str(shape))} is not "
+            "[features] or [channels, height, width] in positive whole numbers"
+        )
     values = math.prod(shape)
     if values > MAX_INPUT_VALUES:
-        mb = MAX_INPUT_VALUES * 4 // 2 ** 20
-        raise CheckpointError(f"'{origin}': its {what} {list(shape)} asks for {values:,} values a sample; "
-                              f"the predictor takes at most {MAX_INPUT_VALUES:,} ({mb} MB of float32)")
+        mb = MAX_INPUT_VALUES * 4 // 2**20
+        raise CheckpointError(
+            f"'{origin}': its {what} {list(shape)} asks for {values:,} values a sample; "
+            f"the predictor takes at most {MAX_INPUT_VALUES:,} ({mb} MB of float32)"
+        )
     if len(shape) == 3:
         c, h, w = shape
         if c not in (1, 3):
-            raise CheckpointError(f"'{origin}': its {what} {list(shape)} has {c} channels; images are read as "
-                                  "1 (grayscale) or 3 (RGB)")
+            raise CheckpointError(
+                f"'{origin}': its {what} {list(shape)} has {c} channels; images are read as 1 (grayscale) or 3 (RGB)"
+            )
         if max(h, w) > MAX_IMAGE_SIDE:
-            raise CheckpointError(f"'{origin}': its {what} {list(shape)} asks for {w}x{h} pixel images; "
-                                  f"the predictor resizes to at most {MAX_IMAGE_SIDE} px a side")
+            raise CheckpointError(
+                f"'{origin}': its {what} {list(shape)} asks for {w}x{h} pixel images; "
+                f"the predictor resizes to at most {MAX_IMAGE_SIDE} px a side"
+            )
     return tuple(int(v) for v in shape)
 
 
@@ -176,21 +190,28 @@ def info_from_metadata(meta: dict[str, str], in_dims: list[Any], out_dims: list[
     own shapes (classes by index).
     """
     if len(in_dims) not in (2, 4):
-        raise CheckpointError(f"'{origin}': its input has shape {in_dims}; the predictor feeds [batch, features] "
-                              "or [batch, channels, height, width]")
+        raise CheckpointError(
+            f"'{origin}': its input has shape {in_dims}; the predictor feeds [batch, features] "
+            "or [batch, channels, height, width]"
+        )
     dims = in_dims[1:]
     if "input_shape" in meta:
-        shape = check_input_shape(_meta_json(meta, "input_shape", origin), origin, "input_shape metadata",
-                                  raw=meta["input_shape"])
+        shape = check_input_shape(
+            _meta_json(meta, "input_shape", origin), origin, "input_shape metadata", raw=meta["input_shape"]
+        )
         declared = [_fixed(d) for d in dims]
         if len(shape) != len(dims) or any(d is not None and d != v for d, v in zip(declared, shape)):
-            raise CheckpointError(f"'{origin}': its input_shape metadata {list(shape)} does not match the "
-                                  f"model's input {['batch'] + [d if d is not None else '?' for d in declared]}")
+            raise CheckpointError(
+                f"'{origin}': its input_shape metadata {list(shape)} does not match the "
+                f"model's input {['batch'] + [d if d is not None else '?' for d in declared]}"
+            )
     else:
         fixed = [_fixed(d) for d in dims]
         if any(d is None for d in fixed):
-            raise CheckpointError(f"'{origin}' has no fixed input shape (got {dims}) and no "
-                                  "input_shape metadata; export it with `studio export`")
+            raise CheckpointError(
+                f"'{origin}' has no fixed input shape (got {dims}) and no "
+                "input_shape metadata; export it with `studio export`"
+            )
         shape = check_input_shape(fixed, origin, "input")
 
     if out_dims and len(out_dims) != 2:  # no dims at all: the graph does not say, the outputs are checked
@@ -203,14 +224,17 @@ def info_from_metadata(meta: dict[str, str], in_dims: list[Any], out_dims: list[
     if task == "classification":
         if not labels:
             if width is None:
-                raise CheckpointError(f"'{origin}' names no labels and its output width is not fixed "
-                                      f"({out_dims}); export it with `studio export`")
+                raise CheckpointError(
+                    f"'{origin}' names no labels and its output width is not fixed "
+                    f"({out_dims}); export it with `studio export`"
+                )
             if width > MAX_LABELS:
                 raise CheckpointError(f"'{origin}': its output has {width:,} classes (at most {MAX_LABELS:,})")
             labels = tuple(str(i) for i in range(width))  # a foreign file: classes by index
         elif width is not None and width != len(labels):
-            raise CheckpointError(f"'{origin}': its labels metadata names {len(labels)} class(es) but the model "
-                                  f"gives {width} output(s)")
+            raise CheckpointError(
+                f"'{origin}': its labels metadata names {len(labels)} class(es) but the model gives {width} output(s)"
+            )
         if len(labels) < 2:  # softmax over one output says 100% whatever the input
             raise CheckpointError(f"'{origin}': a classifier with {len(labels)} class(es); it needs at least two")
     else:
@@ -220,12 +244,15 @@ def info_from_metadata(meta: dict[str, str], in_dims: list[Any], out_dims: list[
             raise CheckpointError(f"'{origin}': a regression model must give one output, this one gives {width}")
     kind = meta.get("kind") or ("image" if len(shape) == 3 else "tabular")
     if kind not in KINDS or (kind == "image") != (len(shape) == 3):
-        raise CheckpointError(f"'{origin}': its kind metadata {_clip(kind)} does not fit its input shape "
-                              f"{list(shape)} (image: [C, H, W], tabular: [features])")
+        raise CheckpointError(
+            f"'{origin}': its kind metadata {_clip(kind)} does not fit its input shape "
+            f"{list(shape)} (image: [C, H, W], tabular: [features])"
+        )
     names = _string_list(meta, "feature_names", origin, MAX_INPUT_VALUES) if "feature_names" in meta else ()
     if names and (kind != "tabular" or len(names) != shape[0]):
-        raise CheckpointError(f"'{origin}': its feature_names metadata names {len(names)} column(s) but the model "
-                              f"takes {list(shape)}")
+        raise CheckpointError(
+            f"'{origin}': its feature_names metadata names {len(names)} column(s) but the model takes {list(shape)}"
+        )
     return ModelInfo(kind, task, shape, labels, names, origin)
 
 
@@ -245,15 +272,23 @@ class CheckpointPredictor:
         spec = run.spec
         files = RunDir(run.run_dir)
         used = "best" if which == "best" and files.has_checkpoint("best") else "last"
-        self.info = ModelInfo(spec.kind, spec.task, tuple(spec.input_shape), tuple(spec.labels),
-                              tuple(spec.feature_names), str(files.checkpoint(used)))
+        self.info = ModelInfo(
+            spec.kind,
+            spec.task,
+            tuple(spec.input_shape),
+            tuple(spec.labels),
+            tuple(spec.feature_names),
+            str(files.checkpoint(used)),
+        )
 
     def outputs(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            parts = [self.model(torch.from_numpy(np.ascontiguousarray(x[i:i + BATCH], dtype=np.float32))).numpy()
-                     for i in range(0, len(x), BATCH)]
+            parts = [
+                self.model(torch.from_numpy(np.ascontiguousarray(x[i : i + BATCH], dtype=np.float32))).numpy()
+                for i in range(0, len(x), BATCH)
+            ]
         return np.concatenate(parts) if parts else np.zeros((0, max(len(self.info.labels), 1)), np.float32)
 
 
@@ -341,7 +376,9 @@ def expand_inputs(files: list[str | Path]) -> list[Path]:
     out: list[Path] = []
     for f in map(Path, files):
         if f.is_dir():
-            found = sorted(p for p in f.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + TABLE_SUFFIXES)
+            found = sorted(
+                p for p in f.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + TABLE_SUFFIXES
+            )
             if not found:
                 raise DataError(f"{f}: the folder holds no images or CSV files")
             out += found
@@ -383,8 +420,9 @@ def _num(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def predict_files(predictor: Predictor, files: list[str | Path], top: int = 3,
-                  warn: Any = None) -> Iterator[dict[str, Any]]:
+def predict_files(
+    predictor: Predictor, files: list[str | Path], top: int = 3, warn: Any = None
+) -> Iterator[dict[str, Any]]:
     """One result per image, one per CSV row (with its `row`, 1-based as in a spreadsheet's data)."""
     info = predictor.info
     paths = expand_inputs(files)
@@ -399,7 +437,7 @@ def predict_files(predictor: Predictor, files: list[str | Path], top: int = 3,
     done_images: dict[Path, dict[str, Any]] = {}
     step = batch_size_for(info.input_shape)
     for start in range(0, len(images), step):
-        chunk = images[start:start + step]
+        chunk = images[start : start + step]
         x = np.stack([load_image_for_model(p, info.input_shape) for p in chunk])
         for p, result in zip(chunk, describe(predictor.outputs(x), info, top)):
             done_images[p] = result

@@ -11,11 +11,20 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
 import numpy as np
 
+from studio.export.onnx_export import (
+    INPUT_NAME,
+    ExportFailed,
+    Progress,
+    QuantizeReport,
+    first_line,
+    ort_session,
+    run_onnx,
+    write_metadata,
+)
 from studio.files import TEMP_SUFFIX, temp_prefix
-from studio.export.onnx_export import (INPUT_NAME, ExportFailed, Progress, QuantizeReport, first_line,
-                                       write_metadata, ort_session, run_onnx)
 
 MODES = ("dynamic", "static")
 CALIBRATION_SAMPLES = 256
@@ -31,7 +40,7 @@ class _Calibration:
     """The `CalibrationDataReader` protocol over a float32 array, one sample batch at a time."""
 
     def __init__(self, x: np.ndarray, batch_size: int = 32) -> None:
-        self._batches = iter([x[i:i + batch_size] for i in range(0, len(x), batch_size)])
+        self._batches = iter([x[i : i + batch_size] for i in range(0, len(x), batch_size)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._batches, None)
@@ -47,9 +56,17 @@ def _metric(outputs: np.ndarray, y: np.ndarray, classification: bool) -> float:
     return float(np.sqrt(np.mean((outputs.reshape(-1) - y.reshape(-1).astype(np.float64)) ** 2)))
 
 
-def quantize_onnx(src: str | Path, mode: str, *, metadata: dict[str, str], calibration: np.ndarray,
-                  val_x: np.ndarray, val_y: np.ndarray, dst: str | Path | None = None,
-                  progress: Progress | None = None) -> QuantizeReport:
+def quantize_onnx(
+    src: str | Path,
+    mode: str,
+    *,
+    metadata: dict[str, str],
+    calibration: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    dst: str | Path | None = None,
+    progress: Progress | None = None,
+) -> QuantizeReport:
     """Write an int8 copy of `src` (default `<stem>.int8.onnx`) and measure it on `val_x`/`val_y`."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -73,29 +90,42 @@ def quantize_onnx(src: str | Path, mode: str, *, metadata: dict[str, str], calib
             if mode == "dynamic":
                 quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8)
             else:
-                quantize_static(str(pre), str(out), _Calibration(calibration[:CALIBRATION_SAMPLES]),
-                                quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                                weight_type=QuantType.QInt8, per_channel=True)
+                quantize_static(
+                    str(pre),
+                    str(out),
+                    _Calibration(calibration[:CALIBRATION_SAMPLES]),
+                    quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                )
             write_metadata(out, {**metadata, "quantization": f"int8 {mode}"})
             onnx.checker.check_model(str(out))
         except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds
-            raise ExportFailed(f"int8 {mode} quantization failed ({first_line(exc)}); "
-                               f"the float32 file '{src}' is fine") from None
+            raise ExportFailed(
+                f"int8 {mode} quantization failed ({first_line(exc)}); the float32 file '{src}' is fine"
+            ) from None
         say("measuring the int8 model on the validation split")
         try:
             float_out = run_onnx(ort_session(src), val_x)
             int8_out = run_onnx(ort_session(out), val_x)
         except Exception as exc:  # noqa: BLE001 - onnxruntime cannot run the quantized graph
-            raise ExportFailed(f"onnxruntime cannot run the int8 {mode} model ({first_line(exc)}); "
-                               f"the float32 file '{src}' is fine") from None
+            raise ExportFailed(
+                f"onnxruntime cannot run the int8 {mode} model ({first_line(exc)}); the float32 file '{src}' is fine"
+            ) from None
         os.replace(out, dst)
     finally:
         for leftover in Path(workdir).iterdir():
             leftover.unlink(missing_ok=True)
         os.rmdir(workdir)
     size = dst.stat().st_size
-    return QuantizeReport(mode=mode, path=str(dst), size_bytes=size, size_ratio=size / max(src.stat().st_size, 1),
-                          metric="accuracy" if classification else "rmse",
-                          float_value=_metric(float_out, val_y, classification),
-                          int8_value=_metric(int8_out, val_y, classification), samples=len(val_x))
-
+    return QuantizeReport(
+        mode=mode,
+        path=str(dst),
+        size_bytes=size,
+        size_ratio=size / max(src.stat().st_size, 1),
+        metric="accuracy" if classification else "rmse",
+        float_value=_metric(float_out, val_y, classification),
+        int8_value=_metric(int8_out, val_y, classification),
+        samples=len(val_x),
+    )

@@ -13,9 +13,9 @@ from studio.engine.locking import output_lock
 from studio.engine.report import TrainedRun, load_trained
 from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
-from studio.files import WriteError, remove_stale_temp_files, write_error
 from studio.export.onnx_export import PROOF_SAMPLES, ExportReport, Progress, export_onnx, model_metadata
 from studio.export.quantize import quantize_onnx, quantized_path
+from studio.files import WriteError, remove_stale_temp_files, write_error
 
 DEFAULT_NAME = RunDir.ONNX
 EVAL_SAMPLES = 5000  # the int8 accuracy check stops here, so a huge validation split stays quick
@@ -45,12 +45,20 @@ def proof_samples(run: TrainedRun) -> tuple[torch.Tensor, str, list[str]]:
     try:
         data = run.data
     except StudioError as exc:
-        return _synthetic(run.spec), "synthetic inputs", [f"the run's data could not be loaded ({exc}); "
-                                                           "the proof used synthetic inputs in the data's range"]
+        return (
+            _synthetic(run.spec),
+            "synthetic inputs",
+            [f"the run's data could not be loaded ({exc}); the proof used synthetic inputs in the data's range"],
+        )
     if not _same_data(data.spec, run.spec):
-        return _synthetic(run.spec), "synthetic inputs", [
-            f"the data no longer matches the run (now {data.spec.describe()}, trained on {run.spec.describe()}); "
-            "the proof used synthetic inputs in the data's range"]
+        return (
+            _synthetic(run.spec),
+            "synthetic inputs",
+            [
+                f"the data no longer matches the run (now {data.spec.describe()}, trained on {run.spec.describe()}); "
+                "the proof used synthetic inputs in the data's range"
+            ],
+        )
     for name, split in (("validation split", data.val), ("test split", data.test), ("training split", data.train)):
         if len(split):
             return as_model_input(split.x[:PROOF_SAMPLES]), name, []
@@ -76,9 +84,15 @@ def _eval_split(run: TrainedRun) -> Split | None:
     return data.val if len(data.val) else (data.test if len(data.test) else None)
 
 
-def export_run(run_dir: str | Path, output: str | Path | None = None, *, checkpoint: str = "best",
-               opset: int | None = None, quantize: str | None = None,
-               progress: Progress | None = None) -> ExportReport:
+def export_run(
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    checkpoint: str = "best",
+    opset: int | None = None,
+    quantize: str | None = None,
+    progress: Progress | None = None,
+) -> ExportReport:
     """Export a run's `best` (or `last`) checkpoint to ONNX, prove it, optionally add an int8 copy.
 
     Raises `StudioError` for a bad run directory or checkpoint and `ExportFailed` when no file
@@ -108,28 +122,35 @@ def export_run(run_dir: str | Path, output: str | Path | None = None, *, checkpo
         lock.release()
 
 
-def _export_locked(run: TrainedRun, out: Path, *, checkpoint: str, opset: int | None, quantize: str | None,
-                   say: Progress) -> ExportReport:
+def _export_locked(
+    run: TrainedRun, out: Path, *, checkpoint: str, opset: int | None, quantize: str | None, say: Progress
+) -> ExportReport:
     say("loading validation samples")
     samples, where, notes = proof_samples(run)
     epoch = run.checkpoint.get("epoch")
     # `best` falls back to `last` when a run never validated; the metadata says which one it was.
     used = checkpoint if RunDir(run.run_dir).has_checkpoint(checkpoint) else "last"
-    meta = model_metadata(run.spec, {"arch": run.config.model.arch, "checkpoint": used,
-                                     "epoch": str(epoch) if epoch is not None else ""})
+    meta = model_metadata(
+        run.spec, {"arch": run.config.model.arch, "checkpoint": used, "epoch": str(epoch) if epoch is not None else ""}
+    )
     report = export_onnx(run.model, samples, out, metadata=meta, opset=opset, sample_source=where, progress=say)
     if notes:
         report = replace(report, notes=tuple(notes) + report.notes)
     if quantize:
         split = _eval_split(run)
         if split is None:
-            raise StudioError(f"{run.run_dir}: no validation data to measure the int8 model on; "
-                              f"the float32 file '{out}' is fine")
+            raise StudioError(
+                f"{run.run_dir}: no validation data to measure the int8 model on; the float32 file '{out}' is fine"
+            )
         calibration = _calibration_samples(run, samples)
         val_x = as_model_input(split.x[:EVAL_SAMPLES]).numpy()
         val_y = split.y[:EVAL_SAMPLES].numpy()
-        report = replace(report, quantized=quantize_onnx(out, quantize, metadata=meta, calibration=calibration,
-                                                         val_x=val_x, val_y=val_y, progress=say))
+        report = replace(
+            report,
+            quantized=quantize_onnx(
+                out, quantize, metadata=meta, calibration=calibration, val_x=val_x, val_y=val_y, progress=say
+            ),
+        )
     return report
 
 

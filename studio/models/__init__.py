@@ -9,7 +9,7 @@ Because those live inside the module, an exported model takes raw values.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -93,8 +93,12 @@ def build_lenet(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     c, h, w = spec.input_shape
     pad2 = 0 if min(h, w) // 2 >= 9 else 2
     features = nn.Sequential(
-        nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5, padding=pad2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+        nn.Conv2d(c, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5, padding=pad2),
+        nn.ReLU(),
+        nn.MaxPool2d(2, ceil_mode=True),
         nn.Flatten(),
     )
     with torch.no_grad():

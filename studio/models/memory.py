@@ -44,8 +44,10 @@ class MemoryEstimate:
         parts = [f"{_size(self.weights)} of weights", f"{_size(self.gradients)} of gradients"]
         if self.optimizer:
             parts.append(f"{_size(self.optimizer)} of {self.optimizer_name} state")
-        return (f"about {_size(self.total)} ({_count(self.params)} parameters: {', '.join(parts)}; "
-                f"{_size(self.activations)} of activations for a batch of {self.batch_size})")
+        return (
+            f"about {_size(self.total)} ({_count(self.params)} parameters: {', '.join(parts)}; "
+            f"{_size(self.activations)} of activations for a batch of {self.batch_size})"
+        )
 
 
 def _size(n: float) -> str:
@@ -97,9 +99,15 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
     inputs = batch * math.prod(spec.input_shape) * FLOAT_BYTES
     activations = inputs + sum(outputs) + max(outputs, default=0)
     weights = params * FLOAT_BYTES
-    return MemoryEstimate(params=params, weights=weights, gradients=weights,
-                          optimizer=weights * _optimizer_slots(config), activations=activations,
-                          batch_size=batch, optimizer_name=config.train.optimizer)
+    return MemoryEstimate(
+        params=params,
+        weights=weights,
+        gradients=weights,
+        optimizer=weights * _optimizer_slots(config),
+        activations=activations,
+        batch_size=batch,
+        optimizer_name=config.train.optimizer,
+    )
 
 
 def available_memory(device: torch.device) -> tuple[int, str] | None:
@@ -122,14 +130,16 @@ def _available_ram() -> int | None:
         candidates.append(meminfo)
     elif hasattr(os, "sysconf"):
         try:
-            pages = os.sysconf("SC_AVPHYS_PAGES") if "SC_AVPHYS_PAGES" in os.sysconf_names else os.sysconf(
-                "SC_PHYS_PAGES")
+            pages = (
+                os.sysconf("SC_AVPHYS_PAGES") if "SC_AVPHYS_PAGES" in os.sysconf_names else os.sysconf("SC_PHYS_PAGES")
+            )
             candidates.append(int(pages) * int(os.sysconf("SC_PAGE_SIZE")))
         except (OSError, ValueError):
             pass
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         limit, usage = _read_int(limit_file), _read_int(usage_file)
         if limit is not None and usage is not None and limit < 1 << 60:
             candidates.append(max(limit - usage, 0))
@@ -176,9 +186,15 @@ def check_fits(config: Config, spec: DataSpec, device: torch.device) -> MemoryEs
     free, where = available
     if estimate.total > free:
         big_model = estimate.weights + estimate.gradients + estimate.optimizer >= estimate.activations
-        advice = ("use fewer or smaller layers ([model] hidden)" if big_model and config.model.arch == "mlp"
-                  else "use a smaller model" if big_model
-                  else "use a smaller [train] batch_size")
-        raise ConfigError(f"[model] training this {config.model.arch} on {spec.describe()} needs "
-                          f"{estimate.describe()}, but only {_size(free)} is {where}; {advice}")
+        advice = (
+            "use fewer or smaller layers ([model] hidden)"
+            if big_model and config.model.arch == "mlp"
+            else "use a smaller model"
+            if big_model
+            else "use a smaller [train] batch_size"
+        )
+        raise ConfigError(
+            f"[model] training this {config.model.arch} on {spec.describe()} needs "
+            f"{estimate.describe()}, but only {_size(free)} is {where}; {advice}"
+        )
     return estimate

@@ -58,7 +58,7 @@ def _unwrap(state: Any) -> dict[str, torch.Tensor]:
             continue
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
                 break
         out[key] = value
     return out
@@ -69,8 +69,10 @@ def load_pretrained(net: nn.Module, path: Path) -> list[str]:
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
-        raise CheckpointError(f"[model] weights '{path}': cannot load safely ({type(exc).__name__}: "
-                              f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})") from None
+        raise CheckpointError(
+            f"[model] weights '{path}': cannot load safely ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''})"
+        ) from None
     try:
         state = _unwrap(raw)
     except ValueError:
@@ -79,8 +81,11 @@ def load_pretrained(net: nn.Module, path: Path) -> list[str]:
     fresh: list[str] = []
     stem = state.get("conv1.weight")
     if stem is not None and stem.shape != own["conv1.weight"].shape:
-        if stem.shape[0] == own["conv1.weight"].shape[0] and stem.shape[2:] == own["conv1.weight"].shape[2:] \
-                and own["conv1.weight"].shape[1] == 1:
+        if (
+            stem.shape[0] == own["conv1.weight"].shape[0]
+            and stem.shape[2:] == own["conv1.weight"].shape[2:]
+            and own["conv1.weight"].shape[1] == 1
+        ):
             state["conv1.weight"] = stem.sum(dim=1, keepdim=True)
         else:
             state["conv1.weight"] = own["conv1.weight"]
@@ -93,6 +98,7 @@ def load_pretrained(net: nn.Module, path: Path) -> list[str]:
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"[model] weights '{path}' do not fit resnet18: "
-                              f"{str(exc).strip().splitlines()[-1].strip()[:200]}") from None
+        raise CheckpointError(
+            f"[model] weights '{path}' do not fit resnet18: {str(exc).strip().splitlines()[-1].strip()[:200]}"
+        ) from None
     return fresh
