@@ -238,7 +238,7 @@ class DataExplorerView(QWidget):
             rows = [
                 (o.labels[c], f"{counts[c]:,} train" if c < len(counts) else "", imgs) for c, imgs in o.samples.items()
             ]
-            c, h, w = o.image_shape or (1, 28, 28)
+            _, h, w = o.image_shape or (1, 28, 28)
             self.rows_canvas.set_rows(rows, thumb=int(min(64, max(36, 2 * max(h, w)))))
             self.right_stack.setCurrentIndex(0)
         else:

@@ -309,7 +309,7 @@ class EvaluationView(QWidget):
             plot.legend.clear()
         k = max(len(d.labels), 2)
         low = math.floor(20 / k) / 20  # a prediction is never less sure than 1/K
-        bins = max(int(round((1.0 - low) / 0.05)), 1)
+        bins = max(round((1.0 - low) / 0.05), 1)
         h = confidence_histogram(d.classes.confidence, d.classes.correct, bins=bins, low=low)
         width = h.edges[1] - h.edges[0]
         centers = (h.edges[:-1] + h.edges[1:]) / 2

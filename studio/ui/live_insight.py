@@ -147,7 +147,7 @@ class LiveInsightView(QWidget):
         """Show one epoch's predictions for the watched validation images, wrong ones outlined in red."""
         labels = samples.labels
         captions, states, tips = [], [], []
-        for t, p, c in zip(samples.true, samples.pred, samples.confidence):
+        for t, p, c in zip(samples.true, samples.pred, samples.confidence, strict=True):
             wrong = t != p
             captions.append((f"{labels[p]} · {c:.0%}", f"true {labels[t]}" if wrong else ""))
             states.append("wrong" if wrong else "right")

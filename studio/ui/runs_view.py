@@ -271,10 +271,10 @@ class RunsView(QWidget):
                     series = curves.get(split)
                     if not series:
                         continue
-                    pts = [(e, v) for e, v in zip(series["epoch"], series[key]) if v is not None]
+                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=True) if v is not None]
                     if not pts:
                         continue
-                    x, y = zip(*pts)
+                    x, y = zip(*pts, strict=True)
                     last_epoch = max(last_epoch, int(max(x)))
                     if key == "accuracy":
                         y = tuple(v * 100 for v in y)
