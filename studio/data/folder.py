@@ -233,17 +233,19 @@ def _read_images(
                 good = [p for p in decoded if p is not None]
             if good and image_shape(good, d) == shape:
                 ok = np.array([i not in failures for i in range(n)], dtype=bool)
-                probes = [failures[i] if i in failures else decoded[i] for i in range(n)]
-                return torch.from_numpy(arr[ok]), probes, shape  # type: ignore[return-value]
-    probes: list[ImageProbe | str] = probe_images(paths)
+                # A file failed exactly where it has no probe.
+                outcome = [failures[i] if p is None or i in failures else p for i, p in enumerate(decoded)]
+                return torch.from_numpy(arr[ok]), outcome, shape
+    probes = probe_images(paths)
     idx = [i for i, p in enumerate(probes) if not isinstance(p, str)]
     if not idx:
         return None, probes, (0, 0)
-    shape = image_shape([probes[i] for i in idx], d)  # type: ignore[misc]
+    readable = [p for p in probes if not isinstance(p, str)]
+    shape = image_shape(readable, d)
     kept = [paths[i] for i in idx]
     if not fits(len(kept), shape):
         return ImageFiles(kept, *shape), probes, shape
-    threads = decode_threads([probes[i] for i in idx], len(kept))  # type: ignore[misc]
+    threads = decode_threads(readable, len(kept))
     arr, failures, _ = decode_images(kept, *shape, threads)  # header fine, pixels broken: a truncated file
     for j, why in failures.items():
         probes[idx[j]] = why
@@ -316,7 +318,7 @@ def load_folder(config: Config) -> DataBundle:
         raise DataError(f"{root}: no training images left after the val/test splits ({len(y)} images in all)")
 
     def split(idx: torch.Tensor) -> Split:
-        return Split(x[idx], y[idx], idx)
+        return Split(x[idx], y[idx], idx)  # type: ignore[arg-type]  # ImageFiles stands in for the tensor (see Split)
 
     bundle = finish_bundle(
         config,

@@ -346,15 +346,15 @@ def _decode(path: Path, c: int, h: int, w: int) -> np.ndarray:
     try:
         from studio.data.images import load_image  # the image sources' decoder (square sizes)
     except ImportError:
-        load_image = None
-    if load_image is not None and h == w:
-        return np.asarray(load_image(path, h, c))
+        pass
+    else:
+        if h == w:
+            return np.asarray(load_image(path, h, c))
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        img = img.convert("L" if c == 1 else "RGB")
+    with Image.open(path) as opened:
+        opened.load()
+        img = ImageOps.exif_transpose(opened).convert("L" if c == 1 else "RGB")
         if img.size != (w, h):
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         a = np.array(img)
