@@ -167,7 +167,7 @@ class RunController(QObject):
         self.epochs_total = 0
         self.last_outcome: RunOutcome | None = None
         self.control: TrainingControl | None = None
-        self.thread: QThread | None = None
+        self.worker_thread: QThread | None = None
         self.worker: TrainingWorker | None = None
         self.close_after_stop = False  # the window closes (and maybe quits) once the run has saved itself
         self.quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
@@ -181,7 +181,7 @@ class RunController(QObject):
 
     @property
     def is_training(self) -> bool:
-        return self.thread is not None
+        return self.worker_thread is not None
 
     # -- starting ----------------------------------------------------------------------------------
 
@@ -223,10 +223,10 @@ class RunController(QObject):
         self.control = TrainingControl()
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
-        self.thread, self.worker = start_training(
+        self.worker_thread, self.worker = start_training(
             request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
         )
-        self.thread.finished.connect(self._on_thread_finished)
+        self.worker_thread.finished.connect(self._on_thread_finished)
         _app().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
@@ -317,13 +317,13 @@ class RunController(QObject):
         self.finished.emit(outcome)
 
     def _on_thread_finished(self) -> None:
-        thread, worker = self.thread, self.worker
+        thread, worker = self.worker_thread, self.worker
         if thread is not None:
             thread.wait()
             thread.deleteLater()
         if worker is not None:
             worker.deleteLater()
-        self.thread, self.worker, self.control = None, None, None
+        self.worker_thread, self.worker, self.control = None, None, None
         self._progress_timer.stop()
         _app().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
@@ -352,10 +352,10 @@ class RunController(QObject):
         if self.control is not None:
             self.control.stop()
         deadline = time.perf_counter() + timeout_s
-        while self.thread is not None and time.perf_counter() < deadline:
+        while self.worker_thread is not None and time.perf_counter() < deadline:
             QApplication.processEvents()
             time.sleep(0.005)
-        return self.thread is None
+        return self.worker_thread is None
 
     # -- showing runs ------------------------------------------------------------------------------
 

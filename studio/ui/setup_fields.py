@@ -164,15 +164,15 @@ class FieldEditor(QObject):
             self.label.setText("")
             return check
         if tp is int:
-            spin = QSpinBox()
-            spin.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
-            spin.setKeyboardTracking(False)
-            spin.setSuffix(SUFFIXES.get(name, ""))
+            counter = QSpinBox()
+            counter.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
+            counter.setKeyboardTracking(False)
+            counter.setSuffix(SUFFIXES.get(name, ""))
             if name == "batch_size":
-                spin.setRange(1, 65536)
-            spin.valueChanged.connect(self.changed)
-            self.editor = spin
-            return spin
+                counter.setRange(1, 65536)
+            counter.valueChanged.connect(self.changed)
+            self.editor = counter
+            return counter
         if tp is float:
             lo = float(meta.get("min", meta.get("min_exclusive", 0.0)))
             hi = float(meta.get("max", meta.get("max_exclusive", 1e6)))

@@ -104,7 +104,7 @@ class SetupInspector(QObject):
                 count, detail = param_count(model), shape_summary(model, spec)
             except StudioError as exc:
                 detail = str(exc)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
                 detail = f"{type(exc).__name__}: {exc}"
         return Inspection(gen, summary, error, count, detail, task)
 

@@ -209,7 +209,10 @@ class TrainingPanel(SetupCard):
         self.device_combo: QComboBox = self.fields["train.device"].editor  # type: ignore[assignment]
         self.lr_spin.valueChanged.connect(lambda v: self.lr_committed.emit(float(f"{v:.10g}")))
         self.batch_spin.valueChanged.connect(lambda v: self.batch_size_committed.emit(int(v)))
-        opt = lambda: self.fields["train.optimizer"].value()  # noqa: E731
+
+        def opt() -> object:
+            return self.fields["train.optimizer"].value()
+
         self.visible_when("train.momentum", lambda: opt() == "sgd")
         self.visible_when("train.nesterov", lambda: opt() == "sgd")
         self.visible_when("train.step_size", lambda: self.fields["train.schedule"].value() == "step")
