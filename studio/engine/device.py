@@ -41,8 +41,7 @@ def available_devices() -> list[tuple[str, str]]:
     """(config value, label) for each usable device: CUDA GPUs by name, then MPS, then CPU."""
     out = []
     if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            out.append((f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}"))
+        out += [(f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}") for i in range(torch.cuda.device_count())]
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         out.append(("mps", "mps — Apple GPU"))
     out.append(("cpu", "cpu"))

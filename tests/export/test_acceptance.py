@@ -33,11 +33,11 @@ def heldout_accuracy(path: Path, images: np.ndarray, targets: np.ndarray) -> flo
     """uint8 digits [N, 28, 28] as pixels / 255, NCHW; a prediction counts when its class name is the digit."""
     out, labels = onnx_predict(path, images[:, None].astype(np.float32) / 255.0)
     names = [labels[i] for i in out.argmax(axis=1)]
-    return float(np.mean([name == str(t) for name, t in zip(names, targets)]))
+    return float(np.mean([name == str(t) for name, t in zip(names, targets, strict=True)]))
 
 
 def write_digit_pngs(root: Path, images: np.ndarray, targets: np.ndarray) -> Path:
-    for i, (img, t) in enumerate(zip(images, targets)):
+    for i, (img, t) in enumerate(zip(images, targets, strict=True)):
         folder = root / str(int(t))
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i:05d}.png")
