@@ -23,8 +23,10 @@ import torch
 from studio.config import Config
 from studio.data import DataBundle, DataSpec
 from studio.data.batches import epoch_order
+from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
+from studio.engine.device import device_name
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import compute_loss, evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
@@ -145,7 +147,11 @@ class Trainer:
         """Train to the configured number of epochs (or a stop); return the summary dict."""
         self._t0 = time.perf_counter()
         with self.writer.locked():
-            resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            try:
+                resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            except Exception as exc:
+                cuda_errors.raise_in_words(exc, self.config.train)  # out of memory moving data or model to the GPU
+                raise
             resumed = resume_state is not None
             self.writer.start(self.config, (self.state.epoch, self.state.step) if resumed else None)
             self._announce(resumed)
@@ -165,6 +171,11 @@ class Trainer:
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise WriteError(error) from None
             except BaseException as exc:
+                failure = cuda_errors.classify(exc)
+                if failure is not None:  # out of memory, or a lost CUDA context: said in words, not a traceback
+                    ending = self._end_on_cuda_failure(failure)
+                    cuda_errors.release_frames(exc)
+                    raise TrainingFailed(ending.error) from None
                 error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise
@@ -457,6 +468,16 @@ class Trainer:
         self.writer.flush()
         self._save_checkpoints()
         return ending
+
+    def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
+        """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
+        setup, train = self._built(), self.config.train
+        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        ending = Ending(RunStatus.FAILED, text, text)
+        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+            ending = self._save_after_interrupt(ending)
+        error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
+        return ending._replace(reason=error, error=error)
 
     def _finish(self, ending: Ending) -> dict[str, Any]:
         """Test metrics (for a finished run), summary.json and the fit_end event, on every ending."""

@@ -287,7 +287,7 @@ class RunsView(QWidget):
                     series = curves.get(split)
                     if not series:
                         continue
-                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=True) if v is not None]
+                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=False) if v is not None]
                     if not pts:
                         continue
                     x, y = zip(*pts, strict=True)
