@@ -44,6 +44,7 @@ class DataOverview:
     duplicates: DuplicateReport | None = None
     warnings: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)  # what was checked and found fine
+    task_reason: str = ""  # why the task is what it is (CSV: `data.task_decision`)
 
 
 def _class_samples(bundle: DataBundle, per_class: int, seed: int) -> dict[int, np.ndarray]:
@@ -93,6 +94,7 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         duplicates=dupes,
         warnings=warnings,
         checks=checks,
+        task_reason=bundle.task_reason,
     )
     if spec.kind == "image":
         c, h, w = spec.input_shape

@@ -86,6 +86,7 @@ class RunsView(QWidget):
 
     run_opened = Signal(str)
     runs_changed = Signal()
+    folder_chosen = Signal(str)  # Change…: the folder the user picked (the window decides and saves)
 
     def __init__(self, runs_dir: str | Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -129,6 +130,12 @@ class RunsView(QWidget):
         self.folder_label = QLabel()
         self.folder_label.setStyleSheet(f"color: {theme.muted};")
         self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
+        self.folder_label.setObjectName("runsFolderLabel")
+        self.folder_button = named(QPushButton("Change…"), "runsFolderButton")
+        self.folder_button.setToolTip(
+            "Choose the folder new runs go to; `studio train` uses it too (unless $STUDIO_RUNS_DIR is set)"
+        )
+        self.folder_button.clicked.connect(self.choose_folder)
         self.status = named(QLabel(), "runsStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
@@ -136,6 +143,7 @@ class RunsView(QWidget):
             bar.addWidget(b)
         bar.addSpacing(12)
         bar.addWidget(self.folder_label, 1)
+        bar.addWidget(self.folder_button)
 
         self.loss_plot = styled_plot("Validation loss", "epoch", "loss", object_name="runsLossPlot")
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
@@ -176,15 +184,22 @@ class RunsView(QWidget):
 
     # -- data ----------------------------------------------------------------------------------
 
-    def set_runs_dir(self, runs_dir: str | Path) -> None:
+    def set_runs_dir(self, runs_dir: str | Path, why: str = "") -> None:
+        """Show the runs under `runs_dir`; `why` says where that folder came from ("from $STUDIO_RUNS_DIR")."""
         if self._watcher.directories():
             self._watcher.removePaths(self._watcher.directories())
         self.runs_dir = Path(runs_dir)
         if self.runs_dir.is_dir():
             self._watcher.addPath(str(self.runs_dir))
-        self.folder_label.setText(f"runs folder: {display_path(self.runs_dir)}")
+        self.folder_label.setText(f"runs folder: {display_path(self.runs_dir)}" + (f" ({why})" if why else ""))
         self.folder_label.setToolTip(str(self.runs_dir.resolve()))
         self.refresh()
+
+    def choose_folder(self) -> None:
+        start = self.runs_dir if self.runs_dir.is_dir() else Path.home()
+        folder = QFileDialog.getExistingDirectory(self, "Runs folder", str(start))
+        if folder:
+            self.folder_chosen.emit(folder)
 
     def refresh(self) -> None:
         """Re-read the runs folder, keeping the selection."""
@@ -272,7 +287,7 @@ class RunsView(QWidget):
                     series = curves.get(split)
                     if not series:
                         continue
-                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=True) if v is not None]
+                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=False) if v is not None]
                     if not pts:
                         continue
                     x, y = zip(*pts, strict=True)
