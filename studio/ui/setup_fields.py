@@ -6,8 +6,9 @@ choices, its range from the limits, its tooltip from the help text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
@@ -119,6 +120,9 @@ def _choice_label(section: str, value: str) -> str:
     return CHOICE_LABELS.get(value, value.replace("_", " ").capitalize())
 
 
+E = TypeVar("E", bound=QWidget)
+
+
 class FieldEditor(QObject):
     """One config field's label and editor, with `value()` / `set_value()` in config types."""
 
@@ -130,6 +134,7 @@ class FieldEditor(QObject):
         self.label = QLabel(LABELS.get(name, name.replace("_", " ").capitalize()))
         self.label.setObjectName("fieldLabel")
         self.help = meta.get("help", "")
+        self.source_hint: Callable[[], Any] | None = None  # the path field: which source it browses for
         self.widget = self._make_editor()
         self.editor.setToolTip(self.help[:1].upper() + self.help[1:] if self.help else "")
         self.label.setToolTip(self.editor.toolTip())
@@ -138,6 +143,12 @@ class FieldEditor(QObject):
         self.set_value(default)
 
     # -- editors ---------------------------------------------------------------------------------
+
+    def editor_as(self, kind: type[E]) -> E:
+        """The editor, as the widget its config type makes it (a QComboBox for a choice, ...)."""
+        if not isinstance(self.editor, kind):
+            raise TypeError(f"{self.name}'s editor is a {type(self.editor).__name__}, not a {kind.__name__}")
+        return self.editor
 
     def _make_editor(self) -> QWidget:
         meta, tp, name = self.meta, self.tp, self.name
@@ -253,10 +264,10 @@ class FieldEditor(QObject):
         return holder
 
     def browse(self) -> None:
-        edit: QLineEdit = self.editor  # type: ignore[assignment]
+        edit = self.editor_as(QLineEdit)
         start = edit.text() or str(Path.home())
         if self.name == "path":
-            source = getattr(self, "source_hint", lambda: "csv")()
+            source = self.source_hint() if self.source_hint is not None else "csv"
             if source == "csv":
                 path, _ = QFileDialog.getOpenFileName(
                     self.widget, "Choose a CSV file", start, "CSV files (*.csv *.tsv *.txt);;All files (*)"
@@ -290,7 +301,7 @@ class FieldEditor(QObject):
             return int(e.value())
         if isinstance(e, QDoubleSpinBox):
             return float(f"{e.value():.10g}")
-        text = e.text().strip()  # type: ignore[attr-defined]
+        text = self.editor_as(QLineEdit).text().strip()
         if self.tp == list[int]:
             return [int(p) for p in text.replace(" ", "").split(",") if p]
         return text
@@ -315,9 +326,9 @@ class FieldEditor(QObject):
             elif isinstance(e, (QSpinBox, QDoubleSpinBox)):
                 e.setValue(value)
             elif self.tp == list[int]:
-                e.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(", ".join(str(v) for v in value))
             else:
-                e.setText(str(value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(str(value))
         finally:
             e.blockSignals(blocker[0])
 

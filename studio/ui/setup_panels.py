@@ -115,8 +115,8 @@ class DataPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Data")
         data, aug = _fields("data"), _fields("augment")
-        self.source_combo: QComboBox = data["source"].editor  # type: ignore[assignment]
-        data["path"].source_hint = lambda: self.fields["data.source"].value()  # type: ignore[attr-defined]
+        self.source_combo = data["source"].editor_as(QComboBox)
+        data["path"].source_hint = lambda: self.fields["data.source"].value()
         for name in ("source", "path", "target", "val_split", "test_split"):
             self.add_field(data.pop(name))
         self.aug_block = Collapsible("Augmentation")
@@ -167,7 +167,7 @@ class ModelPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Model")
         model = _fields("model")
-        self.arch_combo: QComboBox = model["arch"].editor  # type: ignore[assignment]
+        self.arch_combo = model["arch"].editor_as(QComboBox)
         self.params_label = QLabel("–")
         self.params_label.setObjectName("paramCountLabel")
         for name in ("arch", "hidden", "dropout"):
@@ -203,10 +203,10 @@ class TrainingPanel(SetupCard):
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
-        self.lr_spin: ScientificSpinBox = self.fields["train.lr"].editor  # type: ignore[assignment]
-        self.batch_spin: QSpinBox = self.fields["train.batch_size"].editor  # type: ignore[assignment]
-        self.epochs_spin: QSpinBox = self.fields["train.epochs"].editor  # type: ignore[assignment]
-        self.device_combo: QComboBox = self.fields["train.device"].editor  # type: ignore[assignment]
+        self.lr_spin = self.fields["train.lr"].editor_as(ScientificSpinBox)
+        self.batch_spin = self.fields["train.batch_size"].editor_as(QSpinBox)
+        self.epochs_spin = self.fields["train.epochs"].editor_as(QSpinBox)
+        self.device_combo = self.fields["train.device"].editor_as(QComboBox)
         self.lr_spin.valueChanged.connect(lambda v: self.lr_committed.emit(float(f"{v:.10g}")))
         self.batch_spin.valueChanged.connect(lambda v: self.batch_size_committed.emit(int(v)))
 
