@@ -113,6 +113,9 @@ class TrainConfig:
     min_delta: float = _f(0.0, "early stopping: the smallest improvement that counts", min=0.0)
     target_loss: float = _f(0.0, "stop once val loss (train loss without val) falls to this; 0 = off", min=0.0)
     log_every: int = _f(10, "optimizer steps between step records in metrics.jsonl", min=1, max=50)
+    nproc: int = _f(
+        1, "processes that train the run together under DDP (through torchrun); 1 = one process", min=1, max=1024
+    )
 
 
 @dataclass(frozen=True)
