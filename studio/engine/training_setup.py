@@ -73,7 +73,9 @@ class TrainingSetup:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def build_training(config: Config, data: DataBundle | None = None, say: Say | None = None) -> TrainingSetup:
+def build_training(
+    config: Config, data: DataBundle | None = None, say: Say | None = None, device: torch.device | None = None
+) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
     Refuses, before anything trains, what cannot work: a device that is absent, a model that does
@@ -90,7 +92,7 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = resolve_device(cfg.train.device)
+    device = device or resolve_device(cfg.train.device)  # a DDP rank passes its own (cuda:LOCAL_RANK)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
