@@ -86,6 +86,10 @@ class SetupSidebar(QWidget):
         """The setup the cards describe; raises `ConfigError` saying what is wrong."""
         return config_from_dict(config_dict(self.cards))
 
+    def processes(self) -> int:
+        """The Processes field: how many processes train the next run ([train] nproc)."""
+        return self.training_panel.processes()
+
     def set_config(self, cfg: Config) -> None:
         """Show `cfg` in the cards."""
         for card in self.cards:
@@ -125,7 +129,7 @@ class SetupSidebar(QWidget):
     # -- following the run -----------------------------------------------------------------------
 
     def _on_state(self, state: RunState) -> None:
-        locked = state.is_training
+        locked = state.is_training or state == RunState.FOLLOWING
         for card in self.cards:
             for key, f in card.fields.items():
                 if key not in TrainingPanel.LIVE:
