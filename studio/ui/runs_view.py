@@ -31,6 +31,7 @@ from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_m
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.errors import StudioError
 from studio.ui.chart_style import add_legend, styled_plot
+from studio.ui.named import named
 from studio.ui.theme import current_theme, series_color
 
 COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
@@ -94,7 +95,7 @@ class RunsView(QWidget):
         self.runs_dir = Path(runs_dir)
         self.runs: list[RunInfo] = []
 
-        self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
+        self.table = named(QTableWidget(0, len(COLUMNS)), "runsTable")
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
@@ -109,15 +110,15 @@ class RunsView(QWidget):
         self.table.itemSelectionChanged.connect(self._draw_selected)
         self.table.itemDoubleClicked.connect(lambda item: self._open_row(item.row()))
 
-        self.refresh_button = QPushButton("Refresh", objectName="runsRefreshButton")
-        self.open_button = QPushButton("Open", objectName="runsOpenButton")
+        self.refresh_button = named(QPushButton("Refresh"), "runsRefreshButton")
+        self.open_button = named(QPushButton("Open"), "runsOpenButton")
         self.open_button.setToolTip("Open the selected run (evaluation, curves)")
-        self.delete_button = QPushButton("Delete…", objectName="runsDeleteButton")
-        self.csv_button = QPushButton("Export CSV…", objectName="runsExportCsvButton")
+        self.delete_button = named(QPushButton("Delete…"), "runsDeleteButton")
+        self.csv_button = named(QPushButton("Export CSV…"), "runsExportCsvButton")
         self.csv_button.setToolTip(
             "Write the metrics of the selected runs (all runs when none is selected) to one CSV file"
         )
-        self.tensorboard_button = QPushButton("Export to TensorBoard…", objectName="runsTensorBoardButton")
+        self.tensorboard_button = named(QPushButton("Export to TensorBoard…"), "runsTensorBoardButton")
         self.tensorboard_button.setToolTip(
             "Write the selected runs as TensorBoard event files" if tensorboard_available() else MISSING
         )
@@ -130,12 +131,12 @@ class RunsView(QWidget):
         self.folder_label.setStyleSheet(f"color: {theme.muted};")
         self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
         self.folder_label.setObjectName("runsFolderLabel")
-        self.folder_button = QPushButton("Change…", objectName="runsFolderButton")
+        self.folder_button = named(QPushButton("Change…"), "runsFolderButton")
         self.folder_button.setToolTip(
             "Choose the folder new runs go to; `studio train` uses it too (unless $STUDIO_RUNS_DIR is set)"
         )
         self.folder_button.clicked.connect(self.choose_folder)
-        self.status = QLabel(objectName="runsStatus")
+        self.status = named(QLabel(), "runsStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
         for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button, self.tensorboard_button):
