@@ -62,8 +62,8 @@ def test_follow_run_shows_a_cli_run_while_it_trains(make_window: Any, tmp_path: 
     assert not w.window_actions["stop"].isEnabled()  # read-only unless the engine reads control.json
     assert w.window_actions["open_run"].isEnabled() and w.window_actions["follow_run"].isEnabled()
     assert not w.window_actions["train"].isEnabled()  # the setup shown is the followed run's, locked
-    reads: list[int] = []
-    w.history.changed.connect(lambda: reads.append(len(w.history.step_x)))
+    reads: list[tuple[int, RunState]] = []
+    w.history.changed.connect(lambda: reads.append((len(w.history.step_x), w.controller.state)))
     proc = studio_train(run)
     try:
         qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=120000)
@@ -72,7 +72,8 @@ def test_follow_run_shows_a_cli_run_while_it_trains(make_window: Any, tmp_path: 
     finally:
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode()
-    assert len(reads) >= 2 and reads[0] < reads[-1]  # arrived in several reads, not one at the end
+    assert reads[0][0] == 0 and reads[-1][0] > 0
+    assert any(n > 0 and state == RunState.FOLLOWING for n, state in reads)  # drawn before the run's end
     assert len(w.history.epoch_x["val"]) == 2
     assert "Completed: 2 epoch(s)" in w.status.currentMessage()
     assert w.metric_cards.val_acc.value.text().endswith("%")
