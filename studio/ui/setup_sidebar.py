@@ -130,10 +130,11 @@ class SetupSidebar(QWidget):
 
     def _on_state(self, state: RunState) -> None:
         locked = state.is_training or state == RunState.FOLLOWING
+        # A followed run takes live changes only where its engine reads control.json.
+        live_locked = state == RunState.FOLLOWING and not self.controller.live_control
         for card in self.cards:
             for key, f in card.fields.items():
-                if key not in TrainingPanel.LIVE:
-                    f.set_locked(locked)
+                f.set_locked(live_locked if key in TrainingPanel.LIVE else locked)
 
     def _on_run_started(self, e: FitStart) -> None:
         self.model_panel.set_param_count(e.param_count, e.model_summary)
