@@ -55,6 +55,7 @@ LABELS = {
     "init": "Initialisation",
     "weights": "Pretrained weights",
     "epochs": "Epochs",
+    "nproc": "Processes",
     "batch_size": "Batch size",
     "lr": "Learning rate",
     "optimizer": "Optimizer",
@@ -106,6 +107,7 @@ OBJECT_NAMES = {
     "batch_size": "batchSizeSpinBox",
     "epochs": "epochsSpinBox",
     "device": "deviceCombo",
+    "nproc": "processesSpinBox",
 }
 
 # Augmentation strengths a checkbox switches on (0 means off in the config).

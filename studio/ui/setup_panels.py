@@ -7,6 +7,7 @@ options") by itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class SetupCard(QFrame):
 
     def set_config(self, cfg: Config) -> None:
         for f in self.fields.values():
-            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name)
+            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name, f.default)
             f.set_value(value)
         self.refresh_visibility()
 
@@ -200,6 +201,10 @@ class TrainingPanel(SetupCard):
         top = _fields_top()
         for name in ("optimizer", "lr", "batch_size", "epochs", "schedule", "weight_decay", "patience", "device"):
             self.add_field(train.pop(name))
+        # [train] nproc: the same key `studio train --nproc` sets; a config without the key trains in one.
+        self._config_has_nproc = train.pop("nproc", None) is not None
+        self.add_field(FieldEditor("train", "nproc", int, 1, PROCESSES))
+        self.processes_spin: QSpinBox = self.fields["train.nproc"].editor  # type: ignore[assignment]
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
@@ -222,6 +227,15 @@ class TrainingPanel(SetupCard):
         for spin in (self.lr_spin, self.batch_spin):
             spin.setMinimumWidth(110)
 
+    def values(self) -> dict[str, dict[str, Any]]:
+        out = super().values()
+        if not self._config_has_nproc:  # this engine has no such key yet: the window passes it on itself
+            out["train"].pop("nproc", None)
+        return out
+
+    def processes(self) -> int:
+        return int(self.processes_spin.value())
+
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
         """List each CUDA GPU by name, then MPS, then the CPU, after 'Auto'."""
         current = self.device_combo.currentData()
@@ -236,6 +250,18 @@ class TrainingPanel(SetupCard):
             i = self.device_combo.count() - 1
         self.device_combo.setCurrentIndex(max(i, 0))
         self.device_combo.blockSignals(False)
+
+
+PROCESSES = {
+    "help": (
+        "processes that train this run together under DDP (torchrun). 1 trains inside the window; "
+        "more start `studio train --nproc N` as child processes that the window follows and can stop. "
+        "One per GPU on CUDA; on the CPU they share the cores. The batch size stays the whole batch, split "
+        "across the processes"
+    ),
+    "min": 1,
+    "max": max(os.cpu_count() or 1, 2),
+}
 
 
 def _fields_top() -> dict[str, FieldEditor]:

@@ -86,6 +86,10 @@ class SetupSidebar(QWidget):
         """The setup the cards describe; raises `ConfigError` saying what is wrong."""
         return config_from_dict(config_dict(self.cards))
 
+    def processes(self) -> int:
+        """The Processes field: how many processes train the next run ([train] nproc)."""
+        return self.training_panel.processes()
+
     def set_config(self, cfg: Config) -> None:
         """Show `cfg` in the cards."""
         for card in self.cards:
@@ -125,11 +129,12 @@ class SetupSidebar(QWidget):
     # -- following the run -----------------------------------------------------------------------
 
     def _on_state(self, state: RunState) -> None:
-        locked = state.is_training
+        locked = state.is_training or state == RunState.FOLLOWING
+        # A followed run takes live changes only where its engine reads control.json.
+        live_locked = state == RunState.FOLLOWING and not self.controller.live_control
         for card in self.cards:
             for key, f in card.fields.items():
-                if key not in TrainingPanel.LIVE:
-                    f.set_locked(locked)
+                f.set_locked(live_locked if key in TrainingPanel.LIVE else locked)
 
     def _on_run_started(self, e: FitStart) -> None:
         self.model_panel.set_param_count(e.param_count, e.model_summary)
