@@ -90,9 +90,7 @@ class ModelConfig:
     weights: str = _f(
         "", 'resnet18, mobilenet_v3_small: "imagenet" (downloaded once, cached) or a local .pth state dict'
     )
-    widths: list[int] = _f(  # noqa: RUF009 - _f gives a list a default_factory field
-        [32, 64, 128], "cnn: channels of each conv-BN-ReLU stage (each stage halves the size)"
-    )
+    widths: list[int] = _f([32, 64, 128], "cnn: channels of each conv-BN-ReLU stage (each stage halves the size)")
     patch_size: int = _f(0, "vit: patch side in pixels; 0 = about an eighth of the image side", min=0, max=64)
     depth: int = _f(6, "vit: transformer encoder layers", min=1, max=48)
     dim: int = _f(128, "vit: token width (a multiple of heads)", min=8, max=2048)

@@ -23,6 +23,9 @@ from studio.errors import ConfigError
 class InputNorm(nn.Module):
     """(x - mean) / std per channel or feature; NaN features become the mean (i.e. 0 after scaling)."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], image: bool) -> None:
         super().__init__()
         shape = (1, -1, 1, 1) if image else (1, -1)
@@ -39,6 +42,9 @@ class InputNorm(nn.Module):
 
 class OutputScale(nn.Module):
     """y * std + mean: the network learns standardised targets, the module returns real units."""
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
