@@ -123,3 +123,15 @@ def test_a_fine_tuned_imagenet_model_exports_with_raw_pixels_in(
     path, out = export_and_check(run_dir, capsys)
     assert "top-1 agreement           100.00%" in out
     assert_same_predictions(run_dir, path)  # the resize and ImageNet's statistics are in the graph
+
+
+def test_the_setup_hint_proposes_cached_weights_and_says_how_to_get_missing_ones(hub: Path) -> None:
+    from studio.models.pretrained import pretrained_hint
+
+    missing = pretrained_hint("lenet", "", "folder")
+    assert "resnet18" in missing and str(pretrained.cached_path("resnet18")) in missing
+    assert pretrained_hint("lenet", "", "digits") == ""  # only an image folder gets the proposal
+    lay_out_cache(hub, "mobilenet_v3_small")
+    assert "mobilenet_v3_small are cached" in pretrained_hint("lenet", "", "folder")
+    assert pretrained_hint("mobilenet_v3_small", "imagenet", "folder") == ""  # already chosen and cached
+    assert "download when training starts" in pretrained_hint("resnet18", "imagenet", "digits")
