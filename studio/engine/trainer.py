@@ -32,6 +32,7 @@ from studio.engine.distributed import SINGLE, Dist, ddp_wrap
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
+from studio.engine.fine_tune import FineTune
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -87,7 +88,7 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
         self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
-        self.callbacks = list(callbacks)
+        self.callbacks = [FineTune(), *callbacks]  # FineTune acts only on pretrained weights
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -292,7 +293,12 @@ class Trainer:
         setup, cfg, state = self._built(), self.config.train, self.state
         opt = setup.optimizer
         step.lr = self.schedule(state.step + 1, step.epoch - 1 + step.pos / step.n, state.base_lr)
-        step.log_now = (state.step + 1) % cfg.log_every == 0 or bool(step.changed) or step.pos >= step.n
+        step.log_now = (
+            (state.step + 1) % cfg.log_every == 0
+            or bool(step.changed)
+            or step.pos >= step.n
+            or time.perf_counter() - self._win_t >= cfg.log_every_s  # a point every few seconds, however slow
+        )
 
         # Clip (and measure the gradient norm the log shows).
         if cfg.clip_grad_norm > 0 or step.log_now:
@@ -306,7 +312,7 @@ class Trainer:
         # Update and commit: a Ctrl-C that arrives in here takes effect after the record is written.
         with self._interrupts.held():
             for group in opt.param_groups:
-                group["lr"] = step.lr
+                group["lr"] = step.lr * group.get("lr_scale", 1.0)  # fine-tuning: the backbone's lower rate
             setup.scaler.step(opt)
             step.updated = True  # also when the scaler skipped an fp16 step with inf gradients
             setup.scaler.update()

@@ -54,6 +54,11 @@ LABELS = {
     "dropout": "Dropout",
     "init": "Initialisation",
     "weights": "Pretrained weights",
+    "widths": "CNN widths",
+    "patch_size": "ViT patch size",
+    "depth": "ViT depth",
+    "dim": "ViT width",
+    "heads": "ViT heads",
     "epochs": "Epochs",
     "nproc": "Processes",
     "batch_size": "Batch size",
@@ -75,6 +80,9 @@ LABELS = {
     "min_delta": "Early-stop min delta",
     "target_loss": "Target loss",
     "log_every": "Log every (steps)",
+    "log_every_s": "Log every (seconds)",
+    "freeze_epochs": "Frozen-backbone epochs",
+    "backbone_lr_scale": "Backbone LR factor",
     "seed": "Seed",
 }
 
@@ -89,7 +97,10 @@ CHOICE_LABELS = {
     "softmax": "Softmax regression",
     "mlp": "MLP",
     "lenet": "LeNet-5",
+    "cnn": "CNN (conv-BN-ReLU)",
     "resnet18": "ResNet-18",
+    "mobilenet_v3_small": "MobileNetV3-Small",
+    "vit": "Vision Transformer (ViT)",
     "linear_arch": "Linear",
     "sgd": "SGD",
     "adam": "Adam",
@@ -112,7 +123,7 @@ OBJECT_NAMES = {
 
 # Augmentation strengths a checkbox switches on (0 means off in the config).
 AUGMENT_ON = {"translate": 0.1, "rotate": 10.0, "color_jitter": 0.2}
-SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "rotate": "°", "warmup_epochs": " ep"}
+SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "patch_size": " px", "rotate": "°", "warmup_epochs": " ep"}
 LOG_SCALE = {"lr", "weight_decay", "min_delta", "target_loss"}
 
 
@@ -235,7 +246,7 @@ class FieldEditor(QObject):
         edit.setPlaceholderText(
             {
                 "path": "a folder of class subfolders, or a CSV file",
-                "weights": "optional .pth state dict",
+                "weights": 'optional: "imagenet" or a .pth state dict',
                 "cache_dir": "default: the user's cache",
             }[self.name]
         )

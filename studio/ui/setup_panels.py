@@ -12,10 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from studio.config import Config, field_specs
+from studio.config import PRETRAINED_ARCHS, Config, field_specs
 from studio.ui.setup_fields import Collapsible, FieldEditor
 from studio.ui.spin_boxes import ScientificSpinBox
 
@@ -177,13 +177,34 @@ class ModelPanel(SetupCard):
         for f in model.values():
             self.add_field(f, advanced=True)
         self.visible_when("model.hidden", lambda: self.fields["model.arch"].value() == "mlp")
-        self.visible_when("model.weights", lambda: self.fields["model.arch"].value() == "resnet18")
+        arch = lambda: self.fields["model.arch"].value()  # noqa: E731
+        self.visible_when("model.weights", lambda: arch() in PRETRAINED_ARCHS)
+        self.visible_when("model.widths", lambda: arch() == "cnn")
+        for key in ("patch_size", "depth", "dim", "heads"):
+            self.visible_when(f"model.{key}", lambda: arch() == "vit")
+        self.hint_label = QLabel("")
+        self.hint_label.setObjectName("modelHint")
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint_label.setVisible(False)
+        self.main.addWidget(self.hint_label, self.main.rowCount(), 0, 1, 2)
         self.changed.connect(self.refresh_visibility)
         self.refresh_visibility()
 
-    def set_param_count(self, n: int | None, detail: str = "") -> None:
-        self.params_label.setText("–" if n is None else f"{n:,}")
+    def set_param_count(self, n: int | None, detail: str = "", flops: int | None = None) -> None:
+        """The parameter count, and the cost of one image (FLOPs of a forward pass) beside it."""
+        from studio.models.cost import describe_flops
+
+        text = "–" if n is None else f"{n:,}"
+        if n is not None and flops:
+            text += f" · {describe_flops(flops)}"
+        self.params_label.setText(text)
         self.params_label.setToolTip(detail)
+
+    def set_hint(self, text: str) -> None:
+        """A line under the model: e.g. propose pretrained weights for an image folder."""
+        self.hint_label.setText(text)
+        self.hint_label.setVisible(bool(text))
 
 
 class TrainingPanel(SetupCard):
