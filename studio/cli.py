@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -58,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="raise the total number of epochs")
     p.add_argument("--quiet", "-q", action="store_true")
 
-    p = sub.add_parser("eval", help="print a run's metrics as one JSON object")
+    p = sub.add_parser("eval", help="print a run's metrics (a table on a terminal, else one JSON object)")
     _add_run_dir(p)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument("--json", action="store_true", help="print JSON (the default when stdout is not a terminal)")
 
     p = sub.add_parser("export", help="write ONNX and check it against PyTorch")
     _add_run_dir(p)
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx|RUN_DIR")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top", type=int, default=3, help="how many classes in `top`")
+    p.add_argument("--json", action="store_true", help="print JSON lines (the default when stdout is not a terminal)")
 
     p = sub.add_parser("lr-find", help="run a learning-rate range test")
     p.add_argument("config", metavar="CONFIG.toml")
@@ -97,12 +100,25 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
     from studio.engine.progress import ProgressPrinter
     from studio.engine.trainer import Trainer, TrainingFailed
 
-    trainer = Trainer(cfg, run_dir, callbacks=[ProgressPrinter(quiet=quiet)], resume=resume)
+    printer = ProgressPrinter(quiet=quiet)
+    trainer = Trainer(cfg, run_dir, callbacks=[printer], resume=resume)
     try:
         trainer.fit()
     except TrainingFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        printer.close()
+        if RunDir(run_dir).has_checkpoint("last"):
+            print(
+                f"\ninterrupted: the last checkpoint was saved; continue with: studio resume {shlex.quote(str(run_dir))}",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+        return 130
+    finally:
+        printer.close()
     return 0
 
 
@@ -152,9 +168,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.engine.report import evaluate_run
+    from studio.export.cli import eval_table, print_table, wants_json
 
     report = evaluate_run(Path(args.run_dir), args.checkpoint, args.split)
-    print(json.dumps(report))
+    if wants_json(args.json):
+        if report.get("note"):  # the table shows it; beside JSON it goes to stderr
+            print(f"note: {report['note']}", file=sys.stderr)
+        print(json.dumps(report))
+    else:
+        print_table(eval_table(report))
     return 0
 
 
@@ -167,7 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.export.cli import run_predict
 
-    return run_predict(args.model, args.files, top=args.top)
+    return run_predict(args.model, args.files, top=args.top, as_json=args.json)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

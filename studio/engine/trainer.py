@@ -30,6 +30,7 @@ from studio.engine.device import device_name
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import compute_loss, evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
+from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -361,10 +362,11 @@ class Trainer:
         if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {
-            "loss": float(loss_sum) / count * setup.loss_scale,
-            "accuracy": float(correct) / count if setup.classify else None,
-        }
+        loss = float(loss_sum) / count * setup.loss_scale
+        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
+        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
+            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
+        return metrics
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -384,7 +386,7 @@ class Trainer:
             self.writer.add(record)
         return is_best, decision, records
 
-    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
+    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
         return EpochRecord(
             split=split,
             epoch=epoch,
@@ -394,6 +396,10 @@ class Trainer:
             lr=self.current_lr(),
             batch_size=self.state.batch_size,
             time=round(self.elapsed(), 4),
+            rmse=m.get("rmse"),
+            mae=m.get("mae"),
+            r2=m.get("r2"),
+            checkpoint=checkpoint,
         )
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
@@ -506,10 +512,12 @@ class Trainer:
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
         setup, state = self._built(), self.state
         test: EpochMetrics = {"loss": None, "accuracy": None}
+        which = headline_checkpoint(self.run_files)  # the one checkpoint the run's figures name
         if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and setup.test_src is not None:
-            test = evaluate(setup.model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
+            model, which = headline_model(setup.model, self.run_files)
+            test = evaluate(model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
             try:
-                self.writer.write(self._epoch_record(state.epoch, "test", test))
+                self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
         m = state.last_metrics
@@ -518,7 +526,9 @@ class Trainer:
             "reason": self.reason,
             "epochs_completed": state.epoch,
             "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-            | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
+            | {k: v for k, v in m.items() if k.rsplit("_", 1)[-1] in ("rmse", "mae", "r2")}
+            | {f"test_{k}": v for k, v in test.items()},
+            "checkpoint": which,
             "best": {
                 "epoch": state.best_epoch,
                 "val_loss": state.best_loss if math.isfinite(state.best_loss) else None,
