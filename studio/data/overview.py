@@ -8,6 +8,7 @@ and the loader's own), so the GUI only draws.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         train = [c for c in counts["train"] if c > 0]
         ratio = max(train) / min(train) if train else 1.0
         checks.append(f"classes balanced: the largest training class is {ratio:.1f}x the smallest")
-    common = dict(
+    common: dict[str, Any] = dict(
         summary=bundle.summary(),
         source=spec.source,
         kind=spec.kind,

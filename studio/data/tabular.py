@@ -100,7 +100,7 @@ def read_csv_lines(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
         dup = next(h for h in header if header.count(h) > 1)
         raise DataError(f"{path}: the header names column '{dup}' twice")
     body, lines = rows[1:], starts[1:]
-    for line, row in zip(lines, body):
+    for line, row in zip(lines, body, strict=True):
         if len(row) != len(header):
             raise DataError(f"{path}: line {line} has {len(row)} cells but the header has {len(header)}")
     if not body:
@@ -126,7 +126,7 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
         blank_target = [r for r in body if r[t].strip().lower() in MISSING]
         if blank_target:
             warnings.append(f"{path}: dropped {len(blank_target)} row(s) with a blank '{target}' cell")
-            lines = [n for n, r in zip(lines, body) if r[t].strip().lower() not in MISSING]
+            lines = [n for n, r in zip(lines, body, strict=True) if r[t].strip().lower() not in MISSING]
             body = [r for r in body if r[t].strip().lower() not in MISSING]
         if not body:
             raise DataError(f"{path}: every row has a blank target '{target}'")
@@ -191,8 +191,8 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
             )
             features = features[keep]
             kept_rows = keep.tolist()
-            target_cells = [v for v, k in zip(target_cells, kept_rows) if k] if target_cells else []
-            lines = [n for n, k in zip(lines, kept_rows) if k]
+            target_cells = [v for v, k in zip(target_cells, kept_rows, strict=True) if k] if target_cells else []
+            lines = [n for n, k in zip(lines, kept_rows, strict=True) if k]
             if features.shape[0] == 0:
                 raise DataError(
                     f"{path}: every row has a blank or infinite cell"

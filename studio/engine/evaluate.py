@@ -55,28 +55,37 @@ def evaluate(
     if source is None or len(source) == 0:
         return {"loss": None, "accuracy": None}
     model.eval()
-    total, correct, n = 0.0, 0, 0
+    # The sums stay on the device and are read once at the end: reading them per batch would wait
+    # for the GPU each time. float64, as the Python floats they replace, so the figures are the same.
+    total: torch.Tensor | float = 0.0
+    correct: torch.Tensor | int = 0
+    n = 0
     regression = spec.task == "regression"
-    sq, ab, dev, dev_sq = 0.0, 0.0, 0.0, 0.0  # float64 sums for RMSE, MAE and R² (targets centred)
+    # Regression: squared and absolute errors, and the centred targets' sum and squares (for R²).
+    sq: torch.Tensor | float = 0.0
+    ab: torch.Tensor | float = 0.0
+    dev: torch.Tensor | float = 0.0
+    dev_sq: torch.Tensor | float = 0.0
     order = torch.arange(len(source))
     for x, y in source.batches(order, 0, lambda: batch_size, augment=False):
         out = model(x)
-        total += float(compute_loss(out, y, loss_fn, spec)) * len(y)
+        total = total + compute_loss(out, y, loss_fn, spec).double() * len(y)
         if spec.task == "classification":
-            correct += int((out.argmax(dim=1) == y).sum())
+            correct = correct + (out.argmax(dim=1) == y).sum()
         elif regression:
             err = out[:, 0].double() - y.double()
             centred = y.double() - spec.target_mean
-            sq += float((err * err).sum())
-            ab += float(err.abs().sum())
-            dev += float(centred.sum())
-            dev_sq += float((centred * centred).sum())
+            sq = sq + (err * err).sum()
+            ab = ab + err.abs().sum()
+            dev = dev + centred.sum()
+            dev_sq = dev_sq + (centred * centred).sum()
         n += len(y)
-    acc = correct / n if spec.task == "classification" else None
-    result: dict[str, float | None] = {"loss": total / n * loss_scale(loss_name, spec), "accuracy": acc}
+    acc = int(correct) / n if spec.task == "classification" else None
+    result: dict[str, float | None] = {"loss": float(total) / n * loss_scale(loss_name, spec), "accuracy": acc}
     if regression:
-        ss_tot = dev_sq - dev * dev / n
-        result |= {"rmse": math.sqrt(sq / n), "mae": ab / n, "r2": 1.0 - sq / ss_tot if ss_tot > 0 else None}
+        sq_f, dev_f = float(sq), float(dev)
+        ss_tot = float(dev_sq) - dev_f * dev_f / n
+        result |= {"rmse": math.sqrt(sq_f / n), "mae": float(ab) / n, "r2": 1.0 - sq_f / ss_tot if ss_tot > 0 else None}
     return result
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 SPLITS = ("train", "val", "test")
 # The keys every record's line carries, in the order they are written (CONTRACT.md).
@@ -129,7 +129,7 @@ class EpochRecord(_JsonLine):
     checkpoint: str | None = None  # test: "best" | "last", the weights the figures come from
 
 
-Record = Union[StepRecord, EpochRecord]
+Record = StepRecord | EpochRecord
 
 
 def record_to_json(record: Record) -> dict[str, Any]:
