@@ -46,6 +46,7 @@ from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
+from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
 from studio.errors import StudioError
 from studio.files import WriteError
@@ -83,7 +84,7 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
-        self.callbacks = list(callbacks)
+        self.callbacks = list(callbacks) + live_loggers(config, self.run_dir)  # TensorBoard, when on
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data

@@ -96,3 +96,15 @@ def test_a_linear_classifier_shows_its_weights_per_class(tmp_path: Path) -> None
     assert "parameters" not in evaluate_run(
         train_run(tmp_path, "mlp", toml_for("csv", "mlp", path=csv, target="label"))
     )
+
+
+def test_the_new_record_fields_round_trip_and_bad_values_are_dropped() -> None:
+    from studio.engine.records import record_from_json, record_to_json
+
+    test = EpochRecord("test", 3, 30, 0.5, None, rmse=0.7, mae=0.6, r2=0.9, checkpoint="best")
+    line = record_to_json(test)
+    assert line["checkpoint"] == "best" and line["rmse"] == 0.7 and list(line)[:9] == list(test)[:9]
+    assert record_from_json(line) == test
+    assert "rmse" not in record_to_json(EpochRecord("val", 1, 10, 0.5, 0.8))  # classification: absent
+    forged = record_from_json(line | {"checkpoint": "../../etc", "r2": "high"})
+    assert forged is not None and forged.checkpoint is None and forged.r2 is None and forged.rmse == 0.7
