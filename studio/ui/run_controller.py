@@ -285,7 +285,9 @@ class RunController(QObject):
             self.relay = FollowRelay(self, thread, worker)
 
         assert self.control is not None
-        self.worker_thread, self.worker = start(run_dir, self.epochs_total, self.control, launch=launch, connect=connect)
+        self.worker_thread, self.worker = start(
+            run_dir, self.epochs_total, self.control, launch=launch, connect=connect
+        )
         self._fit_t0, self._fit_frac0, self._latest_step = time.perf_counter(), 0.0, None
 
     def let_go(self) -> None:
