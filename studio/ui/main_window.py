@@ -25,7 +25,7 @@ from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
 from studio.ui.background_call import BackgroundCall
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
-from studio.ui.garbage import collect_garbage_on_gui_thread
+from studio.ui.garbage import collect_garbage_on_gui_thread, freeze_startup_objects
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
 from studio.ui.run_controller import CannotStart, RunController
@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
         # Auto picks the first of CUDA, MPS, CPU: say which one that is before any run.
         self.status.set_device(devices[0][1] if devices[0][0] != "cpu" else "CPU")
         self.views.build()
+        freeze_startup_objects()  # torch's heap is never garbage: scanning it again is a stutter
         self.sidebar.start_inspecting(devices)
         self.engine_loaded.emit()
 

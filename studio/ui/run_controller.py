@@ -178,6 +178,7 @@ class RunController(QObject):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._emit_progress)
+        history.diverged.connect(self._on_diverged)
 
     @property
     def is_training(self) -> bool:
@@ -384,6 +385,12 @@ class RunController(QObject):
     def _set_state(self, state: RunState) -> None:
         self.state = state
         self.state_changed.emit(state)
+
+    def _on_diverged(self, _marker: int, why: str) -> None:
+        """The loss exploded after a live change: say so in the log and the status bar (the plot marks it red)."""
+        text = why[:1].upper() + why[1:]
+        self.message.emit(Message(text, "warning"))
+        self.notice.emit(f"⚠ {text}", 20000)
 
     def _say(self, text: str) -> None:
         self.message.emit(Message(text))

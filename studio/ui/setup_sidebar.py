@@ -67,6 +67,7 @@ class SetupSidebar(QWidget):
         self.setMinimumWidth(330)
         self.setMaximumWidth(520)
 
+        self._changed_while_training = False
         self.inspector = SetupInspector(self)
         self.inspector.inspected.connect(self._on_inspected)
         self._check_timer = QTimer(self)
@@ -101,6 +102,11 @@ class SetupSidebar(QWidget):
             self.setup_error.setVisible(True)
             return
         self.setup_error.setVisible(False)
+        if self.controller.is_training:
+            # Only the rate and batch size can change now: the data and the model stay what they were,
+            # so there is nothing to re-inspect (that work would compete with training for the CPU).
+            self._changed_while_training = True
+            return
         self.config_changed.emit(cfg)
         if self.inspector.enabled:
             self.data_panel.set_summary("Reading the data…")
@@ -126,6 +132,9 @@ class SetupSidebar(QWidget):
 
     def _on_state(self, state: RunState) -> None:
         locked = state.is_training
+        if not locked and self._changed_while_training:
+            self._changed_while_training = False
+            self.validate()
         for card in self.cards:
             for key, f in card.fields.items():
                 if key not in TrainingPanel.LIVE:
