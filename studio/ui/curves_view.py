@@ -323,8 +323,8 @@ class CurvesView(QWidget):
 
     def redraw(self) -> None:
         """Copy what is new in the history into the curves (the timer calls this)."""
-        if not self._dirty:
-            return
+        if not self._dirty or (not self.isVisible() and self.window().isVisible()):
+            return  # another tab is on screen: catch up when this one is shown
         self._dirty = False
         h = self.history
         x = h.step_x.view()
@@ -469,6 +469,10 @@ class CurvesView(QWidget):
         self.acc_card.readout.setText("  ·  ".join(acc_parts))
         lr = _nearest(sx, h.step_lr.view(), x, max_dx)
         self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.redraw()  # what arrived while another tab was on screen
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
