@@ -29,6 +29,7 @@ class Inspection:
     param_count: int | None
     model_detail: str
     task: str | None
+    num_train: int | None = None  # training samples, when the data loaded
 
 
 class SetupInspector(QObject):
@@ -70,6 +71,7 @@ class SetupInspector(QObject):
     def _run(self, gen: int, cfg: Config, state: TaskState) -> Inspection | None:
         key = self._data_key(cfg)
         spec = None
+        num_train: int | None = None
         error = False
         if cfg.data.source in DOWNLOAD_SOURCES:
             summary = f"{cfg.data.source}: downloads on first use; the summary appears when training starts"
@@ -81,7 +83,7 @@ class SetupInspector(QObject):
                     from studio.data import load_data
 
                     bundle = load_data(cfg)
-                    cached = (bundle.spec, _describe(bundle))
+                    cached = (bundle.spec, _describe(bundle), len(bundle.train))
                 except StudioError as exc:
                     cached = str(exc)
                 except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
@@ -91,7 +93,7 @@ class SetupInspector(QObject):
             if isinstance(cached, str):
                 summary, error = cached, True
             else:
-                spec, summary = cached
+                spec, summary, num_train = cached
         count, detail, task = None, "", None
         if state.is_interruption_requested():
             return None  # a newer setup is being inspected: building this model would be wasted
@@ -106,7 +108,7 @@ class SetupInspector(QObject):
                 detail = str(exc)
             except Exception as exc:  # noqa: BLE001
                 detail = f"{type(exc).__name__}: {exc}"
-        return Inspection(gen, summary, error, count, detail, task)
+        return Inspection(gen, summary, error, count, detail, task, num_train)
 
 
 def _describe(bundle: Any) -> str:

@@ -76,6 +76,8 @@ class SetupSidebar(QWidget):
         self._check_timer.timeout.connect(self.validate)
         for card in self.cards:
             card.changed.connect(self._check_timer.start)
+            for f in card.fields.values():  # a value not taken as typed: the status bar says so too
+                f.explained.connect(lambda text: self.notice.emit(text, 10000))
         self.training_panel.lr_committed.connect(controller.set_lr)
         self.training_panel.batch_size_committed.connect(controller.set_batch_size)
         controller.state_changed.connect(self._on_state)
@@ -126,6 +128,7 @@ class SetupSidebar(QWidget):
     def _on_inspected(self, result: Inspection) -> None:
         self.data_panel.set_summary(result.data_summary, error=result.data_error)
         self.model_panel.set_param_count(result.param_count, result.model_detail)
+        self.training_panel.set_train_samples(result.num_train)
         self.inspected.emit(result)
 
     # -- following the run -----------------------------------------------------------------------
@@ -142,6 +145,7 @@ class SetupSidebar(QWidget):
 
     def _on_run_started(self, e: FitStart) -> None:
         self.model_panel.set_param_count(e.param_count, e.model_summary)
+        self.training_panel.set_train_samples(e.num_train)
 
     # -- files -----------------------------------------------------------------------------------
 
