@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train headless from a TOML config")
     p.add_argument("config", metavar="CONFIG.toml")
-    p.add_argument("--run-dir", help="where the run goes (default: a new folder under $STUDIO_RUNS_DIR or ./runs)")
+    p.add_argument(
+        "--run-dir",
+        help="where the run goes (default: a new folder in the runs folder: $STUDIO_RUNS_DIR, else the one chosen in the window, else the user's data folder)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -85,12 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_run_dir(cfg: Any) -> Path:
-    import os
+    from studio.engine.run_dir import default_runs_dir, new_run_dir
 
-    from studio.engine.run_dir import new_run_dir
-
-    base = Path(os.environ["STUDIO_RUNS_DIR"]) if os.environ.get("STUDIO_RUNS_DIR") else Path("runs")
-    return new_run_dir(base, cfg.data.source, cfg.model.arch)
+    # The window's default too (runs_folder.py), so the Runs tab lists what the command line trains.
+    return new_run_dir(default_runs_dir(), cfg.data.source, cfg.model.arch)
 
 
 def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:

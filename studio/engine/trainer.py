@@ -16,20 +16,20 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
 from studio.config import Config
 from studio.data import DataBundle, DataSpec
 from studio.data.batches import epoch_order
-from studio.engine import checkpoint as ckpt
+from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
 from studio.engine.device import device_name
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import compute_loss, evaluate
-from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
+from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -41,29 +41,16 @@ from studio.engine.loop_state import (
 )
 from studio.engine.records import EpochRecord, StepRecord
 from studio.engine.run_dir import RunDir
+from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
-from studio.engine.training_setup import (
-    TrainingSetup,
-    build_training,
-    check_resume,
-    checkpoint_state,
-    restore_checkpoint,
-)
-from studio.errors import CheckpointError, StudioError
+from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
+from studio.errors import StudioError
 from studio.files import WriteError
-from studio.models import StudioModel, param_count, shape_summary
+from studio.models import StudioModel
 
 __all__ = ["Trainer", "TrainingFailed"]
-
-
-class Ending(NamedTuple):
-    """How the loop ended: the status, the reason the user reads, and the error (for a failure)."""
-
-    status: RunStatus
-    reason: str | None = None
-    error: str | None = None
 
 
 class Trainer:
@@ -160,7 +147,11 @@ class Trainer:
         """Train to the configured number of epochs (or a stop); return the summary dict."""
         self._t0 = time.perf_counter()
         with self.writer.locked():
-            resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            try:
+                resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            except Exception as exc:
+                cuda_errors.raise_in_words(exc, self.config.train)  # out of memory moving data or model to the GPU
+                raise
             resumed = resume_state is not None
             self.writer.start(self.config, (self.state.epoch, self.state.step) if resumed else None)
             self._announce(resumed)
@@ -180,6 +171,11 @@ class Trainer:
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise WriteError(error) from None
             except BaseException as exc:
+                failure = cuda_errors.classify(exc)
+                if failure is not None:  # out of memory, or a lost CUDA context: said in words, not a traceback
+                    ending = self._end_on_cuda_failure(failure)
+                    cuda_errors.release_frames(exc)
+                    raise TrainingFailed(ending.error) from None
                 error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise
@@ -417,20 +413,14 @@ class Trainer:
 
     def _set_up(self) -> dict[str, Any] | None:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
-        files = self.run_files
-        if files is not None and not self.resume and files.has_checkpoint("last"):
-            raise CheckpointError(f"'{self.run_dir}' already holds a run; resume it or choose another folder")
-        resume_state = None
-        if files is not None and self.resume:
-            resume_state = ckpt.load_checkpoint(files.checkpoint("last"))
-            self._resume_edits = check_resume(self.config, resume_state, files.path)
-        self.setup = build_training(self.config, self.data, say=self.message)
+        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message)
+        self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
-        if resume_state is not None:
-            self._restore(resume_state)
-        return resume_state
+        if prepared.resume_state is not None:
+            self._restore(prepared.resume_state)
+        return prepared.resume_state
 
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
@@ -445,32 +435,10 @@ class Trainer:
             )
 
     def _announce(self, resumed: bool) -> None:
-        setup, cfg = self._built(), self.config
-        model, spec, bundle = setup.model, setup.spec, setup.bundle
-        params, shapes = param_count(model), shape_summary(model, spec)
-        self.emit(
-            "fit_start",
-            FitStart(
-                run_dir=str(self.run_dir or ""),
-                epochs=cfg.train.epochs,
-                start_epoch=self.state.epoch + 1,
-                device=str(setup.device),
-                device_name=device_name(setup.device),
-                task=spec.task,
-                labels=spec.labels,
-                param_count=params,
-                model_summary=shapes,
-                num_train=len(bundle.train),
-                num_val=len(bundle.val),
-                num_test=len(bundle.test),
-                resumed=resumed,
-                step=self.state.step,
-            ),
-        )
-        self.message(bundle.summary())
-        self.message(f"model {cfg.model.arch}: {params:,} parameters; {shapes}")
-        where = f"run directory {self.run_dir}" if self.run_dir is not None else "nothing is saved (no run directory)"
-        self.message(f"device {device_name(setup.device)}; {where}")
+        event, lines = fit_start(self.config, self._built(), self.state, self.run_dir, resumed)
+        self.emit("fit_start", event)
+        for line in lines:
+            self.message(line)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -501,6 +469,16 @@ class Trainer:
         self._save_checkpoints()
         return ending
 
+    def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
+        """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
+        setup, train = self._built(), self.config.train
+        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        ending = Ending(RunStatus.FAILED, text, text)
+        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+            ending = self._save_after_interrupt(ending)
+        error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
+        return ending._replace(reason=error, error=error)
+
     def _finish(self, ending: Ending) -> dict[str, Any]:
         """Test metrics (for a finished run), summary.json and the fit_end event, on every ending."""
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
@@ -512,22 +490,7 @@ class Trainer:
                 self.writer.write(self._epoch_record(state.epoch, "test", test))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        m = state.last_metrics
-        summary = {
-            "status": self.status.value,
-            "reason": self.reason,
-            "epochs_completed": state.epoch,
-            "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-            | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
-            "best": {
-                "epoch": state.best_epoch,
-                "val_loss": state.best_loss if math.isfinite(state.best_loss) else None,
-            },
-            "error": ending.error,
-            "step": state.step,
-            "time": round(self.elapsed(), 3),
-            "config": self.config.to_dict(),
-        }
+        summary = run_summary(self.config, state, ending, test, self.elapsed())
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:
