@@ -9,13 +9,14 @@ second); reference counting still frees everything that is not in a cycle at onc
 
 A collection holds the GUI thread for as long as it scans: a full one over the heap that torch's
 import leaves took 30-230 ms, felt as a stutter while training. So the timer runs often (each
-step scans little), and `freeze_startup_objects` moves what the start-up created, which lives as
-long as the app, out of every later scan.
+step scans little), and once torch is imported `freeze_startup_objects` moves what the start-up
+created, which lives as long as the app, out of every later scan.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -34,6 +35,8 @@ class _GuiThreadCollector(QObject):
 
     def check(self) -> None:
         """Collect the generations whose thresholds passed, as the automatic collector would."""
+        if not _frozen and "torch" in sys.modules:
+            freeze_startup_objects()  # the first tick after the engine loaded: its heap is never garbage
         l0, l1, l2 = gc.get_count()
         if l0 > self.threshold[0]:
             gc.collect(0)

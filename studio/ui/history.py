@@ -25,6 +25,7 @@ MIN_ALPHA = 0.01  # however dense the points, a new one always counts a little
 SIGNAL_SMOOTHING = 0.8  # gradient norm and throughput: drawn over the raw line, as TensorBoard's slider does
 MB = 1024 * 1024
 EPOCH_SPLITS = ("train", "val")
+REGRESSION_FIGURES = ("rmse", "mae", "r2")  # what an epoch record of a regression run may also carry
 DIVERGED_RATIO = 10.0  # a loss this many times the one before a live change has exploded
 WATCH_EPOCHS = 1.0  # an explosion later than this after a change is not pinned on it
 
@@ -135,6 +136,7 @@ class RunHistory(QObject):
         self.epoch_x: dict[str, GrowingBuffer] = {}
         self.epoch_loss: dict[str, GrowingBuffer] = {}
         self.epoch_acc: dict[str, GrowingBuffer] = {}
+        self.epoch_figures: dict[str, dict[str, GrowingBuffer]] = {}  # split -> rmse/mae/r2
         self.markers: list[ChangeMarker] = []
         self.alarms: dict[int, str] = {}  # marker index -> what went wrong after it
         self._watch: _Watch | None = None
@@ -160,6 +162,7 @@ class RunHistory(QObject):
         self.epoch_x = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
         self.epoch_loss = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
         self.epoch_acc = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
+        self.epoch_figures = {s: {k: GrowingBuffer(64) for k in REGRESSION_FIGURES} for s in EPOCH_SPLITS}
         self.markers = []
         self.alarms = {}
         self._watch = None
@@ -266,6 +269,8 @@ class RunHistory(QObject):
         self.epoch_x[r.split].append(float(r.epoch))
         self.epoch_loss[r.split].append(r.loss)
         self.epoch_acc[r.split].append(r.accuracy)
+        for k in REGRESSION_FIGURES:  # records from before these fields have none: NaN, shown as "–"
+            self.epoch_figures[r.split][k].append(getattr(r, k, None))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -282,6 +287,8 @@ class RunHistory(QObject):
             n = len(self.epoch_loss[split])
             out[f"{split}_loss"] = _finite(self.epoch_loss[split].view()[-1]) if n else None
             out[f"{split}_accuracy"] = _finite(self.epoch_acc[split].view()[-1]) if n else None
+            for k in REGRESSION_FIGURES:
+                out[f"{split}_{k}"] = _finite(self.epoch_figures[split][k].view()[-1]) if n else None
         return out
 
     def best_val(self) -> tuple[int, float] | None:

@@ -25,7 +25,7 @@ from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
 from studio.ui.background_call import BackgroundCall
 from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
-from studio.ui.garbage import collect_garbage_on_gui_thread, freeze_startup_objects
+from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
 from studio.ui.run_controller import CannotStart, RunController
@@ -233,7 +233,6 @@ class MainWindow(QMainWindow):
         # Auto picks the first of CUDA, MPS, CPU: say which one that is before any run.
         self.status.set_device(devices[0][1] if devices[0][0] != "cpu" else "CPU")
         self.views.build()
-        freeze_startup_objects()  # torch's heap is never garbage: scanning it again is a stutter
         self.sidebar.start_inspecting(devices)
         self.engine_loaded.emit()
 
@@ -246,6 +245,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.training_tab.curves.apply_theme(theme)
+        self.views.apply_theme()
         self.log.apply_theme(theme)
         self.window_actions.apply_theme()
         self.toolbar.apply_theme()
