@@ -195,6 +195,12 @@ class RunController(QObject):
         if not resume:
             return RunRequest(new_run_dir(runs_dir, cfg.data.source, cfg.model.arch), cfg, False)
         run_dir = self.run_dir
+        if run_dir is not None and not run_dir.exists():
+            raise CannotStart(
+                "The run's folder is gone",
+                f"'{run_dir}' no longer exists (deleted or moved), so there is nothing to continue. "
+                "Open the run where it is now (File › Open Run), or press Train for a new run.",
+            )
         if run_dir is None or not RunDir(run_dir).has_checkpoint("last"):
             raise CannotStart("Nothing to resume", "Open a stopped run first (File › Open Run).")
         try:
