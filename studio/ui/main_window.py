@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
     open_run = _part("opener", "open_run")  # a run folder: its setup, curves and state
     open_path = _part("opener", "open_path")  # what a dropped path means
     choose_run = _part("opener", "choose_run")
+    choose_follow_run = _part("opener", "choose_follow_run")
     choose_config = _part("opener", "choose_config")
     fill_recent_menu = _part("opener", "fill_recent_menu")
     save_config_as = _part("sidebar", "save_config_as")
@@ -180,7 +181,7 @@ class MainWindow(QMainWindow):
         if self.is_training:
             return False
         try:
-            request = self.controller.plan(self.config, resume, self.runs_folder().path)
+            request = self.controller.plan(self.config, resume, self.runs_folder().path, self.sidebar.processes())
         except CannotStart as exc:
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
@@ -246,6 +247,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.training_tab.curves.apply_theme(theme)
+        self.views.apply_theme()
         self.log.apply_theme(theme)
         self.window_actions.apply_theme()
         self.toolbar.apply_theme()
