@@ -148,7 +148,7 @@ class CurvesView(QWidget):
         lower.setStretchFactor(1, 2)
         lower.setChildrenCollapsible(False)
         lower.setHandleWidth(10)
-        self.lower = lower
+        self.lower_split = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.loss_card)
         split.addWidget(lower)

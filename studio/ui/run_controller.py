@@ -493,7 +493,7 @@ class RunController(QObject):
 
 def _alive(relay: FollowRelay) -> bool:
     try:
-        return not relay.thread.isFinished()
+        return not relay.worker_thread.isFinished()
     except RuntimeError:  # deleted once it had ended
         return False
 

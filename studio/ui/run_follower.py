@@ -423,7 +423,7 @@ class FollowRelay(QObject):
 
     def __init__(self, controller: Any, thread: QThread, worker: RunFollowWorker) -> None:
         super().__init__(controller)
-        self.controller, self.thread, self.worker = controller, thread, worker
+        self.controller, self.worker_thread, self.worker = controller, thread, worker
         self.active = True
         worker.loaded.connect(self._loaded)
         worker.step_ended.connect(self._steps)
@@ -461,8 +461,8 @@ class FollowRelay(QObject):
         if self.active:
             self.controller._on_thread_finished()
             return
-        self.thread.wait()
-        self.thread.deleteLater()
+        self.worker_thread.wait()
+        self.worker_thread.deleteLater()
         self.worker.deleteLater()
         self.deleteLater()
 
