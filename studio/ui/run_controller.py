@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from studio.config import Config, load_config
@@ -42,6 +42,7 @@ from studio.engine.records import Record, StepRecord
 from studio.engine.run_dir import RunDir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
 from studio.ui.history import RunHistory
+from studio.ui.qt_helpers import application
 from studio.ui.run_follower import FollowRelay, Launch, RunFollowWorker, start_following
 from studio.ui.worker import RunOutcome, TrainingWorker, start_training
 
@@ -263,7 +264,7 @@ class RunController(QObject):
                 request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
             )
             self.worker_thread.finished.connect(self._on_thread_finished)
-        _app().installEventFilter(self._quit_watcher)
+        application().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
@@ -413,7 +414,7 @@ class RunController(QObject):
             self.relay.deleteLater()
         self.worker_thread, self.worker, self.control, self.relay = None, None, None, None
         self._progress_timer.stop()
-        _app().removeEventFilter(self._quit_watcher)
+        application().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
             self.run_dir = None  # the setup failed before the run folder was made
             self.run_changed.emit(None)
@@ -496,9 +497,3 @@ def _alive(relay: FollowRelay) -> bool:
         return not relay.worker_thread.isFinished()
     except RuntimeError:  # deleted once it had ended
         return False
-
-
-def _app() -> QCoreApplication:
-    app = QCoreApplication.instance()
-    assert app is not None, "a RunController needs the application"
-    return app
