@@ -17,6 +17,7 @@ import torch
 
 from studio.config import TrainConfig
 from studio.engine.early_stopping import EarlyStopping
+from studio.engine.records import EpochRecord
 
 EpochMetrics = dict[str, float | None]  # {"loss": ..., "accuracy": ...} of one split
 
@@ -46,6 +47,21 @@ class LoopState:
         self.step += 1
         self.pos = pos
 
+    def apply_live_changes(self, changes: dict[str, Any], changed: dict[str, Any]) -> list[str]:
+        """Take a live rate or batch size (`TrainingControl.take_changes`), noting `[old, new]` in `changed`
+        for the next record; returns what to tell the user."""
+        said = []
+        for key, value in changes.items():
+            if key == "lr" and value != self.base_lr:
+                changed["lr"] = [changed.get("lr", [self.base_lr])[0], value]
+                self.base_lr = value  # the new value becomes the schedule's base rate
+                said.append(f"learning rate → {value:g} from step {self.step + 1}")
+            elif key == "batch_size" and value != self.batch_size:
+                changed["batch_size"] = [changed.get("batch_size", [self.batch_size])[0], value]
+                self.batch_size = value
+                said.append(f"batch size → {value} from the next batch")
+        return said
+
     def end_epoch(self, epoch: int, train: EpochMetrics, val: EpochMetrics, watched: float) -> bool:
         """The epoch is done: counters, metrics and the best move together. True when it is the best so far."""
         is_best = watched < self.best_loss
@@ -63,6 +79,34 @@ class LoopState:
                 f"{split}_{k}": metrics[k] for k in ("rmse", "mae", "r2") if metrics.get(k) is not None
             }
         return is_best
+
+    def epoch_record(
+        self,
+        epoch: int,
+        split: str,
+        m: EpochMetrics,
+        *,
+        lr: float,
+        time: float,
+        world_size: int | None,
+        checkpoint: str | None = None,
+    ) -> EpochRecord:
+        """One split's figures for `epoch` as the record metrics.jsonl keeps, at the current step and batch size."""
+        return EpochRecord(
+            split=split,
+            epoch=epoch,
+            step=self.step,
+            loss=m["loss"],
+            accuracy=m["accuracy"],
+            lr=lr,
+            batch_size=self.batch_size,
+            time=time,
+            world_size=world_size,
+            rmse=m.get("rmse"),
+            mae=m.get("mae"),
+            r2=m.get("r2"),
+            checkpoint=checkpoint,
+        )
 
     def to_checkpoint(self, elapsed: float) -> dict[str, Any]:
         """The checkpoint keys of the loop's state; `elapsed` is the run's training time so far."""
@@ -203,6 +247,19 @@ class RunningSums:
     def epoch_totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The epoch's sums so far, including the open window."""
         return self.loss + self.win_loss, self.correct + self.win_correct, self.n + self.win_n
+
+    def epoch_metrics(
+        self, last: dict[str, float | None], loss_scale: float, classify: bool, rmse: bool
+    ) -> EpochMetrics:
+        """The epoch's training loss and accuracy (and RMSE of an MSE loss) from the sums."""
+        loss_sum, correct, count = self.epoch_totals()
+        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
+            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
+        loss = float(loss_sum) / count * loss_scale
+        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if classify else None}
+        if rmse and loss >= 0:
+            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
+        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         # float64 and Python floats convert exactly, so a resumed sum continues bit for bit.

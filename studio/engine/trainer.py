@@ -285,7 +285,8 @@ class Trainer:
             # -- report
             if record is not None:
                 self.emit("step_end", record)
-        return self._epoch_train_metrics()
+        rmse = setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse")
+        return self.sums.epoch_metrics(state.last_metrics, setup.loss_scale, setup.classify, rmse)
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
         setup = self._built()
@@ -367,18 +368,6 @@ class Trainer:
         self.writer.add(record)
         return record
 
-    def _epoch_train_metrics(self) -> EpochMetrics:
-        setup = self._built()
-        loss_sum, correct, count = self.sums.epoch_totals()
-        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
-            last = self.state.last_metrics
-            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        loss = float(loss_sum) / count * setup.loss_scale
-        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
-        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
-            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
-        return metrics
-
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
     ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
@@ -398,37 +387,16 @@ class Trainer:
         return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.state.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=self.current_lr(),
-            batch_size=self.state.batch_size,
-            time=round(self.elapsed(), 4),
-            world_size=self._world_size(),
-            rmse=m.get("rmse"),
-            mae=m.get("mae"),
-            r2=m.get("r2"),
-            checkpoint=checkpoint,
-        )
+        lr, now, world = self.current_lr(), round(self.elapsed(), 4), self._world_size()
+        return self.state.epoch_record(epoch, split, m, lr=lr, time=now, world_size=world, checkpoint=checkpoint)
 
     def _world_size(self) -> int | None:
         return self.dist.world_size if self.dist.active else None
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
-        state = self.state
-        for key, value in self.control.take_changes().items():
-            if key == "lr" and value != state.base_lr:
-                changed["lr"] = [changed.get("lr", [state.base_lr])[0], value]
-                state.base_lr = value  # the new value becomes the schedule's base rate
-                self.message(f"learning rate → {value:g} from step {state.step + 1}")
-            elif key == "batch_size" and value != state.batch_size:
-                changed["batch_size"] = [changed.get("batch_size", [state.batch_size])[0], value]
-                state.batch_size = value
-                self.message(f"batch size → {value} from the next batch")
+        for line in self.state.apply_live_changes(self.control.take_changes(), changed):
+            self.message(line)
 
     def _on_update_applied(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._in_flight is not None:
