@@ -148,7 +148,7 @@ def main(out_dir: str) -> int:
     predict = w.views.predict
     w.views.show_tab("predict")
     pump(30, lambda: predict.info is not None and predict.info.origin.endswith(".onnx"))
-    images, targets, _ = load_digits()
+    images, _targets, _ = load_digits()
     pngs = tmp / "my-digits"
     pngs.mkdir()
     paths = []

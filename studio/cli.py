@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train headless from a TOML config")
     p.add_argument("config", metavar="CONFIG.toml")
-    p.add_argument("--run-dir", help="where the run goes (default: a new folder under $STUDIO_RUNS_DIR or ./runs)")
+    p.add_argument(
+        "--run-dir",
+        help="where the run goes (default: a new folder in the runs folder: $STUDIO_RUNS_DIR, else the one chosen in the window, else the user's data folder)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -88,29 +91,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_run_dir(cfg: Any) -> Path:
-    import os
+    from studio.engine.run_dir import default_runs_dir, new_run_dir
 
-    from studio.engine.run_dir import new_run_dir
-
-    base = Path(os.environ["STUDIO_RUNS_DIR"]) if os.environ.get("STUDIO_RUNS_DIR") else Path("runs")
-    return new_run_dir(base, cfg.data.source, cfg.model.arch)
+    # The window's default too (runs_folder.py), so the Runs tab lists what the command line trains.
+    return new_run_dir(default_runs_dir(), cfg.data.source, cfg.model.arch)
 
 
 def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) -> int:
-    from studio.engine.distributed import SINGLE
+    from studio.engine.control import TrainingControl
+    from studio.engine.distributed import SINGLE, RankSignals, Terminated
     from studio.engine.progress import ProgressPrinter
     from studio.engine.trainer import Trainer, TrainingFailed
 
     ctx = ctx or SINGLE
     callbacks = [ProgressPrinter(quiet=quiet)] if ctx.is_main else []  # one process prints: rank 0
-    trainer = Trainer(cfg, run_dir, callbacks=callbacks, resume=resume, dist=ctx)
+    control = TrainingControl()
+    trainer = Trainer(cfg, run_dir, callbacks=callbacks, control=control, resume=resume, dist=ctx)
     try:
-        trainer.fit()
-    except TrainingFailed as exc:
+        with RankSignals(ctx, control.stop) as signals:  # under DDP only: Ctrl-C stops every rank together
+            trainer.fit()
+    except (TrainingFailed, Terminated) as exc:
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return 130 if signals.interrupted else 0
 
 
 def _nproc(cfg: Any, asked: int | None) -> Any:
@@ -135,7 +139,7 @@ def _launch(cfg: Any, config_path: str | None, run_dir: Path, extra: list[str]) 
     print(f"starting {nproc} processes: {shlex.join(command)}", file=sys.stderr)
     if config_path is not None:
         print(f"on a cluster: {distributed.cluster_command(config_path, run_dir, nproc)}", file=sys.stderr)
-    return run_torchrun(command)
+    return run_torchrun(command, RunDir(run_dir).control)
 
 
 def _rank0_decides(ctx: Any, decide: Callable[[], Any]) -> Any:

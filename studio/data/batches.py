@@ -81,6 +81,9 @@ class InMemoryBatches:
     def batches(
         self, order: torch.Tensor, start: int, batch_size: Callable[[], int], augment: bool = True
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        # The order goes to the device once an epoch: copying each batch's indices would wait for the
+        # GPU to finish the previous step every time (a pageable copy synchronises the stream).
+        order = order.to(self.x.device)
         pos, n = start, len(order)
         while pos < n:
             idx = order[pos : pos + cut_size(batch_size(), n - pos)]

@@ -66,11 +66,11 @@ class LoaderBatches:
     ) -> None:
         if not isinstance(split.x, ImageFiles):
             raise TypeError("LoaderBatches reads an ImageFiles split; use InMemoryBatches for tensors")
-        self.device = device
-        self.augment = augment
-        self.files = split.x
-        self.y = split.y.to(device)
-        self.order = PassOrder()
+        self.device: torch.device = device
+        self.augment: Augment | None = augment
+        self.files: ImageFiles = split.x
+        self.y: torch.Tensor = split.y.to(device)
+        self.order: PassOrder = PassOrder()
         # Its own generator: starting a pass must not draw from the global RNG, or augmentation and
         # dropout would differ from the fast path's (and a resumed run from an uninterrupted one).
         options: dict = {
@@ -82,7 +82,7 @@ class LoaderBatches:
         }
         if num_workers > 0:
             options |= {"persistent_workers": True, "prefetch_factor": 4, "multiprocessing_context": _context()}
-        self.loader = DataLoader(DecodedImages(self.files), **options)
+        self.loader: DataLoader[torch.Tensor] = DataLoader(DecodedImages(self.files), **options)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -95,19 +95,21 @@ class LoaderBatches:
         if n == 0:
             return
         self.order.positions = positions.tolist()
+        on_device = positions.to(self.y.device)  # once a pass: a copy per batch would wait for the GPU each time
         stream = iter(self.loader)
         pending: list[torch.Tensor] = []
         have, pos = 0, 0
         while pos < n:
             want = cut_size(batch_size(), n - pos)
             while have < want:
-                chunk = next(stream)
+                # Each chunk comes pinned (pin_memory) and goes to the device as it arrives, without
+                # waiting; the batch is cut there, so no pageable copy (a torch.cat on the host) is made.
+                chunk = next(stream).to(self.device, non_blocking=True)
                 pending.append(chunk)
                 have += len(chunk)
             joined = torch.cat(pending) if len(pending) > 1 else pending[0]
             xb, rest = joined[:want], joined[want:]
             pending, have = ([rest], len(rest)) if len(rest) else ([], 0)
-            idx = positions[pos : pos + want].to(self.y.device)
+            idx = on_device[pos : pos + want]
             pos += want
-            xb = xb.to(self.device, non_blocking=True)
             yield prepare_images(xb, self.augment if augment else None), self.y[idx]

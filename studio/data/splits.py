@@ -17,8 +17,8 @@ def split_indices(
     train, val, test = [], [], []
     for group in groups:
         perm = group[torch.randperm(len(group), generator=gen)]
-        n_test = int(round(len(perm) * test_frac))
-        n_val = int(round(len(perm) * val_frac))
+        n_test = round(len(perm) * test_frac)
+        n_val = round(len(perm) * val_frac)
         test.append(perm[:n_test])
         val.append(perm[n_test : n_test + n_val])
         train.append(perm[n_test + n_val :])

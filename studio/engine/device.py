@@ -6,25 +6,46 @@ import os
 
 import torch
 
+from studio.engine.cuda_errors import check_context_usable
 from studio.errors import ConfigError
+
+
+def parse_device(name: str) -> tuple[str, int | None]:
+    """Split a config device name into (kind, index): "cuda:1" -> ("cuda", 1); a malformed name is a `ConfigError`."""
+    kind, sep, rest = name.strip().partition(":")
+    if kind in ("auto", "cpu", "mps") and not sep:
+        return kind, None
+    if kind == "cuda" and not sep:
+        return "cuda", None
+    if kind == "cuda" and rest.isdigit():
+        return "cuda", int(rest)
+    raise ConfigError(f"[train] device must be auto, cpu, cuda, cuda:N or mps (got {name!r})")
 
 
 def resolve_device(name: str) -> torch.device:
     """Turn a config device name into a torch.device, with a clear error when it is absent."""
-    if name == "auto":
+    kind, index = parse_device(name)
+    if kind == "auto":
         if torch.cuda.is_available():
+            check_context_usable(torch.device("cuda"))  # never a silent fall back to the CPU
             return torch.device("cuda")
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if kind == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"[train] device '{name}': CUDA is not available on this machine; use auto or cpu")
-        index = int(name[5:]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"[train] device '{name}': only {torch.cuda.device_count()} CUDA device(s) here")
-        return torch.device("cuda", index)
-    if name == "mps":
+        count = torch.cuda.device_count()
+        if index is not None and index >= count:
+            have = ", ".join(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(count))
+            raise ConfigError(
+                f"[train] device '{name}': this machine has {count} CUDA device{'s' if count != 1 else ''}"
+                f" ({have}); use one of those, cuda or auto"
+            )
+        device = torch.device("cuda", index) if index is not None else torch.device("cuda")
+        check_context_usable(device)
+        return device
+    if kind == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ConfigError("[train] device 'mps': Apple MPS is not available on this machine")
         return torch.device("mps")
@@ -39,10 +60,11 @@ def device_name(device: torch.device) -> str:
 
 def available_devices() -> list[tuple[str, str]]:
     """(config value, label) for each usable device: CUDA GPUs by name, then MPS, then CPU."""
-    out = []
+    out: list[tuple[str, str]] = []
     if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            out.append((f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}"))
+        out.extend(
+            (f"cuda:{i}", f"cuda:{i} — {torch.cuda.get_device_name(i)}") for i in range(torch.cuda.device_count())
+        )
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         out.append(("mps", "mps — Apple GPU"))
     out.append(("cpu", "cpu"))

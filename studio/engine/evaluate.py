@@ -50,16 +50,20 @@ def evaluate(
     if source is None or len(source) == 0:
         return {"loss": None, "accuracy": None}
     model.eval()
-    total, correct, n = 0.0, 0, 0
+    # The sums stay on the device and are read once at the end: reading them per batch would wait
+    # for the GPU each time. float64, as the Python floats they replace, so the figures are the same.
+    total: torch.Tensor | float = 0.0
+    correct: torch.Tensor | int = 0
+    n = 0
     order = torch.arange(len(source))
     for x, y in source.batches(order, 0, lambda: batch_size, augment=False):
         out = model(x)
-        total += float(compute_loss(out, y, loss_fn, spec)) * len(y)
+        total = total + compute_loss(out, y, loss_fn, spec).double() * len(y)
         if spec.task == "classification":
-            correct += int((out.argmax(dim=1) == y).sum())
+            correct = correct + (out.argmax(dim=1) == y).sum()
         n += len(y)
-    acc = correct / n if spec.task == "classification" else None
-    return {"loss": total / n * loss_scale(loss_name, spec), "accuracy": acc}
+    acc = int(correct) / n if spec.task == "classification" else None
+    return {"loss": float(total) / n * loss_scale(loss_name, spec), "accuracy": acc}
 
 
 def classification_report(out: torch.Tensor, y: torch.Tensor, labels: tuple[str, ...]) -> dict[str, Any]:

@@ -178,7 +178,7 @@ class RunningSums:
         if not self._win_steps:
             return None
         finite = torch.isfinite(torch.stack([loss for _, loss in self._win_steps])).tolist()
-        return next((number for (number, _), ok in zip(self._win_steps, finite) if not ok), None)
+        return next((number for (number, _), ok in zip(self._win_steps, finite, strict=True) if not ok), None)
 
     def close_window(self) -> None:
         self.loss += self.win_loss

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 SPLITS = ("train", "val", "test")
 # The keys every record's line carries, in the order they are written (CONTRACT.md).
@@ -121,7 +121,7 @@ class EpochRecord(_JsonLine):
     world_size: int | None = None
 
 
-Record = Union[StepRecord, EpochRecord]
+Record = StepRecord | EpochRecord
 
 
 def record_to_json(record: Record) -> dict[str, Any]:

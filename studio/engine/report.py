@@ -72,7 +72,7 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
         spec = spec_from_dict(state["spec"])
     except TypeError as exc:
         raise CheckpointError(f"checkpoint '{path}' has an unreadable data spec ({exc})") from None
-    model = build_model(config.model, spec)
+    model = build_model(config.model, spec, load_weights=False)  # the checkpoint holds them
     try:
         model.load_state_dict(state["model"], strict=True)
     except RuntimeError as exc:

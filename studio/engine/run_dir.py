@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from studio.engine import runs_folder
 from studio.engine.locking import RUN_LOCK_NAME, FileLock, run_dir_lock
 from studio.engine.records import EpochRecord, Record, StepRecord, record_from_json, record_to_json
 from studio.errors import CheckpointError
@@ -256,17 +257,8 @@ def check_run_dir(run_dir: str | Path | RunDir) -> Path:
 
 
 def default_runs_dir() -> Path:
-    """$STUDIO_RUNS_DIR, else the user's data folder (XDG on Linux, the platform's elsewhere)."""
-    env = os.environ.get("STUDIO_RUNS_DIR")
-    if env:
-        return Path(env).expanduser()
-    if os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif os.uname().sysname == "Darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "studio" / "runs"
+    """$STUDIO_RUNS_DIR, else the folder saved from the window, else the user's data folder (runs_folder.py)."""
+    return runs_folder.default_runs_dir()
 
 
 def new_run_dir(base: Path, source: str, arch: str) -> Path:

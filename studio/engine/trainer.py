@@ -23,10 +23,12 @@ import torch
 from studio.config import Config
 from studio.data import DataBundle, DataSpec
 from studio.data.batches import epoch_order
+from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
 from studio.engine.control_file import ControlExchange
-from studio.engine.distributed import SINGLE, Dist, ddp_wrap
+from studio.engine.device import device_name
+from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
@@ -44,7 +46,7 @@ from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
-from studio.engine.step import forward_backward, reduce_step
+from studio.engine.step import forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
 from studio.errors import StudioError
@@ -153,7 +155,11 @@ class Trainer:
         """Train to the configured number of epochs (or a stop); return the summary dict."""
         self._t0 = time.perf_counter()
         with self.writer.locked():
-            resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            try:
+                resume_state = self._set_up()  # every check that can refuse the run, before the run dir is touched
+            except Exception as exc:
+                cuda_errors.raise_in_words(exc, self.config.train)  # out of memory moving data or model to the GPU
+                raise
             resumed = resume_state is not None
             self.writer.start(self.config, (self.state.epoch, self.state.step) if resumed else None)
             self._announce(resumed)
@@ -173,6 +179,11 @@ class Trainer:
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise WriteError(error) from None
             except BaseException as exc:
+                failure = cuda_errors.classify(exc)
+                if failure is not None:  # out of memory, or a lost CUDA context: said in words, not a traceback
+                    ending = self._end_on_cuda_failure(failure)
+                    cuda_errors.release_frames(exc)
+                    raise TrainingFailed(ending.error) from None
                 error = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 ending = Ending(RunStatus.FAILED, error, error)
                 raise
@@ -325,23 +336,8 @@ class Trainer:
         if not step.log_now:
             return None
         now = time.perf_counter()
-        cuda = setup.device.type == "cuda"
-        record = StepRecord(
-            epoch=step.epoch,
-            step=state.step,
-            loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
-            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
-            lr=step.lr,
-            batch_size=state.batch_size,
-            time=round(self.elapsed(), 4),
-            epoch_progress=step.pos / step.n,
-            samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
-            grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
-            cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
-            cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
-            changed=dict(step.changed) or None,
-            world_size=self._world_size(),
-        )
+        window_s, world = now - self._win_t, self._world_size()
+        record = step_record(step, state, sums, setup, window_loss, self.elapsed(), window_s, world)
         sums.close_window()
         self._win_t = now
         self.writer.add(record)
@@ -426,6 +422,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
+        restore_rank_rng(state, self.dist)
         for key, value in self._resume_edits.items():
             (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
             self.message(
@@ -446,7 +443,7 @@ class Trainer:
     def save(self, which: str = "last") -> None:
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
-            state["world_size"] = self.dist.world_size
+            state |= checkpoint_keys(self.dist)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
     def _save_checkpoints(self) -> None:
@@ -470,6 +467,16 @@ class Trainer:
         self.writer.flush()
         self._save_checkpoints()
         return ending
+
+    def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
+        """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
+        setup, train = self._built(), self.config.train
+        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        ending = Ending(RunStatus.FAILED, text, text)
+        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+            ending = self._save_after_interrupt(ending)
+        error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
+        return ending._replace(reason=error, error=error)
 
     def _finish(self, ending: Ending) -> dict[str, Any]:
         """Test metrics (for a finished run), summary.json and the fit_end event, on every ending."""

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ class TrainingSetup:
     def classify(self) -> bool:
         return self.spec.task == "classification"
 
-    def autocast(self) -> ContextManager[Any]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Mixed precision for the forward pass, or nothing (fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()

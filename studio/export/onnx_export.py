@@ -128,8 +128,7 @@ class ExportReport:
         ]
         if p.top1_agreement is not None:
             lines.append(f"    top-1 agreement           {p.top1_agreement * 100:.2f}%")
-        for note in self.notes:
-            lines.append(f"note: {note}")
+        lines += [f"note: {note}" for note in self.notes]
         q = self.quantized
         if q is not None:
             unit = "%" if q.metric == "accuracy" else ""

@@ -270,7 +270,7 @@ class CurvesView(QWidget):
         ):
             curve.setData([], [])
         for items in self._marker_items:
-            for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot)):
+            for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot), strict=True):
                 plot.removeItem(it)
         self._marker_items = []
         self._markers_drawn = 0

@@ -35,6 +35,7 @@ from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
 from studio.ui.confusion_matrix import ConfusionMatrixView
+from studio.ui.named import named
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import current_theme
 
@@ -70,16 +71,16 @@ class EvaluationView(QWidget):
         self._call: BackgroundCall | None = None
         self._shown_indices: np.ndarray = np.zeros(0, dtype=np.int64)
 
-        self.split_combo = QComboBox(objectName="evalSplitCombo")
+        self.split_combo = named(QComboBox(), "evalSplitCombo")
         self.split_combo.addItems(["test", "val", "train"])
-        self.checkpoint_combo = QComboBox(objectName="evalCheckpointCombo")
+        self.checkpoint_combo = named(QComboBox(), "evalCheckpointCombo")
         self.checkpoint_combo.addItems(["best", "last"])
-        self.normalise_box = QCheckBox("Normalise rows", objectName="normaliseCheckBox")
+        self.normalise_box = named(QCheckBox("Normalise rows"), "normaliseCheckBox")
         self.normalise_box.setToolTip("Show each cell as a share of its true class instead of a count")
-        self.evaluate_button = QPushButton("Evaluate", objectName="evaluateButton")
-        self.headline = QLabel(objectName="evalHeadline")
+        self.evaluate_button = named(QPushButton("Evaluate"), "evaluateButton")
+        self.headline = named(QLabel(), "evalHeadline")
         self.headline.setTextFormat(Qt.TextFormat.RichText)
-        self.status = QLabel(objectName="evalStatus")
+        self.status = named(QLabel(), "evalStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
         self.status.setWordWrap(True)
         bar = QHBoxLayout()
@@ -117,7 +118,7 @@ class EvaluationView(QWidget):
 
     def _build_classification(self) -> QWidget:
         self.matrix = ConfusionMatrixView()
-        self.table = QTableWidget(0, 5, objectName="perClassTable")
+        self.table = named(QTableWidget(0, 5), "perClassTable")
         self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -149,11 +150,11 @@ class EvaluationView(QWidget):
         top.addWidget(right)
         top.setSizes([520, 520])
 
-        self.samples_title = QLabel(objectName="cellSamplesTitle")
+        self.samples_title = named(QLabel(), "cellSamplesTitle")
         font = QFont(self.samples_title.font())
         font.setBold(True)
         self.samples_title.setFont(font)
-        self.mistakes_button = QPushButton("Most confident mistakes", objectName="mistakesButton")
+        self.mistakes_button = named(QPushButton("Most confident mistakes"), "mistakesButton")
         self.mistakes_button.setToolTip("All wrong predictions, the ones the model was surest about first")
         self.samples = SampleGridView(thumb=56)
         self.samples.setObjectName("cellSamplesGrid")
@@ -309,7 +310,7 @@ class EvaluationView(QWidget):
             plot.legend.clear()
         k = max(len(d.labels), 2)
         low = math.floor(20 / k) / 20  # a prediction is never less sure than 1/K
-        bins = max(int(round((1.0 - low) / 0.05)), 1)
+        bins = max(round((1.0 - low) / 0.05), 1)
         h = confidence_histogram(d.classes.confidence, d.classes.correct, bins=bins, low=low)
         width = h.edges[1] - h.edges[0]
         centers = (h.edges[:-1] + h.edges[1:]) / 2

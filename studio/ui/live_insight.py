@@ -23,6 +23,7 @@ from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import StepRecord
 from studio.ui.chart_style import add_legend, pen, styled_plot
 from studio.ui.history import RunHistory, StepSignals
+from studio.ui.named import named
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import SERIES, current_theme
 
@@ -69,7 +70,7 @@ class LiveInsightView(QWidget):
         self.reserved_curve = self.memory_plot.plot([], [], pen=pen(SERIES[1], 2.0, style=Qt.PenStyle.DashLine))
         legend.addItem(self.alloc_curve, "allocated")
         legend.addItem(self.reserved_curve, "reserved")
-        self.grad_stats = QLabel(objectName="gradNormStats")
+        self.grad_stats = named(QLabel(), "gradNormStats")
         self.grad_stats.setStyleSheet(f"color: {t.muted};")
         self.grad_stats.setWordWrap(True)  # a long read-out wraps instead of widening the window
 
@@ -86,7 +87,7 @@ class LiveInsightView(QWidget):
         pl.addLayout(grid, 1)
         pl.addWidget(self.grad_stats)
 
-        self.samples_title = QLabel(SAMPLES_HINT, objectName="valSamplesTitle")
+        self.samples_title = named(QLabel(SAMPLES_HINT), "valSamplesTitle")
         bold = QFont(self.samples_title.font())
         bold.setBold(True)
         self.samples_title.setFont(bold)
@@ -147,7 +148,7 @@ class LiveInsightView(QWidget):
         """Show one epoch's predictions for the watched validation images, wrong ones outlined in red."""
         labels = samples.labels
         captions, states, tips = [], [], []
-        for t, p, c in zip(samples.true, samples.pred, samples.confidence):
+        for t, p, c in zip(samples.true, samples.pred, samples.confidence, strict=True):
             wrong = t != p
             captions.append((f"{labels[p]} · {c:.0%}", f"true {labels[t]}" if wrong else ""))
             states.append("wrong" if wrong else "right")

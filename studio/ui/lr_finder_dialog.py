@@ -29,6 +29,7 @@ from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
 from studio.ui.background_call import BackgroundCall, TaskState
 from studio.ui.chart_style import add_legend, pen, styled_plot, text_color
+from studio.ui.named import named
 from studio.ui.theme import current_theme
 
 
@@ -108,17 +109,17 @@ class LRFinderDialog(QDialog):
             self.plot.addItem(item, ignoreBounds=True)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
 
-        self.progress = QProgressBar(objectName="lrFinderProgress")
+        self.progress = named(QProgressBar(), "lrFinderProgress")
         self.progress.setRange(0, num_steps)
         self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
-        self.status = QLabel(objectName="lrFinderStatus")
+        self.status = named(QLabel(), "lrFinderStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
-        self.rate_label = QLabel(objectName="lrFinderRate")
+        self.rate_label = named(QLabel(), "lrFinderRate")
         self.rate_label.setTextFormat(Qt.TextFormat.RichText)
 
-        self.run_button = QPushButton("Run again", objectName="lrFinderRunButton")
-        self.stop_button = QPushButton("Stop", objectName="lrFinderStopButton")
-        self.use_button = QPushButton("Use this rate", objectName="useRateButton")
+        self.run_button = named(QPushButton("Run again"), "lrFinderRunButton")
+        self.stop_button = named(QPushButton("Stop"), "lrFinderStopButton")
+        self.use_button = named(QPushButton("Use this rate"), "useRateButton")
         self.use_button.setEnabled(False)
         self.use_button.setDefault(True)
         buttons = QDialogButtonBox()

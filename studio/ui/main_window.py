@@ -19,7 +19,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from studio.config import Config
-from studio.engine.run_dir import default_runs_dir
+from studio.engine.runs_folder import RunsFolder, resolve_runs_folder
 from studio.errors import StudioError
 from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
@@ -49,7 +49,7 @@ def _part(*path: str) -> Any:
 
 class MainWindow(QMainWindow):
     """The studio window. `config` is the setup to show (default: the last one, else digits + MLP);
-    runs go under `runs_dir`, else `$STUDIO_RUNS_DIR`, else the user's data folder."""
+    runs go under `runs_dir`, else where `studio train` puts them (`engine/runs_folder.py`)."""
 
     run_finished = Signal(object)  # RunOutcome, after the window has updated itself
     engine_loaded = Signal()
@@ -78,7 +78,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training_tab, "Training")
-        self.views = ViewTabs(self.tabs, self.history, self.controller, self._runs_base)
+        self.views = ViewTabs(self.tabs, self.history, self.controller, self.runs_folder)
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.sidebar)
@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
         self.window_actions.view_menu.addAction(self.log_dock.toggle)
         self.status = TrainingStatusBar(self.controller, self)
         self.setStatusBar(self.status)
-        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, self._runs_base)
+        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, lambda: self.runs_folder().path)
         self.dialogs = RunDialogs(self, self.controller, self.sidebar, self.load_engine)
 
         self.controller.message.connect(self.log.append)
@@ -111,6 +111,8 @@ class MainWindow(QMainWindow):
         self.controller.close_ready.connect(self._close_now)
         self.dialogs.exported.connect(self.views.exported)
         self.views.open_requested.connect(self._open_run_from_view)
+        self.views.runs_folder_changed.connect(self._use_runs_folder)
+        self.views.notice.connect(self.status.showMessage)
         self.dialogs.notice.connect(self.status.showMessage)
         self.dialogs.message.connect(self.log.append)
 
@@ -177,7 +179,7 @@ class MainWindow(QMainWindow):
         if self.is_training:
             return False
         try:
-            request = self.controller.plan(self.config, resume, self._runs_base())
+            request = self.controller.plan(self.config, resume, self.runs_folder().path)
         except CannotStart as exc:
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
@@ -197,8 +199,11 @@ class MainWindow(QMainWindow):
         elif self.opener.open_run(run_dir):
             self.tabs.setCurrentIndex(0)
 
-    def _runs_base(self) -> Path:
-        return self.runs_dir if self.runs_dir is not None else default_runs_dir()
+    def runs_folder(self) -> RunsFolder:
+        return resolve_runs_folder(self.runs_dir)
+
+    def _use_runs_folder(self, path: Path) -> None:  # saved for all; here it wins over $STUDIO_RUNS_DIR too
+        self.runs_dir = None if resolve_runs_folder().path == path else path
 
     def _show_title(self, run_dir: Path | None) -> None:
         self.setWindowTitle(f"Studio — {run_dir.name}" if run_dir else "Studio")

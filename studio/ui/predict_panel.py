@@ -368,7 +368,7 @@ class PredictPanel(QWidget):
     def feature_values(self) -> list[float] | None:
         """The typed values (blank = NaN, which the model fills with the training mean); None if one is not a number."""
         values: list[float] = []
-        for edit, label in zip(self.feature_edits, self._feature_names()):
+        for edit, label in zip(self.feature_edits, self._feature_names(), strict=True):
             text = edit.text().strip()
             if not text:
                 values.append(math.nan)

@@ -73,7 +73,7 @@ def test_digits_mlp_meets_the_bar_and_the_contract(tmp_path: Path) -> None:
         assert {r["split"] for r in recs if r["kind"] == "epoch" and r["epoch"] == epoch} >= {"train", "val"}
     steps = [r["step"] for r in recs if r["kind"] == "step"]
     assert steps == sorted(steps) and steps[-1] == 300
-    assert max(b - a for a, b in zip([0, *steps], steps)) <= 50
+    assert max(b - a for a, b in zip([0, *steps], steps, strict=False)) <= 50
     saved = json.loads((run / "summary.json").read_text())
     assert set(saved["metrics"]) == {
         "train_loss",
