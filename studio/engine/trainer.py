@@ -28,7 +28,7 @@ from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
 from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
-from studio.engine.distributed import SINGLE, Dist, ddp_wrap
+from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
@@ -48,7 +48,7 @@ from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
-from studio.engine.step import forward_backward, reduce_step
+from studio.engine.step import forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
 from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
@@ -345,23 +345,8 @@ class Trainer:
         if not step.log_now:
             return None
         now = time.perf_counter()
-        cuda = setup.device.type == "cuda"
-        record = StepRecord(
-            epoch=step.epoch,
-            step=state.step,
-            loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
-            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
-            lr=step.lr,
-            batch_size=state.batch_size,
-            time=round(self.elapsed(), 4),
-            epoch_progress=step.pos / step.n,
-            samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
-            grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
-            cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
-            cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
-            changed=dict(step.changed) or None,
-            world_size=self._world_size(),
-        )
+        window_s, world = now - self._win_t, self._world_size()
+        record = step_record(step, state, sums, setup, window_loss, self.elapsed(), window_s, world)
         sums.close_window()
         self._win_t = now
         self.writer.add(record)
@@ -451,6 +436,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
+        restore_rank_rng(state, self.dist)
         for key, value in self._resume_edits.items():
             (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
             self.message(
@@ -471,7 +457,7 @@ class Trainer:
     def save(self, which: str = "last") -> None:
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
-            state["world_size"] = self.dist.world_size
+            state |= checkpoint_keys(self.dist)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
     def _save_checkpoints(self) -> None:
