@@ -16,7 +16,7 @@ import pytest
 
 from studio.config import Config, save_config
 from studio.engine.run_dir import RunDir
-from studio.ui import run_follower
+from studio.ui import child_processes, run_follower
 from studio.ui.run_controller import RunState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +114,31 @@ def test_a_deleted_folder_leaves_the_window_alive_and_saying_so(make_window: Any
     qtbot.waitUntil(lambda: not w.controller._following(), timeout=10000)
 
 
+def test_a_followed_run_is_steered_through_control_json(
+    make_window: Any, tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(run_follower, "control_writer", lambda: lambda path, **v: written.append((Path(path).name, v)))
+    w = make_window()
+    assert w.opener.follow_run(run_folder(tmp_path))
+    assert w.window_actions["stop"].isEnabled() and w.window_actions["pause"].isEnabled()
+    assert w.training_panel.lr_spin.isEnabled()
+    w.controller.set_lr(0.01)
+    w.toggle_pause()
+    qtbot.waitUntil(lambda: {"lr": 0.01, "pause": True}.items() <= _merged(written).items(), timeout=10000)
+    w.stop_training()
+    qtbot.waitUntil(lambda: _merged(written).get("stop") is True, timeout=10000)
+    assert {name for name, _ in written} == {"control.json"}
+    assert w.controller.state == RunState.FOLLOWING  # the run's own summary.json will say how it ended
+
+
+def _merged(written: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _, values in written:
+        out.update(values)
+    return out
+
+
 def test_the_processes_field_maps_to_the_run(make_window: Any) -> None:
     w = make_window()
     spin = w.findChild(type(w.training_panel.processes_spin), "processesSpinBox")
@@ -128,8 +153,8 @@ def test_the_processes_field_maps_to_the_run(make_window: Any) -> None:
 @pytest.fixture
 def one_process_launch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The supervised path with a single `studio train` child: the supervision, not DDP, is under test here."""
-    command = run_follower.Launch.command
-    monkeypatch.setattr(run_follower.Launch, "command", lambda self, run_dir: command(self, run_dir)[:-2])
+    command = child_processes.Launch.command
+    monkeypatch.setattr(child_processes.Launch, "command", lambda self, run_dir: command(self, run_dir)[:-2])
 
 
 @pytest.mark.usefixtures("one_process_launch")
@@ -139,7 +164,7 @@ def test_a_killed_child_process_fails_the_run_clearly(make_window: Any, qtbot: A
     assert w.start_training()
     assert w.controller.state == RunState.TRAINING
     qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=120000)
-    os.killpg(w.controller.worker._process.pid, signal.SIGKILL)
+    os.killpg(w.controller.worker.children.process.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=30000)
     assert w.isVisible() and not w.is_training
     assert any("killed (SIGKILL)" in text for _, _, text in dialogs.shown)
@@ -163,7 +188,9 @@ def test_a_bad_exit_says_what_the_processes_said(
     make_window: Any, qtbot: Any, dialogs: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        run_follower.Launch, "command", lambda self, run_dir: [sys.executable, "-m", "studio", "train", "missing.toml"]
+        child_processes.Launch,
+        "command",
+        lambda self, run_dir: [sys.executable, "-m", "studio", "train", "missing.toml"],
     )
     w = make_window()
     w.training_panel.processes_spin.setValue(2)
