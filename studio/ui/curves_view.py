@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from studio.ui.chart_style import pen
@@ -447,6 +447,6 @@ class CurvesView(QWidget):
         self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
-            self._placeholder.setGeometry(0, 0, self.loss_plot.width(), self.loss_plot.height())
+        if obj is self.loss_plot and isinstance(event, QResizeEvent):
+            self._placeholder.setGeometry(0, 0, event.size().width(), event.size().height())
         return super().eventFilter(obj, event)

@@ -28,6 +28,7 @@ from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
+from studio.ui.qt_helpers import application
 from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
@@ -125,7 +126,7 @@ class MainWindow(QMainWindow):
         self.resize(self.size() if self.settings.contains("window/geometry") else stored.default_window_size())
         # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
         # must not leave the thread running into the application's destruction.
-        QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
+        application().aboutToQuit.connect(self._on_about_to_quit)
         collect_garbage_on_gui_thread()  # the run's thread must never destroy this window's objects
 
     # -- what tests, scripts and the menus reach: the parts own it ----------------------------------
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
     current_run_dir = _part("controller", "run_dir")
     last_outcome = _part("controller", "last_outcome")
     control = _part("controller", "control")
-    _thread = _part("controller", "thread")
+    _thread = _part("controller", "worker_thread")
     _worker = _part("controller", "worker")
     toggle_pause = _part("controller", "toggle_pause")
     stop_training = _part("controller", "stop")
@@ -225,7 +226,7 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         import torch  # noqa: F401 - the import itself is the point
 
-        self.torch_thread_is_gui = QThread.currentThread() is QApplication.instance().thread()
+        self.torch_thread_is_gui = QThread.currentThread() is application().thread()
         from studio.engine.device import available_devices
 
         self.torch_import_s = time.perf_counter() - t0

@@ -175,7 +175,7 @@ class RunController(QObject):
         self.epochs_total = 0
         self.last_outcome: RunOutcome | None = None
         self.control: TrainingControl | None = None
-        self.thread: QThread | None = None
+        self.worker_thread: QThread | None = None
         self.worker: TrainingWorker | RunFollowWorker | None = None
         self.relay: FollowRelay | None = None  # while a RunFollowWorker is the run's
         self._let_go: list[FollowRelay] = []  # followed runs no longer shown, until their threads end
@@ -192,7 +192,7 @@ class RunController(QObject):
     @property
     def is_training(self) -> bool:
         """A run of the window's own trains (a followed run is another process's: the window may let it go)."""
-        return self.thread is not None and self.state != RunState.FOLLOWING
+        return self.worker_thread is not None and self.state != RunState.FOLLOWING
 
     @property
     def steerable(self) -> bool:
@@ -252,10 +252,10 @@ class RunController(QObject):
             launch = Launch(request.config, request.nproc)
             self._start_follower(request.run_dir, start_following, launch=launch)
         else:
-            self.thread, self.worker = start_training(
+            self.worker_thread, self.worker = start_training(
                 request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
             )
-            self.thread.finished.connect(self._on_thread_finished)
+            self.worker_thread.finished.connect(self._on_thread_finished)
         _app().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
@@ -285,7 +285,7 @@ class RunController(QObject):
             self.relay = FollowRelay(self, thread, worker)
 
         assert self.control is not None
-        self.thread, self.worker = start(run_dir, self.epochs_total, self.control, launch=launch, connect=connect)
+        self.worker_thread, self.worker = start(run_dir, self.epochs_total, self.control, launch=launch, connect=connect)
         self._fit_t0, self._fit_frac0, self._latest_step = time.perf_counter(), 0.0, None
 
     def let_go(self) -> None:
@@ -294,7 +294,7 @@ class RunController(QObject):
             return
         self.relay.let_go()
         self._let_go.append(self.relay)
-        self.relay, self.thread, self.worker, self.control = None, None, None, None
+        self.relay, self.worker_thread, self.worker, self.control = None, None, None, None
         self._progress_timer.stop()
 
     def _connect_worker(self, worker: TrainingWorker) -> None:
@@ -394,7 +394,7 @@ class RunController(QObject):
         self.finished.emit(outcome)
 
     def _on_thread_finished(self) -> None:
-        thread, worker = self.thread, self.worker
+        thread, worker = self.worker_thread, self.worker
         if thread is not None:
             thread.wait()
             thread.deleteLater()
@@ -402,7 +402,7 @@ class RunController(QObject):
             worker.deleteLater()
         if self.relay is not None:
             self.relay.deleteLater()
-        self.thread, self.worker, self.control, self.relay = None, None, None, None
+        self.worker_thread, self.worker, self.control, self.relay = None, None, None, None
         self._progress_timer.stop()
         _app().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
@@ -432,10 +432,10 @@ class RunController(QObject):
         if self.control is not None:
             self.control.stop()
         deadline = time.perf_counter() + timeout_s
-        while (self.thread is not None or self._following()) and time.perf_counter() < deadline:
+        while (self.worker_thread is not None or self._following()) and time.perf_counter() < deadline:
             QApplication.processEvents()
             time.sleep(0.005)
-        return self.thread is None
+        return self.worker_thread is None
 
     def _following(self) -> bool:
         """Whether a run let go of still has its thread (it ends at its next look at the folder)."""

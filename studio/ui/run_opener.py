@@ -8,6 +8,7 @@ opened) and says what a dropped path means. Drops are refused while a run trains
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
@@ -100,7 +101,7 @@ class RunOpener(QObject):
             menu.addAction("No recent runs").setEnabled(False)
             return
         for r in runs:
-            menu.addAction(Path(r).name, lambda p=r: self.open_run(Path(p)))
+            menu.addAction(Path(r).name, partial(self.open_run, Path(r)))
 
     def _remember(self, outcome: RunOutcome) -> None:
         if outcome.run_dir and RunDir(Path(outcome.run_dir)).is_run():

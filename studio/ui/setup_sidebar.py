@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from studio.config import Config, config_from_dict, save_config
+from studio.config import Config, config_from_dict, load_config, save_config
 from studio.engine.events import FitStart
 from studio.errors import StudioError
 from studio.ui.dialogs import show_error
@@ -54,6 +54,7 @@ class SetupSidebar(QWidget):
         title.setObjectName("sidebarTitle")
         title.setToolTip("Choose data, a model and how to train it; hover a field for what it does.")
         lay.addWidget(title)
+        lay.addWidget(self._make_presets())
         for card in self.cards:
             lay.addWidget(card)
         self.setup_error = QLabel("")
@@ -123,8 +124,36 @@ class SetupSidebar(QWidget):
 
     def _on_inspected(self, result: Inspection) -> None:
         self.data_panel.set_summary(result.data_summary, error=result.data_error)
-        self.model_panel.set_param_count(result.param_count, result.model_detail)
+        self.model_panel.set_param_count(result.param_count, result.model_detail, result.flops)
+        self.model_panel.set_hint(result.hint)
         self.inspected.emit(result)
+
+    def _make_presets(self) -> QComboBox:
+        """The example configs as presets ("Best for digits", "Quick look", ...): choosing one loads it."""
+        from studio.resources import presets
+
+        combo = QComboBox()
+        combo.setObjectName("presetCombo")
+        combo.setToolTip("Load a ready-made setup from the examples shipped with the studio")
+        combo.addItem("Presets…", None)
+        for title, path in presets():
+            combo.addItem(title, str(path))
+        combo.activated.connect(self._on_preset)
+        self.preset_combo = combo
+        return combo
+
+    def _on_preset(self, index: int) -> None:
+        path = self.preset_combo.itemData(index)
+        self.preset_combo.setCurrentIndex(0)
+        if not path:
+            return
+        try:
+            cfg = load_config(path)
+        except StudioError as exc:
+            show_error(self, "The preset cannot be loaded", str(exc))
+            return
+        self.set_config(cfg)
+        self.notice.emit(f"Loaded the preset {Path(path).stem}", 4000)
 
     # -- following the run -----------------------------------------------------------------------
 
@@ -132,6 +161,7 @@ class SetupSidebar(QWidget):
         locked = state.is_training or state == RunState.FOLLOWING
         # A followed run takes live changes only where its engine reads control.json.
         live_locked = state == RunState.FOLLOWING and not self.controller.live_control
+        self.preset_combo.setEnabled(not locked)
         for card in self.cards:
             for key, f in card.fields.items():
                 f.set_locked(live_locked if key in TrainingPanel.LIVE else locked)

@@ -110,7 +110,7 @@ def test_a_deleted_folder_leaves_the_window_alive_and_saying_so(make_window: Any
     qtbot.waitUntil(lambda: "is gone" in w.status.currentMessage(), timeout=10000)
     assert w.controller.state == RunState.FOLLOWING and w.isVisible()
     w.new_setup()  # lets the followed run go
-    assert w.controller.state == RunState.READY and w.controller.thread is None
+    assert w.controller.state == RunState.READY and w.controller.worker_thread is None
     qtbot.waitUntil(lambda: not w.controller._following(), timeout=10000)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -57,5 +57,6 @@ def make_action(window: QWidget, spec: ActionSpec) -> QAction:
     key = f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})" if spec.shortcut else ""
     action.setToolTip(f"{spec.tip}{key}")
     action.setStatusTip(spec.tip)
-    action.triggered.connect(lambda _checked=False: spec.trigger(window))
+    target = cast(ActionTarget, window)  # the main window: a QWidget that has the commands
+    action.triggered.connect(lambda _checked=False: spec.trigger(target))
     return action
