@@ -138,13 +138,20 @@ class ChildProcesses:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        try:
-            if os.name == "nt":
+        if os.name == "nt":
+            try:
                 process.send_signal(sig)
-            else:
-                os.killpg(process.pid, sig)
-        except (OSError, ValueError):
-            pass  # it ended in between
+            except (OSError, ValueError):
+                pass  # it ended in between
+            return
+        # torchrun starts each rank in a session of its own, out of reach of a signal to our group:
+        # a terminate or kill goes to every descendant too, gathered before the first of them dies.
+        others = descendants(process.pid) if sig != INTERRUPT else []
+        for send, target in ((os.killpg, process.pid), *((os.kill, pid) for pid in others)):
+            try:
+                send(target, sig)
+            except OSError:
+                pass  # it ended in between
 
     # -- how they ended ------------------------------------------------------------------------
 
@@ -185,6 +192,32 @@ class ChildProcesses:
         except StudioError as exc:  # busy (a rank still alive) or unwritable: the window says it all the same
             self.say(Message(f"summary.json not written: {exc}", "warning"))
         return summary
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Linux: from /proc; elsewhere none are found, and only its group is reached)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (name) "; a name may hold spaces
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def exit_words(rc: int) -> str:

@@ -277,7 +277,7 @@ class RunController(QObject):
         self._progress_timer.start()
         self._set_state(RunState.FOLLOWING)
         self.run_changed.emit(run_dir)
-        how = "" if self.steerable else " (read-only: this studio's engine reads no control.json)"
+        how = "" if self.steerable else " (read-only: its folder is not writable from here)"
         self._say(f"following run {run_dir.name}{how}")
 
     def _start_follower(self, run_dir: Path, start: Callable[..., Any], launch: Launch | None = None) -> None:
@@ -285,7 +285,9 @@ class RunController(QObject):
             self.relay = FollowRelay(self, thread, worker)
 
         assert self.control is not None
-        self.worker_thread, self.worker = start(run_dir, self.epochs_total, self.control, launch=launch, connect=connect)
+        self.worker_thread, self.worker = start(
+            run_dir, self.epochs_total, self.control, launch=launch, connect=connect
+        )
         self._fit_t0, self._fit_frac0, self._latest_step = time.perf_counter(), 0.0, None
 
     def let_go(self) -> None:

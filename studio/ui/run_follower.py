@@ -23,7 +23,7 @@ Two uses:
 from __future__ import annotations
 
 import atexit
-import importlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -44,22 +44,23 @@ from studio.ui.worker import RunError, RunOutcome
 
 POLL_S = 0.25  # how often the folder is looked at: four times a second is live to a person
 QUIET_S = 60.0  # a followed run that writes nothing for this long may have died: say so once
-CONTROL_FILE = "control.json"  # the run directory's live control (h11-ddp's engine/control_file.py reads it)
 
 ControlWriter = Callable[..., None]
 
 
-def control_writer() -> ControlWriter | None:
-    """`write_control(path, **values)` of the engine, where this studio's engine reads control.json.
+def control_writer(run_dir: Path | None) -> ControlWriter | None:
+    """`write_control(path, **values)`, where the window may write the run folder's control.json.
 
-    None where it does not: a followed run is then shown read-only.
+    None for a folder this user cannot write (a read-only mount of a cluster's storage): the run is
+    then shown read-only. `run_dir=None`: a folder the window makes itself.
     """
-    try:
-        module = importlib.import_module("studio.engine.control_file")
-    except ImportError:
+    if run_dir is not None and not os.access(run_dir, os.W_OK):
         return None
-    writer: ControlWriter | None = getattr(module, "write_control", None)
-    return writer
+    # Imported here, on the GUI thread once a run is followed: it imports torch, which must not
+    # delay the window's first paint.
+    from studio.engine.control_file import write_control
+
+    return write_control
 
 
 class RunFollowWorker(QObject):
@@ -91,7 +92,7 @@ class RunFollowWorker(QObject):
         self.control = control
         self.launch = launch
         self.poll_s = poll_s
-        self.writer = control_writer()
+        self.writer = control_writer(self.run_dir if launch is None else None)
         self._detached = threading.Event()
         self._tail = MetricsTail(self.files.metrics)
         self.children = ChildProcesses(launch, self.run_dir, self.message.emit) if launch else None
@@ -227,7 +228,7 @@ class RunFollowWorker(QObject):
     def _write_control(self, values: dict[str, Any]) -> None:
         assert self.writer is not None
         try:
-            self.writer(self.run_dir / CONTROL_FILE, **values)
+            self.writer(self.files.control, **values)
         except (OSError, StudioError) as exc:
             self.notice.emit(f"Could not steer the run (control.json): {exc}", 8000)
             return

@@ -59,7 +59,7 @@ def test_follow_run_shows_a_cli_run_while_it_trains(make_window: Any, tmp_path: 
     assert w.opener.follow_run(run)  # before the CLI has written a record
     assert w.controller.state == RunState.FOLLOWING and w.history.is_empty()
     assert w.state_label.text() == "Following"
-    assert not w.window_actions["stop"].isEnabled()  # read-only unless the engine reads control.json
+    assert w.window_actions["stop"].isEnabled()  # through the run folder's control.json
     assert w.window_actions["open_run"].isEnabled() and w.window_actions["follow_run"].isEnabled()
     assert not w.window_actions["train"].isEnabled()  # the setup shown is the followed run's, locked
     reads: list[tuple[int, RunState]] = []
@@ -118,7 +118,9 @@ def test_a_followed_run_is_steered_through_control_json(
     make_window: Any, tmp_path: Path, qtbot: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[tuple[str, dict[str, Any]]] = []
-    monkeypatch.setattr(run_follower, "control_writer", lambda: lambda path, **v: written.append((Path(path).name, v)))
+    monkeypatch.setattr(
+        run_follower, "control_writer", lambda run_dir: lambda path, **v: written.append((Path(path).name, v))
+    )
     w = make_window()
     assert w.opener.follow_run(run_folder(tmp_path))
     assert w.window_actions["stop"].isEnabled() and w.window_actions["pause"].isEnabled()
@@ -130,6 +132,17 @@ def test_a_followed_run_is_steered_through_control_json(
     qtbot.waitUntil(lambda: _merged(written).get("stop") is True, timeout=10000)
     assert {name for name, _ in written} == {"control.json"}
     assert w.controller.state == RunState.FOLLOWING  # the run's own summary.json will say how it ended
+
+
+def test_a_run_on_read_only_storage_is_shown_read_only(
+    make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_follower, "control_writer", lambda run_dir: None)  # as for a folder not writable here
+    w = make_window()
+    assert w.opener.follow_run(run_folder(tmp_path))
+    assert not w.window_actions["stop"].isEnabled() and not w.window_actions["pause"].isEnabled()
+    assert not w.training_panel.lr_spin.isEnabled()
+    assert "read-only" in w.log.lines()[-1]
 
 
 def _merged(written: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -145,16 +158,59 @@ def test_the_processes_field_maps_to_the_run(make_window: Any) -> None:
     assert spin is w.training_panel.processes_spin and spin.value() == 1 and spin.toolTip()
     spin.setValue(2)
     cfg = w.config()
-    assert getattr(cfg.train, "nproc", 2) == 2  # [train] nproc where the engine has the key
+    assert cfg.train.nproc == 2  # [train] nproc, the key `studio train --nproc` sets
     request = w.controller.plan(w.config, False, w.runs_folder().path, w.sidebar.processes())
     assert request.nproc == 2 and request.config == cfg
 
 
+@pytest.mark.slow
+def test_a_window_launched_run_of_two_processes_completes(make_window: Any, qtbot: Any) -> None:
+    w = make_window(Config().replace_value("train.epochs", 1))
+    w.training_panel.processes_spin.setValue(2)
+    assert w.start_training()
+    assert w.controller.state == RunState.TRAINING and w.isVisible()
+    qtbot.waitUntil(lambda: w.controller.state != RunState.TRAINING, timeout=600000)
+    assert w.controller.state == RunState.COMPLETED, w.log.lines()[-5:]
+    summary = RunDir(w.current_run_dir).read_summary()
+    assert summary is not None and summary["world_size"] == 2
+    assert len(w.history.step_x) > 0 and len(w.history.epoch_x["val"]) == 1
+    assert any("starting 2 process(es)" in line for line in w.log.lines())
+
+
+def _rank_pid(root: int, rank: int) -> int | None:
+    for pid in child_processes.descendants(root):
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env:
+            return pid
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the ranks through /proc (Linux)")
+def test_a_killed_rank_fails_the_run_and_leaves_the_window_alive(make_window: Any, qtbot: Any, dialogs: Any) -> None:
+    w = make_window(Config().replace_value("train.epochs", 50))
+    w.training_panel.processes_spin.setValue(2)
+    assert w.start_training()
+    qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=600000)
+    rank1 = _rank_pid(w.controller.worker.children.process.pid, 1)
+    assert rank1 is not None
+    os.kill(rank1, signal.SIGKILL)
+    qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=120000)
+    assert w.isVisible() and not w.is_training
+    assert dialogs.shown, "the failure is said where the user looks"
+    summary = RunDir(w.current_run_dir).read_summary()
+    assert summary is not None and summary["status"] == "failed"
+
+
 @pytest.fixture
 def one_process_launch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The supervised path with a single `studio train` child: the supervision, not DDP, is under test here."""
+    """The supervised path with a single `studio train` child (`--nproc 1` overrides the config's 2):
+    the supervision, not DDP, is under test here (and takes seconds, not a torchrun start)."""
     command = child_processes.Launch.command
-    monkeypatch.setattr(child_processes.Launch, "command", lambda self, run_dir: command(self, run_dir)[:-2])
+    monkeypatch.setattr(child_processes.Launch, "command", lambda self, run_dir: [*command(self, run_dir)[:-1], "1"])
 
 
 @pytest.mark.usefixtures("one_process_launch")
@@ -169,7 +225,9 @@ def test_a_killed_child_process_fails_the_run_clearly(make_window: Any, qtbot: A
     assert w.isVisible() and not w.is_training
     assert any("killed (SIGKILL)" in text for _, _, text in dialogs.shown)
     summary = RunDir(w.current_run_dir).read_summary()
-    assert summary is not None and summary["status"] == "failed" and "killed" in summary["error"]
+    assert summary is not None and summary["status"] == "failed" and "killed" in summary["error"], "\n".join(
+        w.log.lines()
+    )
 
 
 @pytest.mark.usefixtures("one_process_launch")
