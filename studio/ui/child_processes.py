@@ -36,14 +36,19 @@ KILL = signal.SIGTERM if os.name == "nt" else signal.SIGKILL
 
 @dataclass(frozen=True)
 class Launch:
-    """A run the window starts as child processes: `studio train CONFIG --run-dir R [--nproc N]`."""
+    """A run the window starts as child processes: `studio train CONFIG --run-dir R --nproc N`."""
 
     config: Config
     nproc: int
+    resume: bool = False  # Continue Run: `studio resume R --epochs E --nproc N`
 
     def command(self, run_dir: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "studio", "train", str(RunDir(run_dir).config), "--run-dir", str(run_dir)]
-        return [*cmd, "--nproc", str(self.nproc)] if self.nproc > 1 else cmd
+        studio = [sys.executable, "-m", "studio"]
+        if self.resume:
+            cmd = [*studio, "resume", str(run_dir), "--epochs", str(self.config.train.epochs)]
+        else:
+            cmd = [*studio, "train", str(RunDir(run_dir).config), "--run-dir", str(run_dir)]
+        return [*cmd, "--nproc", str(self.nproc)]
 
 
 class ChildProcesses:
@@ -63,7 +68,8 @@ class ChildProcesses:
 
     def start(self) -> None:
         self.files.path.mkdir(parents=True, exist_ok=True)
-        save_config(self.launch.config, self.files.config)  # what the processes read; the trainer rewrites it
+        if not self.launch.resume:
+            save_config(self.launch.config, self.files.config)  # what the processes read; the trainer rewrites it
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])  # the studio these processes run is this one
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)

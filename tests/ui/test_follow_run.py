@@ -134,6 +134,23 @@ def test_a_followed_run_is_steered_through_control_json(
     assert w.controller.state == RunState.FOLLOWING  # the run's own summary.json will say how it ended
 
 
+def test_stop_and_a_new_rate_reach_a_followed_cli_run(make_window: Any, tmp_path: Path, qtbot: Any) -> None:
+    w = make_window()
+    run = run_folder(tmp_path, Config().replace_value("train.epochs", 50))
+    assert w.opener.follow_run(run)
+    proc = studio_train(run)
+    try:
+        qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=120000)
+        w.controller.set_lr(0.01)  # written to control.json; the run's rank 0 applies and records it
+        qtbot.waitUntil(lambda: any(m.label == "lr → 0.01" for m in w.history.markers), timeout=60000)
+        w.stop_training()
+        qtbot.waitUntil(lambda: w.controller.state == RunState.STOPPED, timeout=60000)
+    finally:
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert RunDir(run).read_summary()["status"] == "stopped"
+
+
 def test_a_run_on_read_only_storage_is_shown_read_only(
     make_window: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -161,6 +178,17 @@ def test_the_processes_field_maps_to_the_run(make_window: Any) -> None:
     assert cfg.train.nproc == 2  # [train] nproc, the key `studio train --nproc` sets
     request = w.controller.plan(w.config, False, w.runs_folder().path, w.sidebar.processes())
     assert request.nproc == 2 and request.config == cfg
+    run = Path("R")
+    assert child_processes.Launch(cfg, 2).command(run)[3:] == [
+        "train",
+        str(RunDir(run).config),
+        "--run-dir",
+        "R",
+        "--nproc",
+        "2",
+    ]
+    resume = child_processes.Launch(cfg, 2, resume=True).command(run)[3:]
+    assert resume == ["resume", "R", "--epochs", str(cfg.train.epochs), "--nproc", "2"]  # Continue Run
 
 
 @pytest.mark.slow
