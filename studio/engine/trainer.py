@@ -33,6 +33,7 @@ from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
 from studio.engine.fine_tune import FineTune
+from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -49,6 +50,7 @@ from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
 from studio.engine.step import forward_backward, reduce_step
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
+from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
 from studio.errors import StudioError
 from studio.files import WriteError
@@ -88,7 +90,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
         self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
-        self.callbacks = [FineTune(), *callbacks]  # FineTune acts only on pretrained weights
+        # FineTune acts only on pretrained weights; TensorBoard logs live (rank 0 alone) when on
+        self.callbacks = [FineTune(), *callbacks, *live_loggers(config, self.run_dir if dist.is_main else None)]
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -370,10 +373,11 @@ class Trainer:
         if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {
-            "loss": float(loss_sum) / count * setup.loss_scale,
-            "accuracy": float(correct) / count if setup.classify else None,
-        }
+        loss = float(loss_sum) / count * setup.loss_scale
+        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
+        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
+            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
+        return metrics
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -393,7 +397,7 @@ class Trainer:
             self.writer.add(record)
         return is_best, decision, records
 
-    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
+    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
         return EpochRecord(
             split=split,
             epoch=epoch,
@@ -404,6 +408,10 @@ class Trainer:
             batch_size=self.state.batch_size,
             time=round(self.elapsed(), 4),
             world_size=self._world_size(),
+            rmse=m.get("rmse"),
+            mae=m.get("mae"),
+            r2=m.get("r2"),
+            checkpoint=checkpoint,
         )
 
     def _world_size(self) -> int | None:
@@ -503,13 +511,15 @@ class Trainer:
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
         setup, state = self._built(), self.state
         test: EpochMetrics = {"loss": None, "accuracy": None}
+        which = headline_checkpoint(self.run_files)  # the one checkpoint the run's figures name
         if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and setup.test_src is not None:
-            test = evaluate(setup.model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
+            model, which = headline_model(setup.model, self.run_files)
+            test = evaluate(model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
             try:
-                self.writer.write(self._epoch_record(state.epoch, "test", test))
+                self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size)
+        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size, checkpoint=which)
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:

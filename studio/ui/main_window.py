@@ -247,6 +247,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.training_tab.curves.apply_theme(theme)
+        self.views.apply_theme()
         self.log.apply_theme(theme)
         self.window_actions.apply_theme()
         self.toolbar.apply_theme()

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from studio.export.predict import IMAGE_SUFFIXES, ModelInfo, Predictor
 from studio.ui.background_call import BackgroundCall, TaskState
-from studio.ui.predict_widgets import DropArea, ProbabilityBars
+from studio.ui.predict_widgets import DropArea, ProbabilityBars, conversion_note, drop_refusal
 
 PAGE_EMPTY, PAGE_IMAGES, PAGE_FEATURES = 0, 1, 2
 
@@ -324,7 +324,10 @@ class PredictPanel(QWidget):
             self.result_label.setText(r["error"])
             self.bar_plot.clear_bars()
             return
-        self.result_label.setText(f"{Path(path).name}: {r['label']} ({r['probability'] * 100:.1f}%)")
+        note = conversion_note(image, self.info.input_shape) if self.info is not None else ""
+        text = f"{Path(path).name}: {r['label']} ({r['probability'] * 100:.1f}%)"
+        self.result_label.setText(text + (f"\n{note}" if note else ""))
+        item.setToolTip(f"{path}\n{note}" if note else path)
         self.bar_plot.show_top(r["top"])
 
     @Slot()
@@ -338,16 +341,21 @@ class PredictPanel(QWidget):
             self.predict_features()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self.info is not None and self.info.kind == "image" and DropArea.image_paths(event):
+        # Every file dropped on this tab is this tab's: one it cannot use gets a Predict message,
+        # not the window's data-source one.
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:
         paths = DropArea.image_paths(event)
+        event.acceptProposedAction()
         if paths and self.info is not None and self.info.kind == "image":
-            event.acceptProposedAction()
             self.add_images(paths)
+            return
+        urls = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        self.result_label.setText(drop_refusal(urls, None if self.info is None else self.info.kind))
 
     # -- feature values -------------------------------------------------------------------------
 

@@ -188,6 +188,7 @@ class RunController(QObject):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._emit_progress)
+        history.diverged.connect(self._on_diverged)
 
     @property
     def is_training(self) -> bool:
@@ -218,6 +219,12 @@ class RunController(QObject):
         if not resume:
             return RunRequest(new_run_dir(runs_dir, cfg.data.source, cfg.model.arch), cfg, False, max(nproc, 1))
         run_dir = self.run_dir
+        if run_dir is not None and not run_dir.exists():
+            raise CannotStart(
+                "The run's folder is gone",
+                f"'{run_dir}' no longer exists (deleted or moved), so there is nothing to continue. "
+                "Open the run where it is now (File › Open Run), or press Train for a new run.",
+            )
         if run_dir is None or not RunDir(run_dir).has_checkpoint("last"):
             raise CannotStart("Nothing to resume", "Open a stopped run first (File › Open Run).")
         try:
@@ -473,6 +480,12 @@ class RunController(QObject):
     def _set_state(self, state: RunState) -> None:
         self.state = state
         self.state_changed.emit(state)
+
+    def _on_diverged(self, _marker: int, why: str) -> None:
+        """The loss exploded after a live change: say so in the log and the status bar (the plot marks it red)."""
+        text = why[:1].upper() + why[1:]
+        self.message.emit(Message(text, "warning"))
+        self.notice.emit(f"⚠ {text}", 20000)
 
     def _say(self, text: str) -> None:
         self.message.emit(Message(text))

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.ui.spin_boxes import ScientificSpinBox
+from studio.ui.spin_boxes import CorrectionWatch, ScientificSpinBox, WholeNumberSpinBox
 from studio.ui.theme import themed_icon
 
 LOCKED_TIP = "Fixed while a run trains: stop the run to change it."
@@ -140,6 +141,7 @@ class FieldEditor(QObject):
     """One config field's label and editor, with `value()` / `set_value()` in config types."""
 
     changed = Signal()
+    explained = Signal(str)  # why a typed or loaded value was not taken as it was (also shown under the field)
 
     def __init__(self, section: str, name: str, tp: Any, default: Any, meta: dict[str, Any]) -> None:
         super().__init__()
@@ -148,7 +150,18 @@ class FieldEditor(QObject):
         self.label.setObjectName("fieldLabel")
         self.help = meta.get("help", "")
         self.source_hint: Callable[[], Any] | None = None  # the path field: which source it browses for
+        # Says, under the field, why a value was not taken (or what it will do); cleared by the next edit.
+        self.hint = QLabel("")
+        self.hint.setObjectName("fieldHint")
+        self.hint.setWordWrap(True)
+        self.hint.setVisible(False)
         self.widget = self._make_editor()
+        if isinstance(self.editor, QAbstractSpinBox):
+            what = self.label.text() or name.replace("_", " ")
+            exclusive = float(meta["min_exclusive"]) if "min_exclusive" in meta else None
+            self._watch = CorrectionWatch(self.editor, what[:1].upper() + what[1:], exclusive)
+            self._watch.corrected.connect(self.explain)
+        self.changed.connect(lambda: self.show_hint(""))  # a value taken: the old explanation is stale
         self.editor.setToolTip(self.help[:1].upper() + self.help[1:] if self.help else "")
         self.label.setToolTip(self.editor.toolTip())
         if name in OBJECT_NAMES:
@@ -188,7 +201,7 @@ class FieldEditor(QObject):
             self.label.setText("")
             return check
         if tp is int:
-            counter = QSpinBox()
+            counter = WholeNumberSpinBox()
             counter.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
             counter.setKeyboardTracking(False)
             counter.setSuffix(SUFFIXES.get(name, ""))
@@ -321,6 +334,7 @@ class FieldEditor(QObject):
 
     def set_value(self, value: Any) -> None:
         e = self.editor
+        self.show_hint("")
         blocker = [e.blockSignals(True)]
         try:
             if hasattr(self, "strength"):
@@ -338,6 +352,12 @@ class FieldEditor(QObject):
                 e.setChecked(bool(value))
             elif isinstance(e, (QSpinBox, QDoubleSpinBox)):
                 e.setValue(value)
+                if isinstance(value, (int, float)) and e.value() != value:
+                    # A loaded config beyond the box's range: the box holds the nearest value, and says so.
+                    lo, hi = e.minimum(), e.maximum()
+                    self.explain(
+                        f"{self.label.text() or self.name} {value:g} is beyond {lo:g}–{hi:,g}: using {e.value():g}"
+                    )
             elif self.tp == list[int]:
                 self.editor_as(QLineEdit).setText(", ".join(str(v) for v in value))
             else:
@@ -355,6 +375,18 @@ class FieldEditor(QObject):
     def set_visible(self, visible: bool) -> None:
         self.widget.setVisible(visible)
         self.label.setVisible(visible)
+        self.hint.setVisible(visible and bool(self.hint.text()))
+
+    def explain(self, message: str) -> None:
+        """Say why the value is not what was asked for: under the field, and to whoever listens."""
+        self.show_hint(message)
+        self.explained.emit(message)
+
+    def show_hint(self, text: str) -> None:
+        """A line under the field ("" hides it)."""
+        self.hint.setText(text)
+        self.hint.setToolTip(text)
+        self.hint.setVisible(bool(text) and self.widget.isVisibleTo(self.widget.parentWidget() or self.widget))
 
 
 class Collapsible(QWidget):

@@ -68,6 +68,7 @@ class SetupCard(QFrame):
             grid.addWidget(f.widget, row, 1)
         else:
             grid.addWidget(f.widget, row, 0, 1, 2)
+        grid.addWidget(f.hint, row + 1, 0, 1, 2)
         self.fields[f"{f.section}.{f.name}"] = f
         f.changed.connect(self.changed)
 
@@ -247,6 +248,21 @@ class TrainingPanel(SetupCard):
         self.refresh_visibility()
         for spin in (self.lr_spin, self.batch_spin):
             spin.setMinimumWidth(110)
+        self.train_samples: int | None = None
+        self.batch_spin.valueChanged.connect(self._check_batch_size)
+
+    def set_train_samples(self, n: int | None) -> None:
+        """How many training samples the data has: a larger batch size is then said to be one batch."""
+        self.train_samples = n
+        self._check_batch_size()
+
+    def _check_batch_size(self) -> None:
+        n, batch = self.train_samples, self.batch_spin.value()
+        field = self.fields["train.batch_size"]
+        if n is not None and batch > n:
+            field.explain(f"Batch size {batch:,} is larger than the {n:,} training samples: each epoch is one batch")
+        elif field.hint.text().startswith("Batch size") and "training samples" in field.hint.text():
+            field.show_hint("")
 
     def processes(self) -> int:
         return int(self.processes_spin.value())
