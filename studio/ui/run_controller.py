@@ -241,7 +241,7 @@ class RunController(QObject):
                 f"All {cfg.train.epochs} epochs of this run are done. Raise Epochs to train further.",
                 info=True,
             )
-        return RunRequest(run_dir, cfg, True)
+        return RunRequest(run_dir, cfg, True, max(nproc, 1))
 
     def start(self, request: RunRequest) -> None:
         """Start `request` on the worker thread."""
@@ -257,7 +257,7 @@ class RunController(QObject):
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
         if request.nproc > 1:
-            launch = Launch(request.config, request.nproc)
+            launch = Launch(request.config, request.nproc, request.resume)
             self._start_follower(request.run_dir, start_following, launch=launch)
         else:
             self.worker_thread, self.worker = start_training(
@@ -285,7 +285,7 @@ class RunController(QObject):
         self._progress_timer.start()
         self._set_state(RunState.FOLLOWING)
         self.run_changed.emit(run_dir)
-        how = "" if self.steerable else " (read-only: this studio's engine reads no control.json)"
+        how = "" if self.steerable else " (read-only: its folder is not writable from here)"
         self._say(f"following run {run_dir.name}{how}")
 
     def _start_follower(self, run_dir: Path, start: Callable[..., Any], launch: Launch | None = None) -> None:
