@@ -47,7 +47,8 @@ def prepare(config: Config, data: DataBundle | None, files: RunDir | None, resum
     if files is not None and resume:
         resume_state = ckpt.load_checkpoint(files.checkpoint("last"))
         edits = check_resume(config, resume_state, files.path)
-    return Prepared(build_training(config, data, say=say), resume_state, edits)
+    # A resumed run's weights come from its checkpoint: no pretrained file (or download) is needed.
+    return Prepared(build_training(config, data, say=say, load_weights=resume_state is None), resume_state, edits)
 
 
 def fit_start(
