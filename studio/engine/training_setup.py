@@ -74,7 +74,11 @@ class TrainingSetup:
 
 
 def build_training(
-    config: Config, data: DataBundle | None = None, say: Say | None = None, load_weights: bool = True
+    config: Config,
+    data: DataBundle | None = None,
+    say: Say | None = None,
+    device: torch.device | None = None,
+    load_weights: bool = True,
 ) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
@@ -92,7 +96,7 @@ def build_training(
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = resolve_device(cfg.train.device)
+    device = device or resolve_device(cfg.train.device)  # a DDP rank passes its own (cuda:LOCAL_RANK)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill

@@ -121,6 +121,9 @@ def enlarged(h: int, w: int) -> tuple[int, int]:
 class ImagenetInput(nn.Module):
     """Grey to RGB, enlarge small images, ImageNet mean and std: the weights' preprocessing, in the graph."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, channels: int, size: tuple[int, int], out: tuple[int, int]) -> None:
         super().__init__()
         self.grey = channels == 1

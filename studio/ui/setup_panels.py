@@ -7,6 +7,7 @@ options") by itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class SetupCard(QFrame):
             grid.addWidget(f.widget, row, 1)
         else:
             grid.addWidget(f.widget, row, 0, 1, 2)
+        grid.addWidget(f.hint, row + 1, 0, 1, 2)
         self.fields[f"{f.section}.{f.name}"] = f
         f.changed.connect(self.changed)
 
@@ -100,7 +102,7 @@ class SetupCard(QFrame):
 
     def set_config(self, cfg: Config) -> None:
         for f in self.fields.values():
-            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name)
+            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name, f.default)
             f.set_value(value)
         self.refresh_visibility()
 
@@ -115,8 +117,8 @@ class DataPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Data")
         data, aug = _fields("data"), _fields("augment")
-        self.source_combo: QComboBox = data["source"].editor  # type: ignore[assignment]
-        data["path"].source_hint = lambda: self.fields["data.source"].value()  # type: ignore[attr-defined]
+        self.source_combo = data["source"].editor_as(QComboBox)
+        data["path"].source_hint = lambda: self.fields["data.source"].value()
         for name in ("source", "path", "target", "val_split", "test_split"):
             self.add_field(data.pop(name))
         self.aug_block = Collapsible("Augmentation")
@@ -167,7 +169,7 @@ class ModelPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Model")
         model = _fields("model")
-        self.arch_combo: QComboBox = model["arch"].editor  # type: ignore[assignment]
+        self.arch_combo = model["arch"].editor_as(QComboBox)
         self.params_label = QLabel("–")
         self.params_label.setObjectName("paramCountLabel")
         for name in ("arch", "hidden", "dropout"):
@@ -221,16 +223,23 @@ class TrainingPanel(SetupCard):
         top = _fields_top()
         for name in ("optimizer", "lr", "batch_size", "epochs", "schedule", "weight_decay", "patience", "device"):
             self.add_field(train.pop(name))
+        # [train] nproc: the same key `studio train --nproc` sets; a config without the key trains in one.
+        self._config_has_nproc = train.pop("nproc", None) is not None
+        self.add_field(FieldEditor("train", "nproc", int, 1, PROCESSES))
+        self.processes_spin: QSpinBox = self.fields["train.nproc"].editor  # type: ignore[assignment]
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
-        self.lr_spin: ScientificSpinBox = self.fields["train.lr"].editor  # type: ignore[assignment]
-        self.batch_spin: QSpinBox = self.fields["train.batch_size"].editor  # type: ignore[assignment]
-        self.epochs_spin: QSpinBox = self.fields["train.epochs"].editor  # type: ignore[assignment]
-        self.device_combo: QComboBox = self.fields["train.device"].editor  # type: ignore[assignment]
+        self.lr_spin = self.fields["train.lr"].editor_as(ScientificSpinBox)
+        self.batch_spin = self.fields["train.batch_size"].editor_as(QSpinBox)
+        self.epochs_spin = self.fields["train.epochs"].editor_as(QSpinBox)
+        self.device_combo = self.fields["train.device"].editor_as(QComboBox)
         self.lr_spin.valueChanged.connect(lambda v: self.lr_committed.emit(float(f"{v:.10g}")))
         self.batch_spin.valueChanged.connect(lambda v: self.batch_size_committed.emit(int(v)))
-        opt = lambda: self.fields["train.optimizer"].value()  # noqa: E731
+
+        def opt() -> object:
+            return self.fields["train.optimizer"].value()
+
         self.visible_when("train.momentum", lambda: opt() == "sgd")
         self.visible_when("train.nesterov", lambda: opt() == "sgd")
         self.visible_when("train.step_size", lambda: self.fields["train.schedule"].value() == "step")
@@ -239,6 +248,30 @@ class TrainingPanel(SetupCard):
         self.refresh_visibility()
         for spin in (self.lr_spin, self.batch_spin):
             spin.setMinimumWidth(110)
+        self.train_samples: int | None = None
+        self.batch_spin.valueChanged.connect(self._check_batch_size)
+
+    def set_train_samples(self, n: int | None) -> None:
+        """How many training samples the data has: a larger batch size is then said to be one batch."""
+        self.train_samples = n
+        self._check_batch_size()
+
+    def _check_batch_size(self) -> None:
+        n, batch = self.train_samples, self.batch_spin.value()
+        field = self.fields["train.batch_size"]
+        if n is not None and batch > n:
+            field.explain(f"Batch size {batch:,} is larger than the {n:,} training samples: each epoch is one batch")
+        elif field.hint.text().startswith("Batch size") and "training samples" in field.hint.text():
+            field.show_hint("")
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        out = super().values()
+        if not self._config_has_nproc:  # this engine has no such key yet: the window passes it on itself
+            out["train"].pop("nproc", None)
+        return out
+
+    def processes(self) -> int:
+        return int(self.processes_spin.value())
 
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
         """List each CUDA GPU by name, then MPS, then the CPU, after 'Auto'."""
@@ -254,6 +287,18 @@ class TrainingPanel(SetupCard):
             i = self.device_combo.count() - 1
         self.device_combo.setCurrentIndex(max(i, 0))
         self.device_combo.blockSignals(False)
+
+
+PROCESSES = {
+    "help": (
+        "processes that train this run together under DDP (torchrun). 1 trains inside the window; "
+        "more start `studio train --nproc N` as child processes that the window follows and can stop. "
+        "One per GPU on CUDA; on the CPU they share the cores. The batch size stays the whole batch, split "
+        "across the processes"
+    ),
+    "min": 1,
+    "max": max(os.cpu_count() or 1, 2),
+}
 
 
 def _fields_top() -> dict[str, FieldEditor]:

@@ -68,6 +68,7 @@ class SetupSidebar(QWidget):
         self.setMinimumWidth(330)
         self.setMaximumWidth(520)
 
+        self._changed_while_training = False
         self.inspector = SetupInspector(self)
         self.inspector.inspected.connect(self._on_inspected)
         self._check_timer = QTimer(self)
@@ -76,6 +77,8 @@ class SetupSidebar(QWidget):
         self._check_timer.timeout.connect(self.validate)
         for card in self.cards:
             card.changed.connect(self._check_timer.start)
+            for f in card.fields.values():  # a value not taken as typed: the status bar says so too
+                f.explained.connect(lambda text: self.notice.emit(text, 10000))
         self.training_panel.lr_committed.connect(controller.set_lr)
         self.training_panel.batch_size_committed.connect(controller.set_batch_size)
         controller.state_changed.connect(self._on_state)
@@ -86,6 +89,10 @@ class SetupSidebar(QWidget):
     def config(self) -> Config:
         """The setup the cards describe; raises `ConfigError` saying what is wrong."""
         return config_from_dict(config_dict(self.cards))
+
+    def processes(self) -> int:
+        """The Processes field: how many processes train the next run ([train] nproc)."""
+        return self.training_panel.processes()
 
     def set_config(self, cfg: Config) -> None:
         """Show `cfg` in the cards."""
@@ -102,6 +109,11 @@ class SetupSidebar(QWidget):
             self.setup_error.setVisible(True)
             return
         self.setup_error.setVisible(False)
+        if self.controller.is_training:
+            # Only the rate and batch size can change now: the data and the model stay what they were,
+            # so there is nothing to re-inspect (that work would compete with training for the CPU).
+            self._changed_while_training = True
+            return
         self.config_changed.emit(cfg)
         if self.inspector.enabled:
             self.data_panel.set_summary("Reading the data…")
@@ -122,6 +134,7 @@ class SetupSidebar(QWidget):
         self.data_panel.set_summary(result.data_summary, error=result.data_error)
         self.model_panel.set_param_count(result.param_count, result.model_detail, result.flops)
         self.model_panel.set_hint(result.hint)
+        self.training_panel.set_train_samples(result.num_train)
         self.inspected.emit(result)
 
     def _make_presets(self) -> QComboBox:
@@ -154,15 +167,20 @@ class SetupSidebar(QWidget):
     # -- following the run -----------------------------------------------------------------------
 
     def _on_state(self, state: RunState) -> None:
-        locked = state.is_training
+        locked = state.is_training or state == RunState.FOLLOWING
+        # A followed run takes live changes only where its engine reads control.json.
+        live_locked = state == RunState.FOLLOWING and not self.controller.live_control
         self.preset_combo.setEnabled(not locked)
+        if not locked and self._changed_while_training:
+            self._changed_while_training = False
+            self.validate()
         for card in self.cards:
             for key, f in card.fields.items():
-                if key not in TrainingPanel.LIVE:
-                    f.set_locked(locked)
+                f.set_locked(live_locked if key in TrainingPanel.LIVE else locked)
 
     def _on_run_started(self, e: FitStart) -> None:
         self.model_panel.set_param_count(e.param_count, e.model_summary)
+        self.training_panel.set_train_samples(e.num_train)
 
     # -- files -----------------------------------------------------------------------------------
 

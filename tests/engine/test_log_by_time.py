@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_slow_steps_are_logged_every_log_every_s(tmp_path: Path, monkeypatch: py
     steps = [r["step"] for r in lines if r["kind"] == "step"]
     assert steps[0] < 10  # the first point comes within a few steps, not at step 50
     assert len(steps) > 100 // 50 + 1  # more points than the step count alone would give (100 steps)
-    assert all(b - a < 50 for a, b in zip(steps, steps[1:]))
+    assert all(b - a < 50 for a, b in itertools.pairwise(steps))
 
 
 def test_log_every_s_is_a_config_key_with_limits() -> None:
