@@ -85,12 +85,12 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
         if say is not None:
             say(text, level)
 
+    device = resolve_device(cfg.train.device)  # first: an absent device (or a lost CUDA context) refuses at once
     seed_everything(cfg.seed)
     bundle = data or load_data(cfg)
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = resolve_device(cfg.train.device)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
