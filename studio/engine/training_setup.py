@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ class TrainingSetup:
     def classify(self) -> bool:
         return self.spec.task == "classification"
 
-    def autocast(self) -> ContextManager[Any]:
+    def autocast(self) -> AbstractContextManager[Any]:
         """Mixed precision for the forward pass, or nothing (fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()

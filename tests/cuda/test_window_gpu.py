@@ -9,16 +9,17 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from studio.config import Config  # noqa: E402
-from studio.engine.run_dir import read_summary  # noqa: E402
-from tests.ui.conftest import _garbage_on_the_gui_thread, _settings_in_tmp, dialogs, make_window  # noqa: E402, F401
-from tests.ui.metrics_reading import step_records  # noqa: E402
-from tests.ui.test_main_window import click, type_into  # noqa: E402
+from studio.config import Config
+from studio.engine.run_dir import read_summary
+from tests.ui.conftest import _garbage_on_the_gui_thread, _settings_in_tmp, dialogs, make_window  # noqa: F401
+from tests.ui.metrics_reading import step_records
+from tests.ui.test_main_window import click, type_into
 
 pytestmark = [pytest.mark.cuda, pytest.mark.usefixtures("qapp")]
 
 
-def test_the_window_trains_on_the_gpu_and_takes_a_live_batch_size(qtbot: Any, make_window: Any) -> None:
+# The window fixtures are tests/ui's (imported above); the parameter names the fixture.
+def test_the_window_trains_on_the_gpu_and_takes_a_live_batch_size(qtbot: Any, make_window: Any) -> None:  # noqa: F811
     from PySide6.QtWidgets import QSpinBox
 
     config = Config().replace_value("train.device", "cuda").replace_value("train.epochs", 30)
