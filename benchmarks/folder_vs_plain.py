@@ -106,7 +106,7 @@ def write_png_folder(root: Path) -> Path:
         return root
     x, y, labels = load_digits()
     parts = split_indices(len(y), 0.1, 0.1, 0, y)
-    for name, idx in zip(("train", "val", "test"), parts):
+    for name, idx in zip(("train", "val", "test"), parts, strict=True):
         for i in idx.tolist():
             folder = root / name / labels[int(y[i])]
             folder.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def accuracy(onnx_path: Path, images: np.ndarray, targets: np.ndarray) -> float:
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     labels = json.loads(session.get_modelmeta().custom_metadata_map["labels"])
     out = session.run(["output"], {"input": images[:, None].astype(np.float32) / 255.0})[0]
-    return float(np.mean([labels[i] == str(t) for i, t in zip(out.argmax(1), targets)]))
+    return float(np.mean([labels[i] == str(t) for i, t in zip(out.argmax(1), targets, strict=True)]))
 
 
 def run(epochs: int, source: str, lr: float) -> None:

@@ -162,8 +162,7 @@ def size_report(app: Path, top: int = 12) -> str:
     for name, size in sorted(parts.items(), key=lambda kv: kv[1], reverse=True)[:top]:
         lines.append(f"  {size / 2**20:9,.0f} MiB  {name}  ({size / total:.0%})")
     lines.append("biggest files:")
-    for p in files:
-        lines.append(f"  {p.stat().st_size / 2**20:9,.0f} MiB  {p.relative_to(app).as_posix()}")
+    lines += [f"  {p.stat().st_size / 2**20:9,.0f} MiB  {p.relative_to(app).as_posix()}" for p in files]
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ from studio.errors import ConfigError
 from studio.files import atomic_write_text
 
 SOURCES = ("digits", "mnist", "fashion-mnist", "cifar10", "folder", "csv", "linear")
-ARCHS = ("softmax", "mlp", "lenet", "resnet18", "linear")
+ARCHS = ("softmax", "mlp", "lenet", "cnn", "resnet18", "mobilenet_v3_small", "vit", "linear")
+PRETRAINED_ARCHS = ("resnet18", "mobilenet_v3_small")  # [model] weights = "imagenet" works for these
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 INITS = ("default", "kaiming", "xavier", "orthogonal")
@@ -86,7 +87,14 @@ class ModelConfig:
     hidden: list[int] = _f([128], "mlp: sizes of the hidden layers")
     dropout: float = _f(0.0, "dropout probability between hidden layers", min=0.0, max_exclusive=1.0)
     init: str = _f("default", "weight initialisation", choices=INITS)
-    weights: str = _f("", "resnet18: a local .pth state dict to fine-tune from")
+    weights: str = _f(
+        "", 'resnet18, mobilenet_v3_small: "imagenet" (downloaded once, cached) or a local .pth state dict'
+    )
+    widths: list[int] = _f([32, 64, 128], "cnn: channels of each conv-BN-ReLU stage (each stage halves the size)")
+    patch_size: int = _f(0, "vit: patch side in pixels; 0 = about an eighth of the image side", min=0, max=64)
+    depth: int = _f(6, "vit: transformer encoder layers", min=1, max=48)
+    dim: int = _f(128, "vit: token width (a multiple of heads)", min=8, max=2048)
+    heads: int = _f(4, "vit: attention heads", min=1, max=64)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,17 @@ class TrainConfig:
     min_delta: float = _f(0.0, "early stopping: the smallest improvement that counts", min=0.0)
     target_loss: float = _f(0.0, "stop once val loss (train loss without val) falls to this; 0 = off", min=0.0)
     log_every: int = _f(10, "optimizer steps between step records in metrics.jsonl", min=1, max=50)
+    tensorboard: bool = _f(True, "also write TensorBoard event files live into the run folder (if installed)")
+    log_every_s: float = _f(2.0, "also write a step record when this many seconds passed since the last", min=0.1)
+    freeze_epochs: int = _f(
+        1, "pretrained weights: epochs that train the new head alone, the backbone frozen (0 = none)", min=0
+    )
+    backbone_lr_scale: float = _f(
+        0.1, "pretrained weights: the backbone's rate as a fraction of lr once it trains", min=0.0, max=1.0
+    )
+    nproc: int = _f(
+        1, "processes that train the run together under DDP (through torchrun); 1 = one process", min=1, max=1024
+    )
 
 
 @dataclass(frozen=True)
@@ -249,8 +268,14 @@ def _check_consistency(cfg: Config) -> None:
         raise ConfigError("[model] hidden must list at least one layer size for the mlp")
     if any(h < 1 for h in m.hidden):
         raise ConfigError(f"[model] hidden sizes must be >= 1 (got {m.hidden})")
-    if m.weights and not Path(m.weights).expanduser().is_file():
-        raise ConfigError(f"[model] weights: '{m.weights}' is not a file")
+    if m.weights == "imagenet" and m.arch not in PRETRAINED_ARCHS:
+        raise ConfigError(f"[model] weights = \"imagenet\" is for {' and '.join(PRETRAINED_ARCHS)}, not '{m.arch}'")
+    if m.weights and m.weights != "imagenet" and not Path(m.weights).expanduser().is_file():
+        raise ConfigError(f"[model] weights: '{m.weights}' is not a file (or \"imagenet\" for torchvision's)")
+    if any(w < 1 for w in m.widths) or (m.arch == "cnn" and not m.widths):
+        raise ConfigError(f"[model] widths must list at least one stage of >= 1 channels for the cnn (got {m.widths})")
+    if m.dim % m.heads:
+        raise ConfigError(f"[model] dim ({m.dim}) must be a multiple of heads ({m.heads}) for the vit")
     if not _valid_device(t.device):
         raise ConfigError(f"[train] device must be auto, cpu, cuda, cuda:N or mps (got {t.device!r})")
 

@@ -19,6 +19,15 @@ def _runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return runs
 
 
+@pytest.fixture(autouse=True)
+def _user_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's config and data folders (the saved runs folder, the default runs) live in tmp_path."""
+    home = tmp_path / "user"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    return home
+
+
 def write_toml(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path

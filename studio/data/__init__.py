@@ -24,6 +24,7 @@ __all__ = [
     "finish_bundle",
     "image_stats",
     "load_data",
+    "task_decision",
 ]
 
 
@@ -42,16 +43,16 @@ def _load_linear(config: Config) -> DataBundle:
 
 
 def _load_csv(config: Config) -> DataBundle:
-    from studio.data.tabular import encode_target, guess_task, load_table
+    from studio.data.tabular import encode_target, load_table
 
     d = config.data
     path = Path(d.path).expanduser()
     if path.is_dir():
         raise DataError(f"[data] path '{d.path}' is a folder; the csv source needs a CSV file")
     table = load_table(path, d.target, d.blank_cells)
-    task = guess_task(table.target) if d.task == "auto" else d.task
+    task, reason = _task_from_cells(table.target, d.task)
     y, labels = encode_target(table.target, task, path, d.target, table.lines)
-    return bundle_from_arrays(
+    bundle = bundle_from_arrays(
         config,
         table.features,
         y,
@@ -61,6 +62,44 @@ def _load_csv(config: Config) -> DataBundle:
         feature_names=table.feature_names,
         warnings=table.warnings,
     )
+    bundle.task_reason = reason
+    return bundle
+
+
+def _task_from_cells(cells: list[str], configured: str) -> tuple[str, str]:
+    from studio.data.tabular import decide_task
+
+    if configured != "auto":
+        return configured, f'[data] task = "{configured}" in the config'
+    task, reason = decide_task(cells)
+    flip = "regression" if task == "classification" else "classification"
+    return task, f'{reason} (set [data] task = "{flip}" to change it)'
+
+
+# The task of the sources whose task is not a choice, and why (`task_decision`).
+FIXED_TASKS = {
+    "linear": ("regression", "the synthetic line is a quantity (y = 2x + 1 + noise)"),
+}
+
+
+def task_decision(config: Config) -> tuple[str, str]:
+    """(task, reason): classification or regression for this config, and why, for the setup to show.
+
+    A CSV target is read and decided as `load_data` decides it (`tabular.decide_task`), or as
+    `[data] task` sets it; image sources are classes (one per folder or label). Bad data raises
+    `DataError`, as loading it would.
+    """
+    d = config.data
+    if d.source == "csv":
+        from studio.data.tabular import load_table
+
+        path = Path(d.path).expanduser()
+        if path.is_dir():
+            raise DataError(f"[data] path '{d.path}' is a folder; the csv source needs a CSV file")
+        return _task_from_cells(load_table(path, d.target, d.blank_cells).target, d.task)
+    if d.source in FIXED_TASKS:
+        return FIXED_TASKS[d.source]
+    return "classification", f"{d.source} images each have a class label"
 
 
 def _load_folder(config: Config) -> DataBundle:

@@ -58,7 +58,7 @@ def random_affine(
     if translate > 0:
         # Whole pixels, so a pure shift copies pixels exactly (no blur), like a padded random crop.
         for axis, size in ((0, w), (1, h)):
-            most = int(round(translate * size))
+            most = round(translate * size)
             if most > 0:
                 theta[:, axis, 2] = torch.randint(-most, most + 1, (n,)).float() * 2.0 / size
     theta = theta.to(device=x.device, dtype=x.dtype, non_blocking=True)

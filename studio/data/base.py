@@ -65,9 +65,11 @@ class DataBundle:
     warnings: list[str] = field(default_factory=list)
     paths: tuple[str, ...] = ()  # source files (folder source), indexed by `Split.indices`
     image_sizes: dict[str, int] = field(default_factory=dict)  # "WxH" of the source images -> count
+    task_reason: str = ""  # why the task is classification or regression (CSV), for the setup and the log
 
     def summary(self) -> str:
+        why = f"; {self.spec.task}: {self.task_reason}" if self.task_reason else ""
         return (
             f"{self.spec.source}: {self.spec.describe()}; "
-            f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test"
+            f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test{why}"
         )

@@ -15,7 +15,8 @@ Rules users can rely on:
   plain path reaches, so a link loop (`ln -s .. up`), a class folder that links to another class,
   a split folder that is another split, or a second path to a file (a symlink, a hard link) is
   skipped with one warning naming the first few; a file reachable from train and from val/test
-  counts in train only. A folder that cannot be listed (permissions) is skipped with a warning;
+  counts in train only. A folder that cannot be listed (permissions) is skipped with a warning
+  (the walk itself is `ImageTree` in studio/data/folder_walk.py);
 - files that fail to decode are skipped with one warning giving their count and the first few
   paths; no image left, or fewer than two classes with images, is an error;
 - `channels` comes from the data (1 when every image is grayscale, else 3) unless `[data]
@@ -29,7 +30,6 @@ Rules users can rely on:
 from __future__ import annotations
 
 import os
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ from studio.config import Config, DataConfig
 from studio.data.balance import folder_imbalance_warning
 from studio.data.base import DataBundle, Split
 from studio.data.bundles import finish_bundle
+from studio.data.folder_walk import FileKey, ImageTree, file_identity, listed, relative
 from studio.data.images import ImageFiles, ImageProbe, decode_images, decode_threads, is_image_file, probe_images
 from studio.data.splits import split_indices
 from studio.errors import DataError
@@ -71,177 +72,6 @@ def _visible_dirs(path: Path) -> list[Path]:
         return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
         raise DataError(f"{path}: cannot list the folder ({exc.strerror})") from None
-
-
-FileKey = tuple[int, int] | str  # (st_dev, st_ino), or the resolved path where a file system has no inodes
-
-
-def _identity(st: os.stat_result, path: str) -> FileKey:
-    # Some file systems report no inode number (st_ino 0); their files are told apart by real path.
-    return (st.st_dev, st.st_ino) if st.st_ino else os.path.realpath(path)
-
-
-@dataclass
-class _Link:
-    """A link met while walking, followed only after every real path was read."""
-
-    split: str
-    label: str
-    path: str
-
-
-@dataclass
-class ImageTree:
-    """Image files under class folders, each real folder read once and each file counted once.
-
-    Symbolic links are followed only after every folder reachable without one was read, and only
-    to what that walk did not reach: a link back up the tree (`ln -s .. up`) or to another class's
-    folder, a second path to a file already counted (a symlink or a hard link), and the same file
-    in train and test are skipped and listed in `warnings()`. Unreadable folders are listed too.
-    """
-
-    root: Path
-    seen_dirs: dict[FileKey, str] = field(default_factory=dict)  # real folder -> path it was read through
-    seen_files: dict[FileKey, str] = field(default_factory=dict)  # file -> the path it counts under
-    links_skipped: list[tuple[str, str]] = field(default_factory=list)  # (link, why)
-    files_skipped: list[tuple[str, str]] = field(default_factory=list)  # (second path, path counted)
-    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (folder, why)
-    ignored: int = 0  # files that are not images by their suffix
-    _pending: list[_Link] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._root_real = os.path.realpath(self.root)
-
-    def hold(self, *containers: Path) -> None:
-        """Mark the root and split folders as read: a link back to one must not read it as a class."""
-        for path in containers:
-            try:
-                self.seen_dirs.setdefault(_identity(os.stat(path), str(path)), str(path))
-            except OSError:
-                pass
-
-    def read(self, classes: list[tuple[str, str, Path]]) -> dict[str, dict[str, list[str]]]:
-        """Image paths per split and class for `(split, class name, class folder)`, in that order."""
-        found: dict[str, dict[str, list[str]]] = {}
-        for split, label, class_dir in classes:
-            files = found.setdefault(split, {}).setdefault(label, [])
-            if class_dir.is_symlink():
-                self._pending.append(_Link(split, label, str(class_dir)))
-            else:
-                self._walk(str(class_dir), split, label, files)
-        # Links last, so that whatever a real path reaches counts there (under its own class and split).
-        while self._pending:
-            link = self._pending.pop(0)
-            self._follow(link, found[link.split][link.label])
-        return found
-
-    def _follow(self, link: _Link, files: list[str]) -> None:
-        try:
-            st = os.stat(link.path)
-        except OSError as exc:
-            suffix = os.path.splitext(link.path)[1]
-            if suffix and not is_image_file(link.path):
-                self.ignored += 1  # a dangling link to some other kind of file
-            else:
-                self.links_skipped.append((link.path, f"broken link: {exc.strerror or type(exc).__name__}"))
-            return
-        key = _identity(st, link.path)
-        if stat.S_ISDIR(st.st_mode):
-            real = os.path.realpath(link.path)
-            above = real.rstrip(os.sep) + os.sep  # the link's target holds the link itself, or the data set
-            if (os.path.realpath(os.path.dirname(link.path)) + os.sep).startswith(above) or (
-                self._root_real + os.sep
-            ).startswith(above):
-                self.links_skipped.append((link.path, f"a loop: it leads back up to {self._shown(real)}"))
-            elif key in self.seen_dirs:
-                self.links_skipped.append((link.path, f"leads to {self._shown(self.seen_dirs[key])}, already read"))
-            else:
-                self._walk(link.path, link.split, link.label, files, key)
-        elif stat.S_ISREG(st.st_mode):
-            if is_image_file(os.path.basename(link.path)):
-                self._add_file(link.path, key, files)
-            else:
-                self.ignored += 1
-        else:
-            self.ignored += 1  # a link to a device or a pipe: nothing to decode
-
-    def _walk(self, top: str, split: str, label: str, files: list[str], top_key: FileKey | None = None) -> None:
-        """Every real folder under `top` once, top-down in name order, files before subfolders."""
-        stack = [(top, top_key)]
-        while stack:
-            path, key = stack.pop()
-            if key is None:
-                try:
-                    key = _identity(os.stat(path), path)
-                except OSError as exc:
-                    self.unreadable.append((path, exc.strerror or type(exc).__name__))
-                    continue
-            if key in self.seen_dirs:  # a bind mount, or a split's class folder reached twice
-                self.links_skipped.append((path, f"same folder as {self._shown(self.seen_dirs[key])}, already read"))
-                continue
-            self.seen_dirs[key] = path
-            try:
-                with os.scandir(path) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-            except OSError as exc:
-                self.unreadable.append((path, exc.strerror or type(exc).__name__))
-                continue
-            subdirs: list[str] = []
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                try:
-                    if entry.is_symlink():
-                        self._pending.append(_Link(split, label, entry.path))
-                    elif entry.is_dir(follow_symlinks=False):
-                        subdirs.append(entry.path)
-                    elif not is_image_file(entry.name):
-                        self.ignored += 1
-                    elif entry.is_file(follow_symlinks=False):
-                        self._add_file(entry.path, _identity(os.lstat(entry.path), entry.path), files)
-                except OSError as exc:
-                    self.unreadable.append((entry.path, exc.strerror or type(exc).__name__))
-            stack.extend((d, None) for d in reversed(subdirs))
-
-    def _add_file(self, path: str, key: FileKey, files: list[str]) -> None:
-        first = self.seen_files.setdefault(key, path)
-        if first == path:
-            files.append(path)
-        else:
-            self.files_skipped.append((path, first))
-
-    def _shown(self, path: str) -> str:
-        """A folder as the user knows it: inside the data set relative to it ("the top folder" itself)."""
-        real = os.path.realpath(path)
-        if real == self._root_real:
-            return "the top folder"
-        return os.path.relpath(real, self._root_real) if real.startswith(self._root_real + os.sep) else real
-
-    def warnings(self) -> list[str]:
-        """One line per kind of skip, naming the first few paths."""
-        out: list[str] = []
-        if self.unreadable:
-            out.append(
-                f"{self.root}: skipped {len(self.unreadable)} folder(s) that could not be read, with "
-                f"any images in them: {_listed(self.unreadable, self.root)}"
-            )
-        if self.links_skipped:
-            out.append(
-                f"{self.root}: skipped {len(self.links_skipped)} link(s) or second path(s) to a folder, so "
-                f"that no image counts twice: {_listed(self.links_skipped, self.root)}"
-            )
-        if self.files_skipped:
-            out.append(
-                f"{self.root}: {len(self.files_skipped)} image file(s) are reachable by a second path "
-                "(a link); each is counted once, under its first path: "
-                + _listed([(p, f"same file as {_rel(first, self.root)}") for p, first in self.files_skipped], self.root)
-            )
-        return out
-
-
-def _listed(items: list[tuple[str, str]], root: Path, shown: int = 3) -> str:
-    text = "; ".join(f"{_rel(p, root)} ({why})" for p, why in items[:shown])
-    return text + (f"; and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def _has_loose_images(path: Path) -> bool:
@@ -295,7 +125,7 @@ def _distinct_split_dirs(split_dirs: dict[str, Path]) -> tuple[dict[str, Path], 
     for split in sorted(split_dirs, key=["train", "val", "test"].index):
         path = split_dirs[split]
         try:
-            key = _identity(os.stat(path), str(path))
+            key = file_identity(os.stat(path), str(path))
         except OSError as exc:
             raise DataError(f"{path}: cannot read the folder ({exc.strerror})") from None
         if key in seen:
@@ -364,17 +194,8 @@ def choose_size(probes: list[ImageProbe], requested: int) -> int:
     return min(max(w, h), MAX_DEFAULT_SIZE)
 
 
-def _rel(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return path
-
-
 def _skip_warning(root: Path, bad: list[tuple[str, str]]) -> str:
-    shown = "; ".join(f"{_rel(p, root)} ({why})" for p, why in bad[:3])
-    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
-    return f"{root}: skipped {len(bad)} file(s) that could not be read as images: {shown}{more}"
+    return f"{root}: skipped {len(bad)} file(s) that could not be read as images: {listed(bad, root)}"
 
 
 def image_shape(probes: list[ImageProbe], data: DataConfig) -> tuple[int, int]:
@@ -412,17 +233,19 @@ def _read_images(
                 good = [p for p in decoded if p is not None]
             if good and image_shape(good, d) == shape:
                 ok = np.array([i not in failures for i in range(n)], dtype=bool)
-                probes = [failures[i] if i in failures else decoded[i] for i in range(n)]
-                return torch.from_numpy(arr[ok]), probes, shape  # type: ignore[return-value]
-    probes: list[ImageProbe | str] = probe_images(paths)
+                # A file failed exactly where it has no probe.
+                outcome = [failures[i] if p is None or i in failures else p for i, p in enumerate(decoded)]
+                return torch.from_numpy(arr[ok]), outcome, shape
+    probes = probe_images(paths)
     idx = [i for i, p in enumerate(probes) if not isinstance(p, str)]
     if not idx:
         return None, probes, (0, 0)
-    shape = image_shape([probes[i] for i in idx], d)  # type: ignore[misc]
+    readable = [p for p in probes if not isinstance(p, str)]
+    shape = image_shape(readable, d)
     kept = [paths[i] for i in idx]
     if not fits(len(kept), shape):
         return ImageFiles(kept, *shape), probes, shape
-    threads = decode_threads([probes[i] for i in idx], len(kept))  # type: ignore[misc]
+    threads = decode_threads(readable, len(kept))
     arr, failures, _ = decode_images(kept, *shape, threads)  # header fine, pixels broken: a truncated file
     for j, why in failures.items():
         probes[idx[j]] = why
@@ -448,7 +271,7 @@ def load_folder(config: Config) -> DataBundle:
     if x is None or not good:
         raise DataError(
             f"{root}: none of the {len(paths)} image file(s) could be read "
-            f"(first: {_rel(bad[0][0], root)}: {bad[0][1]})"
+            f"(first: {relative(bad[0][0], root)}: {bad[0][1]})"
         )
     size, channels = shape
     sizes = Counter((p.width, p.height) for p in good)
@@ -495,7 +318,7 @@ def load_folder(config: Config) -> DataBundle:
         raise DataError(f"{root}: no training images left after the val/test splits ({len(y)} images in all)")
 
     def split(idx: torch.Tensor) -> Split:
-        return Split(x[idx], y[idx], idx)
+        return Split(x[idx], y[idx], idx)  # type: ignore[arg-type]  # ImageFiles stands in for the tensor (see Split)
 
     bundle = finish_bundle(
         config,

@@ -231,8 +231,8 @@ def decode_images(
     elif threads == 1:
         work(range(len(paths)))
     else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(work, _chunks(len(paths), threads)))
+        with ThreadPoolExecutor(threads) as executor:
+            list(executor.map(work, _chunks(len(paths), threads)))
     return out, failures, probes
 
 
@@ -279,7 +279,7 @@ class ImageFiles:
         except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):  # see the class doc
             return torch.zeros(self.channels, self.size, self.size, dtype=torch.uint8)
 
-    def decode(self, positions: Sequence[int] | None = None) -> torch.Tensor:
+    def decode(self, positions: Sequence[int] | np.ndarray | None = None) -> torch.Tensor:
         """Decode some (or all) images into one uint8 tensor, in parallel threads."""
         paths = self.paths if positions is None else self.paths[np.asarray(positions, dtype=np.int64)]
         arr, _, _ = decode_images(list(paths), self.size, self.channels)

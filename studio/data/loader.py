@@ -66,11 +66,11 @@ class LoaderBatches:
     ) -> None:
         if not isinstance(split.x, ImageFiles):
             raise TypeError("LoaderBatches reads an ImageFiles split; use InMemoryBatches for tensors")
-        self.device = device
-        self.augment = augment
-        self.files = split.x
-        self.y = split.y.to(device)
-        self.order = PassOrder()
+        self.device: torch.device = device
+        self.augment: Augment | None = augment
+        self.files: ImageFiles = split.x
+        self.y: torch.Tensor = split.y.to(device)
+        self.order: PassOrder = PassOrder()
         # Its own generator: starting a pass must not draw from the global RNG, or augmentation and
         # dropout would differ from the fast path's (and a resumed run from an uninterrupted one).
         options: dict = {
@@ -82,7 +82,7 @@ class LoaderBatches:
         }
         if num_workers > 0:
             options |= {"persistent_workers": True, "prefetch_factor": 4, "multiprocessing_context": _context()}
-        self.loader = DataLoader(DecodedImages(self.files), **options)
+        self.loader: DataLoader[torch.Tensor] = DataLoader(DecodedImages(self.files), **options)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

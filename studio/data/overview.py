@@ -8,6 +8,7 @@ and the loader's own), so the GUI only draws.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ class DataOverview:
     duplicates: DuplicateReport | None = None
     warnings: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)  # what was checked and found fine
+    task_reason: str = ""  # why the task is what it is (CSV: `data.task_decision`)
 
 
 def _class_samples(bundle: DataBundle, per_class: int, seed: int) -> dict[int, np.ndarray]:
@@ -81,7 +83,7 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         train = [c for c in counts["train"] if c > 0]
         ratio = max(train) / min(train) if train else 1.0
         checks.append(f"classes balanced: the largest training class is {ratio:.1f}x the smallest")
-    common = dict(
+    common: dict[str, Any] = dict(
         summary=bundle.summary(),
         source=spec.source,
         kind=spec.kind,
@@ -92,6 +94,7 @@ def data_overview(config: Config, bundle: DataBundle | None = None, per_class: i
         duplicates=dupes,
         warnings=warnings,
         checks=checks,
+        task_reason=bundle.task_reason,
     )
     if spec.kind == "image":
         c, h, w = spec.input_shape

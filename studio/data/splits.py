@@ -17,10 +17,11 @@ def split_indices(
     train, val, test = [], [], []
     for group in groups:
         perm = group[torch.randperm(len(group), generator=gen)]
-        n_test = int(round(len(perm) * test_frac))
-        n_val = int(round(len(perm) * val_frac))
+        n_test = round(len(perm) * test_frac)
+        n_val = round(len(perm) * val_frac)
         test.append(perm[:n_test])
         val.append(perm[n_test : n_test + n_val])
         train.append(perm[n_test + n_val :])
     # Sorting keeps the source order inside each split, so the split is independent of class order.
-    return tuple(torch.sort(torch.cat(parts)).values for parts in (train, val, test))  # type: ignore[return-value]
+    train_idx, val_idx, test_idx = (torch.sort(torch.cat(parts)).values for parts in (train, val, test))
+    return train_idx, val_idx, test_idx

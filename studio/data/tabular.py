@@ -2,8 +2,9 @@
 
 Rules (documented in the README):
 - the first row is the header; the target column is named by `data.target`;
-- an integer or text target means classification, a float target means regression
-  (`data.task` overrides the guess);
+- a text target means classification, a fractional one regression, and whole numbers are classes
+  when they have few distinct values for the rows and a quantity when they have many
+  (`decide_task` says which and why; `data.task` overrides the guess);
 - a feature column with no numeric cell at all (names, ids as text) is dropped with a warning;
   a numeric column with a stray text cell is an error that names the row and column;
 - blank feature cells follow `data.blank_cells`: `error` (the default) names the first one,
@@ -99,7 +100,7 @@ def read_csv_lines(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
         dup = next(h for h in header if header.count(h) > 1)
         raise DataError(f"{path}: the header names column '{dup}' twice")
     body, lines = rows[1:], starts[1:]
-    for line, row in zip(lines, body):
+    for line, row in zip(lines, body, strict=True):
         if len(row) != len(header):
             raise DataError(f"{path}: line {line} has {len(row)} cells but the header has {len(header)}")
     if not body:
@@ -125,7 +126,7 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
         blank_target = [r for r in body if r[t].strip().lower() in MISSING]
         if blank_target:
             warnings.append(f"{path}: dropped {len(blank_target)} row(s) with a blank '{target}' cell")
-            lines = [n for n, r in zip(lines, body) if r[t].strip().lower() not in MISSING]
+            lines = [n for n, r in zip(lines, body, strict=True) if r[t].strip().lower() not in MISSING]
             body = [r for r in body if r[t].strip().lower() not in MISSING]
         if not body:
             raise DataError(f"{path}: every row has a blank target '{target}'")
@@ -190,8 +191,8 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
             )
             features = features[keep]
             kept_rows = keep.tolist()
-            target_cells = [v for v, k in zip(target_cells, kept_rows) if k] if target_cells else []
-            lines = [n for n, k in zip(lines, kept_rows) if k]
+            target_cells = [v for v, k in zip(target_cells, kept_rows, strict=True) if k] if target_cells else []
+            lines = [n for n, k in zip(lines, kept_rows, strict=True) if k]
             if features.shape[0] == 0:
                 raise DataError(
                     f"{path}: every row has a blank or infinite cell"
@@ -208,16 +209,42 @@ def load_table(path: Path, target: str, blank_cells: str = "error", feature_name
     return Table(features, tuple(header[c] for c in kept), target_cells, warnings, lines)
 
 
-def guess_task(cells: list[str]) -> str:
-    """Integers or text mean classes; any fractional number means regression."""
+# Whole-number targets: at most this many distinct values, and at most this share of the rows,
+# read as classes (AutoGluon's problem-type inference uses the same kind of ratio). Prices in
+# whole dollars or disease-progression scores have many values, each seen a few times: a quantity.
+MAX_CLASSES = 100
+MAX_CLASS_SHARE_SMALL = 0.1  # up to 1,000 rows
+MAX_CLASS_SHARE = 0.05  # more rows
+
+
+def decide_task(cells: list[str]) -> tuple[str, str]:
+    """(task, reason) for a target column, decided as a careful person would from its values.
+
+    Text means classes; any fractional number means a quantity (regression); whole numbers are
+    classes when there are few distinct values for the number of rows (two always are), and a
+    quantity when there are many. The reason is a sentence fragment the setup and the log show.
+    """
+    n = len(cells)
+    numbers: list[float] = []
     for v in cells:
         try:
             f = float(v)
         except ValueError:
-            return "classification"
+            return "classification", f"the target has text values ('{v}'), so each value is a class"
         if not f.is_integer():
-            return "regression"
-    return "classification"
+            return "regression", f"the target has fractional values ('{v}'), so it is a quantity"
+        numbers.append(f)
+    k = len(set(numbers))
+    share = MAX_CLASS_SHARE_SMALL if n <= 1000 else MAX_CLASS_SHARE
+    counted = f"{k} distinct whole number{'s' if k != 1 else ''} over {n} row{'s' if n != 1 else ''}"
+    if k <= 2 or (k <= MAX_CLASSES and k <= share * n):
+        return "classification", f"{counted}: few values for the rows, so each value is a class"
+    return "regression", f"{counted}: many values for the rows, so it is a quantity"
+
+
+def guess_task(cells: list[str]) -> str:
+    """The task `decide_task` picks (see there)."""
+    return decide_task(cells)[0]
 
 
 def encode_target(

@@ -31,7 +31,7 @@ class PredictionSamples:
 
     @property
     def wrong(self) -> tuple[bool, ...]:
-        return tuple(t != p for t, p in zip(self.true, self.pred))
+        return tuple(t != p for t, p in zip(self.true, self.pred, strict=True))
 
 
 def pick_watch_indices(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:

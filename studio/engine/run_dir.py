@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from studio.engine import runs_folder
 from studio.engine.locking import RUN_LOCK_NAME, FileLock, run_dir_lock
 from studio.engine.records import EpochRecord, Record, StepRecord, record_from_json, record_to_json
 from studio.errors import CheckpointError
@@ -42,6 +43,7 @@ class RunDir:
     SUMMARY: ClassVar[str] = "summary.json"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     ONNX: ClassVar[str] = "model.onnx"
+    CONTROL: ClassVar[str] = "control.json"  # live control written by any process (engine/control_file.py)
     LOCK: ClassVar[str] = RUN_LOCK_NAME
     TOP_FILES: ClassVar[tuple[str, ...]] = (CONFIG, METRICS, SUMMARY)  # written atomically beside checkpoints/
     CHECKPOINT_FILES: ClassVar[tuple[str, ...]] = ("last.pt", "best.pt")
@@ -75,6 +77,12 @@ class RunDir:
         return self.path / self.SUMMARY
 
     @property
+    def tensorboard(self) -> Path:
+        """Where the live TensorBoard event files go: the run folder itself, beside metrics.jsonl,
+        so `tensorboard --logdir runs` shows each run under its folder's name."""
+        return self.path
+
+    @property
     def checkpoints(self) -> Path:
         """The folder of the checkpoints."""
         return self.path / self.CHECKPOINTS
@@ -87,6 +95,10 @@ class RunDir:
     @property
     def onnx(self) -> Path:
         return self.path / self.ONNX
+
+    @property
+    def control(self) -> Path:
+        return self.path / self.CONTROL
 
     @property
     def lock_file(self) -> Path:
@@ -251,17 +263,8 @@ def check_run_dir(run_dir: str | Path | RunDir) -> Path:
 
 
 def default_runs_dir() -> Path:
-    """$STUDIO_RUNS_DIR, else the user's data folder (XDG on Linux, the platform's elsewhere)."""
-    env = os.environ.get("STUDIO_RUNS_DIR")
-    if env:
-        return Path(env).expanduser()
-    if os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif os.uname().sysname == "Darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
-    return base / "studio" / "runs"
+    """$STUDIO_RUNS_DIR, else the folder saved from the window, else the user's data folder (runs_folder.py)."""
+    return runs_folder.default_runs_dir()
 
 
 def new_run_dir(base: Path, source: str, arch: str) -> Path:

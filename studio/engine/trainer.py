@@ -16,21 +16,24 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
 from studio.config import Config
 from studio.data import DataBundle, DataSpec
 from studio.data.batches import epoch_order
-from studio.engine import checkpoint as ckpt
 from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
+from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
+from studio.engine.distributed import SINGLE, Dist, ddp_wrap
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import compute_loss, evaluate
-from studio.engine.events import EpochEnd, EpochStart, FitEnd, FitStart, Message, RunStatus, ValidationEnd
+from studio.engine.evaluate import evaluate
+from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
+from studio.engine.fine_tune import FineTune
+from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -42,29 +45,18 @@ from studio.engine.loop_state import (
 )
 from studio.engine.records import EpochRecord, StepRecord
 from studio.engine.run_dir import RunDir
+from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
+from studio.engine.step import forward_backward, reduce_step
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
-from studio.engine.training_setup import (
-    TrainingSetup,
-    build_training,
-    check_resume,
-    checkpoint_state,
-    restore_checkpoint,
-)
-from studio.errors import CheckpointError, StudioError
+from studio.engine.tensorboard_live import live_loggers
+from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
+from studio.errors import StudioError
 from studio.files import WriteError
-from studio.models import StudioModel, param_count, shape_summary
+from studio.models import StudioModel
 
 __all__ = ["Trainer", "TrainingFailed"]
-
-
-class Ending(NamedTuple):
-    """How the loop ended: the status, the reason the user reads, and the error (for a failure)."""
-
-    status: RunStatus
-    reason: str | None = None
-    error: str | None = None
 
 
 class Trainer:
@@ -90,13 +82,16 @@ class Trainer:
         resume: bool = False,
         data: DataBundle | None = None,
         schedule: Schedule | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
         if resume and run_dir is None:
             raise ValueError("resume needs a run directory")
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
-        self.callbacks = list(callbacks)
+        self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
+        # FineTune acts only on pretrained weights; TensorBoard logs live (rank 0 alone) when on
+        self.callbacks = [FineTune(), *callbacks, *live_loggers(config, self.run_dir if dist.is_main else None)]
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -107,7 +102,10 @@ class Trainer:
         self.stops = StopCriteria(config.train, self.control)
         self.setup: TrainingSetup | None = None  # built by `fit`, under the run directory's lock
         self.sums = RunningSums(torch.device("cpu"))  # on the training device once set up
-        self.writer = RunWriter(self.run_files)  # every file the fit writes goes through it
+        # Every file the fit writes goes through the writer; under DDP only rank 0's writes anything.
+        self.writer = RunWriter(self.run_files if dist.is_main else None)
+        self._net: torch.nn.Module | None = None  # what the step runs: the model, or its DDP wrapper
+        self._controls = ControlExchange(dist, self.run_files.control if self.run_files else None, self.message)
         self._interrupts = DeferredInterrupt()
         self._in_flight: StepInFlight | None = None
         self._resume_edits: dict[str, Any] = {}
@@ -257,12 +255,14 @@ class Trainer:
         n = len(setup.train_src)
         setup.model.train()
         # The source asks for the batch size as it cuts each batch, so a live change applies next batch.
+        # Under DDP every rank cuts these same global batches and trains its shard of each (step.py).
         batches = setup.train_src.batches(epoch_order(n, self.config.seed, epoch), state.pos, lambda: state.batch_size)
         self._win_t = time.perf_counter()
         while state.pos < n:
             # -- between steps: the only place a pause, a stop or a live change takes effect
+            self._controls.exchange(self.control)  # control.json, and under DDP rank 0's decisions
             while not self.control.wait_if_paused(0.1):
-                pass
+                self._controls.exchange(self.control)
             if self.stops.user_stop()[0]:
                 return None
             step = StepInFlight(
@@ -288,21 +288,20 @@ class Trainer:
         return self._epoch_train_metrics()
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        setup, accumulate = self._built(), self.config.train.accumulate
-        while step.batches < accumulate and step.pos < step.n:
-            x, y = next(batches)
-            with setup.autocast():
-                out = setup.model(x)
-            loss = compute_loss(out, y, setup.loss_fn, setup.spec)
-            setup.scaler.scale(loss / accumulate).backward()
-            step.add_batch(loss, out, y, setup.classify)
+        setup = self._built()
+        forward_backward(setup, self._net or setup.model, step, batches, self.config.train.accumulate, self.dist)
 
     def _optimizer_step(self, step: StepInFlight) -> StepRecord | None:
         """Rate, clip, update; then the commit. Returns the step's record when it is a log point."""
         setup, cfg, state = self._built(), self.config.train, self.state
         opt = setup.optimizer
         step.lr = self.schedule(state.step + 1, step.epoch - 1 + step.pos / step.n, state.base_lr)
-        step.log_now = (state.step + 1) % cfg.log_every == 0 or bool(step.changed) or step.pos >= step.n
+        step.log_now = (
+            (state.step + 1) % cfg.log_every == 0
+            or bool(step.changed)
+            or step.pos >= step.n
+            or time.perf_counter() - self._win_t >= cfg.log_every_s  # a point every few seconds, however slow
+        )
 
         # Clip (and measure the gradient norm the log shows).
         if cfg.clip_grad_norm > 0 or step.log_now:
@@ -316,7 +315,7 @@ class Trainer:
         # Update and commit: a Ctrl-C that arrives in here takes effect after the record is written.
         with self._interrupts.held():
             for group in opt.param_groups:
-                group["lr"] = step.lr
+                group["lr"] = step.lr * group.get("lr_scale", 1.0)  # fine-tuning: the backbone's lower rate
             setup.scaler.step(opt)
             step.updated = True  # also when the scaler skipped an fp16 step with inf gradients
             setup.scaler.update()
@@ -325,7 +324,7 @@ class Trainer:
             self.writer.flush()
         return record
 
-    def _commit_step(self, step: StepInFlight) -> StepRecord | None:
+    def _commit_step(self, step: StepInFlight, reduce: bool = True) -> StepRecord | None:
         """The one place a step joins the run: step counter, position and sums advance together.
 
         Called right after the optimizer applied the update (or from the Ctrl-C handler, when an
@@ -334,6 +333,8 @@ class Trainer:
         """
         setup, state, sums = self._built(), self.state, self.sums
         assert step.updated
+        if reduce:  # under DDP, every rank's loss, hits and count: the records are over all samples
+            reduce_step(step, self.dist, setup.device)
         sums.add(step, state.step + 1)
         window_loss = float(sums.win_loss) if step.log_now else 0.0  # a sync, once per log interval
         stop, reason = self.stops.non_finite(window_loss, sums.first_bad_step, step.lr)
@@ -359,6 +360,7 @@ class Trainer:
             cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
             cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
             changed=dict(step.changed) or None,
+            world_size=self._world_size(),
         )
         sums.close_window()
         self._win_t = now
@@ -371,10 +373,11 @@ class Trainer:
         if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {
-            "loss": float(loss_sum) / count * setup.loss_scale,
-            "accuracy": float(correct) / count if setup.classify else None,
-        }
+        loss = float(loss_sum) / count * setup.loss_scale
+        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
+        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
+            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
+        return metrics
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -394,7 +397,7 @@ class Trainer:
             self.writer.add(record)
         return is_best, decision, records
 
-    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
+    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
         return EpochRecord(
             split=split,
             epoch=epoch,
@@ -404,7 +407,15 @@ class Trainer:
             lr=self.current_lr(),
             batch_size=self.state.batch_size,
             time=round(self.elapsed(), 4),
+            world_size=self._world_size(),
+            rmse=m.get("rmse"),
+            mae=m.get("mae"),
+            r2=m.get("r2"),
+            checkpoint=checkpoint,
         )
+
+    def _world_size(self) -> int | None:
+        return self.dist.world_size if self.dist.active else None
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
@@ -427,20 +438,15 @@ class Trainer:
 
     def _set_up(self) -> dict[str, Any] | None:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
-        files = self.run_files
-        if files is not None and not self.resume and files.has_checkpoint("last"):
-            raise CheckpointError(f"'{self.run_dir}' already holds a run; resume it or choose another folder")
-        resume_state = None
-        if files is not None and self.resume:
-            resume_state = ckpt.load_checkpoint(files.checkpoint("last"))
-            self._resume_edits = check_resume(self.config, resume_state, files.path)
-        self.setup = build_training(self.config, self.data, say=self.message)
+        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message, self.dist)
+        self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
+        self._net = ddp_wrap(self.setup.model, self.setup.device) if self.dist.active else None
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
-        if resume_state is not None:
-            self._restore(resume_state)
-        return resume_state
+        if prepared.resume_state is not None:
+            self._restore(prepared.resume_state)
+        return prepared.resume_state
 
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
@@ -455,38 +461,17 @@ class Trainer:
             )
 
     def _announce(self, resumed: bool) -> None:
-        setup, cfg = self._built(), self.config
-        model, spec, bundle = setup.model, setup.spec, setup.bundle
-        params, shapes = param_count(model), shape_summary(model, spec)
-        self.emit(
-            "fit_start",
-            FitStart(
-                run_dir=str(self.run_dir or ""),
-                epochs=cfg.train.epochs,
-                start_epoch=self.state.epoch + 1,
-                device=str(setup.device),
-                device_name=device_name(setup.device),
-                task=spec.task,
-                labels=spec.labels,
-                param_count=params,
-                model_summary=shapes,
-                num_train=len(bundle.train),
-                num_val=len(bundle.val),
-                num_test=len(bundle.test),
-                resumed=resumed,
-                step=self.state.step,
-            ),
-        )
-        self.message(bundle.summary())
-        self.message(f"model {cfg.model.arch}: {params:,} parameters; {shapes}")
-        where = f"run directory {self.run_dir}" if self.run_dir is not None else "nothing is saved (no run directory)"
-        self.message(f"device {device_name(setup.device)}; {where}")
+        event, lines = fit_start(self.config, self._built(), self.state, self.run_dir, resumed)
+        self.emit("fit_start", event)
+        for line in lines:
+            self.message(line)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save(self, which: str = "last") -> None:
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
+            state["world_size"] = self.dist.world_size
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
     def _save_checkpoints(self) -> None:
@@ -500,7 +485,7 @@ class Trainer:
         step = self._in_flight
         if step is not None and step.updated:
             try:  # the update is in the weights: finish the step's bookkeeping, as the loop would have
-                self._commit_step(step)
+                self._commit_step(step, reduce=False)  # no collective here: the other ranks may be gone
             except TrainingFailed as exc:  # that update made the weights non-finite: keep the last good files
                 return ending._replace(reason=f"{ending.reason}; {exc}")
         elif step is not None:  # nothing of the step reached the weights: undo what it drew and changed
@@ -527,28 +512,15 @@ class Trainer:
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
         setup, state = self._built(), self.state
         test: EpochMetrics = {"loss": None, "accuracy": None}
+        which = headline_checkpoint(self.run_files)  # the one checkpoint the run's figures name
         if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and setup.test_src is not None:
-            test = evaluate(setup.model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
+            model, which = headline_model(setup.model, self.run_files)
+            test = evaluate(model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
             try:
-                self.writer.write(self._epoch_record(state.epoch, "test", test))
+                self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        m = state.last_metrics
-        summary = {
-            "status": self.status.value,
-            "reason": self.reason,
-            "epochs_completed": state.epoch,
-            "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-            | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
-            "best": {
-                "epoch": state.best_epoch,
-                "val_loss": state.best_loss if math.isfinite(state.best_loss) else None,
-            },
-            "error": ending.error,
-            "step": state.step,
-            "time": round(self.elapsed(), 3),
-            "config": self.config.to_dict(),
-        }
+        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size, checkpoint=which)
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:

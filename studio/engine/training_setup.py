@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from studio.engine.evaluate import loss_scale
 from studio.engine.loop_state import LoopState, RunningSums
 from studio.engine.optim import build_loss, build_optimizer
 from studio.errors import CheckpointError, ConfigError
-from studio.models import StudioModel, build_model
+from studio.models import StudioModel, build_model, head_name
 from studio.models.memory import check_fits
 
 Say = Callable[[str, str], None]  # (text, level): how the set-up tells the user something
@@ -67,14 +66,16 @@ class TrainingSetup:
     def classify(self) -> bool:
         return self.spec.task == "classification"
 
-    def autocast(self) -> AbstractContextManager[Any]:
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """Mixed precision for the forward pass, or nothing (fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def build_training(config: Config, data: DataBundle | None = None, say: Say | None = None) -> TrainingSetup:
+def build_training(
+    config: Config, data: DataBundle | None = None, say: Say | None = None, device: torch.device | None = None
+) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
     Refuses, before anything trains, what cannot work: a device that is absent, a model that does
@@ -86,7 +87,8 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
         if say is not None:
             say(text, level)
 
-    device = resolve_device(cfg.train.device)  # first: an absent device (or a lost CUDA context) refuses at once
+    # First: an absent device (or a lost CUDA context) refuses at once. A DDP rank passes its own (cuda:LOCAL_RANK).
+    device = device or resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
     bundle = data or load_data(cfg)
     for warning in bundle.warnings:
@@ -97,7 +99,7 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
     torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
     model = build_model(cfg.model, spec).to(device)
-    optimizer = build_optimizer(model, cfg.train)
+    optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))  # fine-tuning: per-part rates
     loss_fn = build_loss(cfg.train.loss, spec.task)
     amp_dtype = None
     if cfg.train.precision != "fp32":

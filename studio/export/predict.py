@@ -200,7 +200,7 @@ def info_from_metadata(meta: dict[str, str], in_dims: list[Any], out_dims: list[
             _meta_json(meta, "input_shape", origin), origin, "input_shape metadata", raw=meta["input_shape"]
         )
         declared = [_fixed(d) for d in dims]
-        if len(shape) != len(dims) or any(d is not None and d != v for d, v in zip(declared, shape)):
+        if len(shape) != len(dims) or any(d is not None and d != v for d, v in zip(declared, shape, strict=True)):
             raise CheckpointError(
                 f"'{origin}': its input_shape metadata {list(shape)} does not match the "
                 f"model's input {['batch'] + [d if d is not None else '?' for d in declared]}"
@@ -346,15 +346,15 @@ def _decode(path: Path, c: int, h: int, w: int) -> np.ndarray:
     try:
         from studio.data.images import load_image  # the image sources' decoder (square sizes)
     except ImportError:
-        load_image = None
-    if load_image is not None and h == w:
-        return np.asarray(load_image(path, h, c))
+        pass
+    else:
+        if h == w:
+            return np.asarray(load_image(path, h, c))
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        img = img.convert("L" if c == 1 else "RGB")
+    with Image.open(path) as opened:
+        opened.load()
+        img = ImageOps.exif_transpose(opened).convert("L" if c == 1 else "RGB")
         if img.size != (w, h):
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         a = np.array(img)
@@ -439,8 +439,7 @@ def predict_files(
     for start in range(0, len(images), step):
         chunk = images[start : start + step]
         x = np.stack([load_image_for_model(p, info.input_shape) for p in chunk])
-        for p, result in zip(chunk, describe(predictor.outputs(x), info, top)):
-            done_images[p] = result
+        done_images.update(zip(chunk, describe(predictor.outputs(x), info, top), strict=True))
     for p in paths:
         if p in done_images:
             yield {"file": str(p), **done_images[p]}

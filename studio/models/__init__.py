@@ -8,6 +8,7 @@ Because those live inside the module, an exported model takes raw values.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -21,6 +22,9 @@ from studio.errors import ConfigError
 
 class InputNorm(nn.Module):
     """(x - mean) / std per channel or feature; NaN features become the mean (i.e. 0 after scaling)."""
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], image: bool) -> None:
         super().__init__()
@@ -38,6 +42,9 @@ class InputNorm(nn.Module):
 
 class OutputScale(nn.Module):
     """y * std + mean: the network learns standardised targets, the module returns real units."""
+
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
@@ -116,13 +123,35 @@ def build_resnet18(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     return build(cfg, spec)
 
 
+def build_cnn(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
+    from studio.models.cnn import build_cnn as build
+
+    return build(cfg, spec)
+
+
+def build_vit(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
+    from studio.models.vit import build_vit as build
+
+    return build(cfg, spec)
+
+
+def build_mobilenet_v3_small(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
+    from studio.models.mobilenet import build_mobilenet_v3_small as build
+
+    return build(cfg, spec)
+
+
 ARCHITECTURES: dict[str, Callable[[ModelConfig, DataSpec], nn.Module]] = {
     "softmax": build_softmax,
     "mlp": build_mlp,
     "lenet": build_lenet,
+    "cnn": build_cnn,
     "resnet18": build_resnet18,
+    "mobilenet_v3_small": build_mobilenet_v3_small,
+    "vit": build_vit,
     "linear": build_linear,
 }
+IMAGE_ONLY = ("lenet", "cnn", "resnet18", "mobilenet_v3_small", "vit")
 
 
 def init_weights(module: nn.Module, scheme: str) -> None:
@@ -143,23 +172,58 @@ def init_weights(module: nn.Module, scheme: str) -> None:
                 nn.init.zeros_(m.bias)
 
 
-def build_model(cfg: ModelConfig, spec: DataSpec) -> StudioModel:
-    """Build the configured architecture for this data, initialised per `cfg.init`."""
+def build_model(cfg: ModelConfig, spec: DataSpec, load_weights: bool = True) -> StudioModel:
+    """Build the configured architecture for this data, initialised per `cfg.init`.
+
+    `load_weights=False` skips reading (or downloading) `[model] weights`: for a model whose
+    weights come from a checkpoint next, or one built only to be measured.
+    """
     if spec.task == "regression" and cfg.arch == "softmax":
         raise ConfigError("[model] arch 'softmax' is for classification; use linear or mlp for regression")
-    if spec.kind == "tabular" and cfg.arch in ("lenet", "resnet18"):
+    if spec.kind == "tabular" and cfg.arch in IMAGE_ONLY:
         raise ConfigError(f"[model] arch '{cfg.arch}' needs image data; use mlp or linear for CSV data")
+    if cfg.weights == "imagenet":
+        return _build_imagenet(cfg, spec, load_weights)
     net = ARCHITECTURES[cfg.arch](cfg, spec)
     init_weights(net, cfg.init)
     if cfg.weights:  # after the init, so fine-tuning starts from the loaded weights
         if cfg.arch != "resnet18":
-            raise ConfigError(f"[model] weights: loading weights is for resnet18, not '{cfg.arch}'")
+            raise ConfigError(f"[model] weights: loading a local file is for resnet18, not '{cfg.arch}'")
         from pathlib import Path
 
         from studio.models.resnet import load_pretrained
 
-        load_pretrained(net, Path(cfg.weights).expanduser())
+        if load_weights:
+            load_pretrained(net, Path(cfg.weights).expanduser())
     return StudioModel(net, spec)
+
+
+def _build_imagenet(cfg: ModelConfig, spec: DataSpec, load_weights: bool) -> StudioModel:
+    """torchvision's ImageNet model behind the preprocessing its weights expect (see `pretrained`)."""
+    from studio.models.pretrained import HEADS, build_pretrained, load_imagenet
+
+    if cfg.arch not in HEADS:
+        raise ConfigError(f"[model] weights = \"imagenet\" is for {' and '.join(HEADS)}, not '{cfg.arch}'")
+    if spec.kind != "image":
+        raise ConfigError(f"[model] arch '{cfg.arch}' needs image data")
+    c, h, w = spec.input_shape
+    net = build_pretrained(cfg.arch, c, h, w, spec.num_outputs, cfg.dropout)
+    init_weights(net, cfg.init)
+    if load_weights:
+        load_imagenet(net.backbone, cfg.arch)
+    # The model normalises with ImageNet's statistics inside `net`; the data's own would undo them.
+    return StudioModel(net, dataclasses.replace(spec, mean=(0.0,) * c, std=(1.0,) * c))
+
+
+def head_name(model: StudioModel, cfg: ModelConfig) -> str | None:
+    """The module (a `named_modules` name) that fine-tuning trains first; None without pretrained weights."""
+    from studio.models.pretrained import HEADS, PretrainedNet
+
+    if isinstance(model.net, PretrainedNet):
+        return f"net.{model.net.head_name}"
+    if cfg.weights and cfg.arch in HEADS:
+        return f"net.{HEADS[cfg.arch]}"
+    return None
 
 
 def param_count(model: nn.Module) -> int:

@@ -1,8 +1,9 @@
 """ResNet-18 from torchvision, adapted to the data's channels and to small images.
 
-Inputs of 64 px or less get a 3x3 stride-1 stem and no max-pool (the CIFAR recipe: the ImageNet
-stem would shrink a 28 px digit to 7 px before the first block); larger inputs keep the 7x7
-stride-2 stem and max-pool, with the stem taking the data's channels.
+The stem follows the image size (`stem.stem_stride`): up to 48 px a 3x3 stride-1 stem and no
+max-pool (the CIFAR recipe: the ImageNet stem would shrink a 28 px digit to 7 px before the first
+block); up to 95 px the 7x7 stride-2 stem without the max-pool; from 96 px the full ImageNet stem.
+The stem takes the data's channels.
 
 `[model] weights` fine-tunes from a local state dict, loaded with `weights_only=True` (a file
 that carries any other pickled object is refused) and strictly: every tensor must fit, except
@@ -24,25 +25,32 @@ from torch import nn
 from studio.config import ModelConfig
 from studio.data.base import DataSpec
 from studio.errors import CheckpointError, ConfigError
+from studio.models.stem import stem_stride
 
-SMALL_INPUT = 64  # px: at or below this, the 3x3 stem without max-pool
 _PREFIXES = ("module.", "net.", "model.")
 _STUDIO_WRAPPERS = ("input_norm.", "output_scale.")
 
 
 def build_resnet18(cfg: ModelConfig, spec: DataSpec) -> nn.Module:
     """torchvision's resnet18 for this data's channels, size and classes (no weights loaded here)."""
-    from torchvision.models import resnet18
-
     if spec.kind != "image":
         raise ConfigError("[model] arch 'resnet18' needs image data")
     c, h, w = spec.input_shape
-    net = resnet18(weights=None, num_classes=spec.num_outputs)
-    if max(h, w) <= SMALL_INPUT:
-        net.conv1 = nn.Conv2d(c, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    return resnet18_for(c, max(h, w), spec.num_outputs)
+
+
+def resnet18_for(channels: int, size: int, classes: int) -> nn.Module:
+    """torchvision's resnet18 with the stem for `size` px (see `stem_stride`) and `channels` in."""
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None, num_classes=classes)
+    stride = stem_stride(size)
+    if stride == 1:
+        net.conv1 = nn.Conv2d(channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    elif channels != 3:
+        net.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    if stride < 4:
         net.maxpool = nn.Identity()
-    elif c != 3:
-        net.conv1 = nn.Conv2d(c, 64, kernel_size=7, stride=2, padding=3, bias=False)
     return net
 
 

@@ -33,6 +33,7 @@ from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
+from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import thumbnail
 from studio.ui.theme import current_theme
 
@@ -110,10 +111,10 @@ class DataExplorerView(QWidget):
         self.overview: DataOverview | None = None
         self._call: BackgroundCall | None = None
 
-        self.title = QLabel(objectName="dataSummary")
+        self.title = named(QLabel(), "dataSummary")
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.title.setWordWrap(True)
-        self.findings = QLabel(objectName="dataWarnings")
+        self.findings = named(QLabel(), "dataWarnings")
         self.findings.setTextFormat(Qt.TextFormat.RichText)
         self.findings.setWordWrap(True)
         self.findings_frame = QFrame()
@@ -125,10 +126,10 @@ class DataExplorerView(QWidget):
         # Left: class counts (or the target's histogram) and image sizes.
         self.counts_plot = styled_plot("Samples per class and split", "", "samples", object_name="classCountsPlot")
         self.counts_plot.setMouseEnabled(x=False, y=False)
-        self.share_box = QCheckBox("Show as % of each split", objectName="classShareCheckBox")
+        self.share_box = named(QCheckBox("Show as % of each split"), "classShareCheckBox")
         self.share_box.setToolTip("Compare the class mix of the splits: they should match when the split is stratified")
         self.share_box.toggled.connect(self._draw_counts)
-        self.sizes_table = QTableWidget(0, 2, objectName="imageSizesTable")
+        self.sizes_table = named(QTableWidget(0, 2), "imageSizesTable")
         self.sizes_table.setHorizontalHeaderLabels(["image size (W×H)", "images"])
         self._plain_table(self.sizes_table)
         self.image_info = QLabel()
@@ -149,7 +150,7 @@ class DataExplorerView(QWidget):
         self.rows_area.setWidget(self.rows_canvas)
         self.rows_area.setWidgetResizable(True)
         self.rows_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.features_table = QTableWidget(0, 5, objectName="featuresTable")
+        self.features_table = named(QTableWidget(0, 5), "featuresTable")
         self.features_table.setHorizontalHeaderLabels(["feature", "mean", "std", "min", "max"])
         self._plain_table(self.features_table)
         self.right_title = QLabel()
@@ -238,7 +239,7 @@ class DataExplorerView(QWidget):
             rows = [
                 (o.labels[c], f"{counts[c]:,} train" if c < len(counts) else "", imgs) for c, imgs in o.samples.items()
             ]
-            c, h, w = o.image_shape or (1, 28, 28)
+            _, h, w = o.image_shape or (1, 28, 28)
             self.rows_canvas.set_rows(rows, thumb=int(min(64, max(36, 2 * max(h, w)))))
             self.right_stack.setCurrentIndex(0)
         else:

@@ -29,6 +29,7 @@ from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
 from studio.ui.background_call import BackgroundCall, TaskState
 from studio.ui.chart_style import add_legend, pen, styled_plot, text_color
+from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme
 
 
@@ -55,7 +56,7 @@ class LRFinderDialog(QDialog):
         self.setWindowTitle("Learning-rate finder")
         self.config = config
         self.start_lr, self.end_lr, self.num_steps = start_lr, end_lr, num_steps
-        self.result: LRFinderResult | None = None
+        self.found: LRFinderResult | None = None
         self.chosen: float | None = None
         self._lrs: list[float] = []
         self._losses: list[float] = []
@@ -108,17 +109,17 @@ class LRFinderDialog(QDialog):
             self.plot.addItem(item, ignoreBounds=True)
         self.plot.scene().sigMouseClicked.connect(self._on_plot_clicked)
 
-        self.progress = QProgressBar(objectName="lrFinderProgress")
+        self.progress = named(QProgressBar(), "lrFinderProgress")
         self.progress.setRange(0, num_steps)
         self.progress.setTextVisible(False)  # the studio's bars are thin lines: the step count goes beside it
-        self.status = QLabel(objectName="lrFinderStatus")
+        self.status = named(QLabel(), "lrFinderStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
-        self.rate_label = QLabel(objectName="lrFinderRate")
+        self.rate_label = named(QLabel(), "lrFinderRate")
         self.rate_label.setTextFormat(Qt.TextFormat.RichText)
 
-        self.run_button = QPushButton("Run again", objectName="lrFinderRunButton")
-        self.stop_button = QPushButton("Stop", objectName="lrFinderStopButton")
-        self.use_button = QPushButton("Use this rate", objectName="useRateButton")
+        self.run_button = named(QPushButton("Run again"), "lrFinderRunButton")
+        self.stop_button = named(QPushButton("Stop"), "lrFinderStopButton")
+        self.use_button = named(QPushButton("Use this rate"), "useRateButton")
         self.use_button.setEnabled(False)
         self.use_button.setDefault(True)
         buttons = QDialogButtonBox()
@@ -154,7 +155,7 @@ class LRFinderDialog(QDialog):
         """Start (or restart) the range test in a worker thread."""
         if self.is_running():
             return
-        self.result, self.chosen = None, None
+        self.found, self.chosen = None, None
         self._lrs, self._losses, self._raw = [], [], []
         self._redraw()
         for item in (self.suggest_line, self.suggest_text, self.min_line):
@@ -211,7 +212,7 @@ class LRFinderDialog(QDialog):
             self.plot.setYRange(lo - 0.05 * (top - lo), top, padding=0)
 
     def _on_finished(self, result: LRFinderResult) -> None:
-        self.result = result
+        self.found = result
         self._lrs, self._losses, self._raw = list(result.lrs), list(result.losses), list(result.raw_losses)
         self._redraw()
         self.run_button.setEnabled(True)
@@ -249,7 +250,7 @@ class LRFinderDialog(QDialog):
         i = int(np.argmin(np.abs(logs - math.log10(lr))))
         self.chosen = float(self._lrs[i])
         x, y = float(logs[i]), float(self._losses[i])
-        suggested = self.result.suggestion if self.result is not None else None
+        suggested = self.found.suggestion if self.found is not None else None
         is_suggestion = suggested is not None and math.isclose(self.chosen, suggested)
         label = "suggested" if is_suggestion else "chosen"
         self.suggest_line.setPos(x)

@@ -19,7 +19,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from studio.config import Config
-from studio.engine.run_dir import default_runs_dir
+from studio.engine.runs_folder import RunsFolder, resolve_runs_folder
 from studio.errors import StudioError
 from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
@@ -28,6 +28,7 @@ from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
+from studio.ui.qt_helpers import application
 from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
@@ -49,7 +50,7 @@ def _part(*path: str) -> Any:
 
 class MainWindow(QMainWindow):
     """The studio window. `config` is the setup to show (default: the last one, else digits + MLP);
-    runs go under `runs_dir`, else `$STUDIO_RUNS_DIR`, else the user's data folder."""
+    runs go under `runs_dir`, else where `studio train` puts them (`engine/runs_folder.py`)."""
 
     run_finished = Signal(object)  # RunOutcome, after the window has updated itself
     engine_loaded = Signal()
@@ -78,7 +79,7 @@ class MainWindow(QMainWindow):
         self.tabs.setObjectName("viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training_tab, "Training")
-        self.views = ViewTabs(self.tabs, self.history, self.controller, self._runs_base)
+        self.views = ViewTabs(self.tabs, self.history, self.controller, self.runs_folder)
         self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.main_splitter.setObjectName("mainSplitter")
         self.main_splitter.addWidget(self.sidebar)
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
         self.window_actions.view_menu.addAction(self.log_dock.toggle)
         self.status = TrainingStatusBar(self.controller, self)
         self.setStatusBar(self.status)
-        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, self._runs_base)
+        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, lambda: self.runs_folder().path)
         self.dialogs = RunDialogs(self, self.controller, self.sidebar, self.load_engine)
 
         self.controller.message.connect(self.log.append)
@@ -111,6 +112,8 @@ class MainWindow(QMainWindow):
         self.controller.close_ready.connect(self._close_now)
         self.dialogs.exported.connect(self.views.exported)
         self.views.open_requested.connect(self._open_run_from_view)
+        self.views.runs_folder_changed.connect(self._use_runs_folder)
+        self.views.notice.connect(self.status.showMessage)
         self.dialogs.notice.connect(self.status.showMessage)
         self.dialogs.message.connect(self.log.append)
 
@@ -123,7 +126,7 @@ class MainWindow(QMainWindow):
         self.resize(self.size() if self.settings.contains("window/geometry") else stored.default_window_size())
         # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
         # must not leave the thread running into the application's destruction.
-        QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
+        application().aboutToQuit.connect(self._on_about_to_quit)
         collect_garbage_on_gui_thread()  # the run's thread must never destroy this window's objects
 
     # -- what tests, scripts and the menus reach: the parts own it ----------------------------------
@@ -132,7 +135,7 @@ class MainWindow(QMainWindow):
     current_run_dir = _part("controller", "run_dir")
     last_outcome = _part("controller", "last_outcome")
     control = _part("controller", "control")
-    _thread = _part("controller", "thread")
+    _thread = _part("controller", "worker_thread")
     _worker = _part("controller", "worker")
     toggle_pause = _part("controller", "toggle_pause")
     stop_training = _part("controller", "stop")
@@ -141,6 +144,7 @@ class MainWindow(QMainWindow):
     open_run = _part("opener", "open_run")  # a run folder: its setup, curves and state
     open_path = _part("opener", "open_path")  # what a dropped path means
     choose_run = _part("opener", "choose_run")
+    choose_follow_run = _part("opener", "choose_follow_run")
     choose_config = _part("opener", "choose_config")
     fill_recent_menu = _part("opener", "fill_recent_menu")
     save_config_as = _part("sidebar", "save_config_as")
@@ -177,7 +181,7 @@ class MainWindow(QMainWindow):
         if self.is_training:
             return False
         try:
-            request = self.controller.plan(self.config, resume, self._runs_base())
+            request = self.controller.plan(self.config, resume, self.runs_folder().path, self.sidebar.processes())
         except CannotStart as exc:
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
@@ -197,8 +201,11 @@ class MainWindow(QMainWindow):
         elif self.opener.open_run(run_dir):
             self.tabs.setCurrentIndex(0)
 
-    def _runs_base(self) -> Path:
-        return self.runs_dir if self.runs_dir is not None else default_runs_dir()
+    def runs_folder(self) -> RunsFolder:
+        return resolve_runs_folder(self.runs_dir)
+
+    def _use_runs_folder(self, path: Path) -> None:  # saved for all; here it wins over $STUDIO_RUNS_DIR too
+        self.runs_dir = None if resolve_runs_folder().path == path else path
 
     def _show_title(self, run_dir: Path | None) -> None:
         self.setWindowTitle(f"Studio — {run_dir.name}" if run_dir else "Studio")
@@ -219,7 +226,7 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         import torch  # noqa: F401 - the import itself is the point
 
-        self.torch_thread_is_gui = QThread.currentThread() is QApplication.instance().thread()
+        self.torch_thread_is_gui = QThread.currentThread() is application().thread()
         from studio.engine.device import available_devices
 
         self.torch_import_s = time.perf_counter() - t0
@@ -240,6 +247,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.training_tab.curves.apply_theme(theme)
+        self.views.apply_theme()
         self.log.apply_theme(theme)
         self.window_actions.apply_theme()
         self.toolbar.apply_theme()

@@ -31,6 +31,7 @@ from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_m
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.errors import StudioError
 from studio.ui.chart_style import add_legend, styled_plot
+from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme, series_color
 
 COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
@@ -76,7 +77,7 @@ class _SortItem(QTableWidgetItem):
             a, b = self.key, other.key
             if a is None or b is None:  # missing values sort first
                 return a is None and b is not None
-            return a < b  # type: ignore[operator]
+            return a < b  # type: ignore[operator]  # a column's keys are all text or all numbers
         return super().__lt__(other)
 
 
@@ -85,6 +86,7 @@ class RunsView(QWidget):
 
     run_opened = Signal(str)
     runs_changed = Signal()
+    folder_chosen = Signal(str)  # Change…: the folder the user picked (the window decides and saves)
 
     def __init__(self, runs_dir: str | Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,7 +95,7 @@ class RunsView(QWidget):
         self.runs_dir = Path(runs_dir)
         self.runs: list[RunInfo] = []
 
-        self.table = QTableWidget(0, len(COLUMNS), objectName="runsTable")
+        self.table = named(QTableWidget(0, len(COLUMNS)), "runsTable")
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
@@ -108,15 +110,15 @@ class RunsView(QWidget):
         self.table.itemSelectionChanged.connect(self._draw_selected)
         self.table.itemDoubleClicked.connect(lambda item: self._open_row(item.row()))
 
-        self.refresh_button = QPushButton("Refresh", objectName="runsRefreshButton")
-        self.open_button = QPushButton("Open", objectName="runsOpenButton")
+        self.refresh_button = named(QPushButton("Refresh"), "runsRefreshButton")
+        self.open_button = named(QPushButton("Open"), "runsOpenButton")
         self.open_button.setToolTip("Open the selected run (evaluation, curves)")
-        self.delete_button = QPushButton("Delete…", objectName="runsDeleteButton")
-        self.csv_button = QPushButton("Export CSV…", objectName="runsExportCsvButton")
+        self.delete_button = named(QPushButton("Delete…"), "runsDeleteButton")
+        self.csv_button = named(QPushButton("Export CSV…"), "runsExportCsvButton")
         self.csv_button.setToolTip(
             "Write the metrics of the selected runs (all runs when none is selected) to one CSV file"
         )
-        self.tensorboard_button = QPushButton("Export to TensorBoard…", objectName="runsTensorBoardButton")
+        self.tensorboard_button = named(QPushButton("Export to TensorBoard…"), "runsTensorBoardButton")
         self.tensorboard_button.setToolTip(
             "Write the selected runs as TensorBoard event files" if tensorboard_available() else MISSING
         )
@@ -128,13 +130,20 @@ class RunsView(QWidget):
         self.folder_label = QLabel()
         self.folder_label.setStyleSheet(f"color: {theme.muted};")
         self.folder_label.setMinimumWidth(60)  # a long path is cut (its tooltip has all of it), never the window
-        self.status = QLabel(objectName="runsStatus")
+        self.folder_label.setObjectName("runsFolderLabel")
+        self.folder_button = named(QPushButton("Change…"), "runsFolderButton")
+        self.folder_button.setToolTip(
+            "Choose the folder new runs go to; `studio train` uses it too (unless $STUDIO_RUNS_DIR is set)"
+        )
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.status = named(QLabel(), "runsStatus")
         self.status.setStyleSheet(f"color: {theme.muted};")
         bar = QHBoxLayout()
         for b in (self.refresh_button, self.open_button, self.delete_button, self.csv_button, self.tensorboard_button):
             bar.addWidget(b)
         bar.addSpacing(12)
         bar.addWidget(self.folder_label, 1)
+        bar.addWidget(self.folder_button)
 
         self.loss_plot = styled_plot("Validation loss", "epoch", "loss", object_name="runsLossPlot")
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
@@ -162,10 +171,10 @@ class RunsView(QWidget):
         layout.addWidget(self.status)
 
         # New or removed run folders show up by themselves; the timer coalesces bursts of changes.
-        self._watcher = QFileSystemWatcher(self)
-        self._watcher.directoryChanged.connect(lambda _: self._debounce.start())
         self._debounce = QTimer(self, singleShot=True, interval=500)
         self._debounce.timeout.connect(self.refresh)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(lambda _: self._debounce.start())
         # A run's status and curves change inside its folder, which the watcher does not see; a slow
         # poll while the view is on screen keeps "running" rows and their curves current.
         self._poll = QTimer(self, interval=15000)
@@ -175,15 +184,22 @@ class RunsView(QWidget):
 
     # -- data ----------------------------------------------------------------------------------
 
-    def set_runs_dir(self, runs_dir: str | Path) -> None:
+    def set_runs_dir(self, runs_dir: str | Path, why: str = "") -> None:
+        """Show the runs under `runs_dir`; `why` says where that folder came from ("from $STUDIO_RUNS_DIR")."""
         if self._watcher.directories():
             self._watcher.removePaths(self._watcher.directories())
         self.runs_dir = Path(runs_dir)
         if self.runs_dir.is_dir():
             self._watcher.addPath(str(self.runs_dir))
-        self.folder_label.setText(f"runs folder: {display_path(self.runs_dir)}")
+        self.folder_label.setText(f"runs folder: {display_path(self.runs_dir)}" + (f" ({why})" if why else ""))
         self.folder_label.setToolTip(str(self.runs_dir.resolve()))
         self.refresh()
+
+    def choose_folder(self) -> None:
+        start = self.runs_dir if self.runs_dir.is_dir() else Path.home()
+        folder = QFileDialog.getExistingDirectory(self, "Runs folder", str(start))
+        if folder:
+            self.folder_chosen.emit(folder)
 
     def refresh(self) -> None:
         """Re-read the runs folder, keeping the selection."""
@@ -214,7 +230,7 @@ class RunsView(QWidget):
                 self.table.setItem(i, j, cell)
         self.table.setSortingEnabled(True)
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() in keep:
+            if (item := self.table.item(row, 0)) is not None and item.text() in keep:
                 self._add_row_to_selection(row)
         self.table.blockSignals(False)
         self._draw_selected()
@@ -249,7 +265,7 @@ class RunsView(QWidget):
         """Select the runs with these names (for scripts and tests)."""
         self.table.clearSelection()
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() in names:
+            if (item := self.table.item(row, 0)) is not None and item.text() in names:
                 self._add_row_to_selection(row)
 
     # -- curves --------------------------------------------------------------------------------
@@ -271,10 +287,10 @@ class RunsView(QWidget):
                     series = curves.get(split)
                     if not series:
                         continue
-                    pts = [(e, v) for e, v in zip(series["epoch"], series[key]) if v is not None]
+                    pts = [(e, v) for e, v in zip(series["epoch"], series[key], strict=False) if v is not None]
                     if not pts:
                         continue
-                    x, y = zip(*pts)
+                    x, y = zip(*pts, strict=True)
                     last_epoch = max(last_epoch, int(max(x)))
                     if key == "accuracy":
                         y = tuple(v * 100 for v in y)
@@ -293,9 +309,9 @@ class RunsView(QWidget):
         colors = {str(run.path): series_color(i) for i, run in enumerate(runs)}
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
-            color = colors.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
+            swatch = colors.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
             if item is not None:
-                item.setIcon(_swatch(color) if color else QIcon())
+                item.setIcon(_swatch(swatch) if swatch else QIcon())
         for plot in (self.loss_plot, self.acc_plot):
             axis = plot.getPlotItem().getAxis("bottom")
             if 0 < last_epoch <= 20:  # whole epochs, not 1.5

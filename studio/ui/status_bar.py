@@ -15,7 +15,7 @@ from studio.ui.worker import RunOutcome
 def format_duration(s: float | None) -> str:
     if s is None or s != s or s == float("inf") or s < 0:
         return "–"
-    s = int(round(s))
+    s = round(s)
     if s >= 3600:
         return f"{s // 3600}h {s // 60 % 60:02d}m"
     if s >= 60:

@@ -21,7 +21,10 @@ from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 from studio.config import Config
 from studio.engine.events import FitStart
 from studio.engine.run_dir import RunDir
+from studio.engine.runs_folder import RunsFolder, save_runs_folder
+from studio.errors import StudioError
 from studio.ui.background_call import BackgroundCall
+from studio.ui.chart_style import restyle_plot
 from studio.ui.history import RunHistory
 from studio.ui.run_controller import OpenedRun, RunController
 from studio.ui.theme import current_theme
@@ -68,15 +71,21 @@ class ViewTabs(QObject):
     """Owns the views of the tabs beside "Training", and feeds them what happens to the window's run."""
 
     open_requested = Signal(object)  # Path: the Runs tab's Open, for the window to show that run
+    runs_folder_changed = Signal(object)  # Path: the Runs tab's Change…, saved for the CLI and the window
+    notice = Signal(str, int)  # a status-bar message and how long it shows (ms)
 
     def __init__(
-        self, tabs: QTabWidget, history: RunHistory, controller: RunController, runs_dir: Callable[[], Path]
+        self,
+        tabs: QTabWidget,
+        history: RunHistory,
+        controller: RunController,
+        runs_folder: Callable[[], RunsFolder],
     ) -> None:
         super().__init__(tabs)
         self.tabs = tabs
         self.history = history
         self.controller = controller
-        self._runs_dir = runs_dir
+        self._runs_folder = runs_folder
         self.hosts = {key: _TabHost(key) for key in TITLES}
         for key, host in self.hosts.items():
             i = tabs.addTab(host, TITLES[key])
@@ -114,8 +123,11 @@ class ViewTabs(QObject):
         self.predict = PredictPanel()
         self.predict.set_run(None)
         self.explorer = DataExplorerView()
-        self.runs = RunsView(self._runs_dir())
+        folder = self._runs_folder()
+        self.runs = RunsView(folder.path)
+        self.runs.set_runs_dir(folder.path, folder.why)
         self.runs.run_opened.connect(self._on_run_chosen)
+        self.runs.folder_chosen.connect(self._on_folder_chosen)
         for key, view in (
             ("signals", self.signals),
             ("evaluation", self.evaluation),
@@ -141,9 +153,12 @@ class ViewTabs(QObject):
 
     # -- what happens to runs -----------------------------------------------------------------
 
-    def _on_run_started(self, _e: FitStart) -> None:
+    def _on_run_started(self, e: FitStart) -> None:
         if self.built:
             self.runs.refresh()
+            if not e.resumed:  # a new run: the last one's figures would read as this one's
+                self._evaluated = None
+                self.evaluation.clear_run("This run is evaluated on its test split when it ends.")
 
     def _on_samples(self, samples: PredictionSamples) -> None:
         if self.built:
@@ -171,12 +186,26 @@ class ViewTabs(QObject):
         if _has_checkpoint(run_dir):
             self._show_run(run_dir)
         else:
+            self._evaluated = None
+            self.evaluation.clear_run(f"{run_dir.name} has no checkpoint to evaluate yet.")
             self.predict.set_run(None)
 
     def run_forgotten(self) -> None:
         self._opened_early = None
         if self.built:
+            self._evaluated = None
+            self.evaluation.clear_run()
             self.predict.set_run(None)
+
+    def apply_theme(self) -> None:
+        """Re-colour the tabs' plots and the figures drawn in the old theme's colours."""
+        if not self.built:
+            return
+        from pyqtgraph import PlotWidget
+
+        for plot in self.findChildren(PlotWidget):
+            restyle_plot(plot)
+        self.evaluation.apply_theme()
 
     def exported(self, run_dir: Path) -> None:
         """A model was exported: Predict uses it, and comes on screen."""
@@ -192,6 +221,21 @@ class ViewTabs(QObject):
 
     def _on_run_chosen(self, path: str) -> None:
         self.open_requested.emit(Path(path))
+
+    def _on_folder_chosen(self, path: str) -> None:
+        try:
+            saved = save_runs_folder(path)
+        except StudioError as exc:
+            self.notice.emit(f"The runs folder was not saved: {exc}", 10000)
+            return
+        self.runs_folder_changed.emit(Path(path))  # the window takes it first
+        self.show_runs_folder(self._runs_folder())
+        self.notice.emit(f"New runs go to {path} (saved in {saved.name} for the window and `studio train`)", 8000)
+
+    def show_runs_folder(self, folder: RunsFolder) -> None:
+        """The window's runs folder changed: list the runs there and say why it is that one."""
+        if self.built:
+            self.runs.set_runs_dir(folder.path, folder.why)
 
     # -- the setup ----------------------------------------------------------------------------
 

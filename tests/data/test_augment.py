@@ -46,7 +46,7 @@ def test_translate_shifts_by_whole_pixels_without_blur() -> None:
     assert set(out.flatten(1).unique().tolist()) == {0.0, 1.0}
     rows, cols = (out[:, 0] == 1).nonzero()[:, 1], (out[:, 0] == 1).nonzero()[:, 2]
     assert rows.min() >= 3 and rows.max() <= 7 and cols.min() >= 3 and cols.max() <= 7
-    assert len(set(zip(rows.tolist(), cols.tolist()))) > 5  # shifts differ per image
+    assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) > 5  # shifts differ per image
 
 
 def test_fill_modes_decide_what_a_shift_uncovers() -> None:

@@ -59,7 +59,7 @@ def test_split_layout_rejects_a_class_that_has_no_training_images(tmp_path: Path
     root = tmp_path / "d"
     write_digit_folder(root / "train", per_class=4, classes=(0, 1))
     write_digit_folder(root / "val", per_class=2, classes=(0, 7))
-    with pytest.raises(DataError, match="'7'.*every val class needs training images"):
+    with pytest.raises(DataError, match=r"'7'.*every val class needs training images"):
         load_data(folder_config(root))
 
 
@@ -293,7 +293,7 @@ def test_the_data_explorer_overview_reads_folders_in_memory_and_on_disk(tmp_path
     assert sum(sum(c) for c in overview.counts.values()) == 13
     bundle = load_data(cfg)
     originals = {tuple(a.flatten().tolist()) for a in written.values()} | {(0,) * 784}
-    for c, images in overview.samples.items():
+    for images in overview.samples.values():
         assert images.shape == (3, 1, 28, 28)
         assert all(tuple(img[0].flatten().tolist()) in originals for img in images)
     assert overview.pixel_mean == bundle.spec.mean

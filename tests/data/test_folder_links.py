@@ -45,7 +45,7 @@ def split_files(bundle) -> dict[str, list[tuple[Path, str]]]:
         split = getattr(bundle, name)
         out[name] = [
             (Path(os.path.realpath(bundle.paths[int(i)])), bundle.spec.labels[int(y)])
-            for i, y in zip(split.indices, split.y)
+            for i, y in zip(split.indices, split.y, strict=True)
         ]
     return out
 

@@ -59,7 +59,7 @@ def test_same_samples_in_the_same_order_for_the_same_seed(folder: Path, workers:
         b = _all_batches(lazy, order, start, sizes)
         assert [len(y) for _, y in a] == [len(y) for _, y in b]
         assert sum(len(y) for _, y in a) == n - start
-        for (xa, ya), (xb, yb) in zip(a, b):
+        for (xa, ya), (xb, yb) in zip(a, b, strict=True):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
         assert torch.equal(torch.cat([y for _, y in a]), fast_bundle.train.y[order[start:]])
 

@@ -129,7 +129,7 @@ def test_splits_are_seeded_disjoint_and_complete() -> None:
     a = split_indices(100, 0.2, 0.1, seed=1, labels=y)
     b = split_indices(100, 0.2, 0.1, seed=1, labels=y)
     c = split_indices(100, 0.2, 0.1, seed=2, labels=y)
-    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
     assert not torch.equal(a[1], c[1])
     assert sorted(torch.cat(a).tolist()) == list(range(100))
     assert [len(p) for p in a] == [72, 20, 8]

@@ -179,7 +179,7 @@ def test_offline_cli_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureF
 def test_corrupt_files_are_clear_errors(tmp_path: Path) -> None:
     write_mnist(tmp_path, "MNIST")
     (tmp_path / "MNIST" / "raw" / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08")
-    with pytest.raises(DataError, match="corrupt.*delete them to download again"):
+    with pytest.raises(DataError, match=r"corrupt.*delete them to download again"):
         load_data(_config("mnist", tmp_path))
 
 
@@ -192,7 +192,7 @@ def test_cifar_batches_that_carry_code_are_refused(tmp_path: Path) -> None:
 
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as fh:
         pickle.dump({"labels": [0], "data": Payload()}, fh)
-    with pytest.raises(DataError, match="data_batch_3.*refusing to load builtins.print"):
+    with pytest.raises(DataError, match=r"data_batch_3.*refusing to load builtins\.print"):
         load_data(_config("cifar10", tmp_path))
 
 

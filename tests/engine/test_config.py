@@ -104,5 +104,5 @@ def test_set_can_fix_a_bad_path_before_validation(tmp_path: Path) -> None:
     good.write_text("a,label\n1,0\n2,1\n", encoding="utf-8")
     path = _write(tmp_path, '[data]\nsource = "csv"\npath = "missing.csv"\n')
     assert load_config(path, [f'data.path="{good}"']).data.path == str(good)
-    with pytest.raises(ConfigError, match="missing.csv' does not exist"):
+    with pytest.raises(ConfigError, match=r"missing\.csv' does not exist"):
         load_config(path)

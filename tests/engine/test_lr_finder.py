@@ -134,7 +134,7 @@ def test_stops_when_the_loss_passes_four_times_its_best() -> None:
         return
     assert "4x its best" in result.reason
     # Recompute the running average the stop check uses: only the last point passes 4x its best.
-    avg, best, ema = 0.0, math.inf, []
+    avg, ema = 0.0, []
     for i, v in enumerate(result.raw_losses):
         avg = SMOOTHING * avg + (1 - SMOOTHING) * v
         ema.append(avg / (1 - SMOOTHING ** (i + 1)))
@@ -205,7 +205,7 @@ def test_lr_find_takes_the_steps_studio_train_takes(tmp_path: Path) -> None:
     plain = config.replace_value("train.lr", result.lrs[0]).replace_value("train.log_every", 1)
     train_steps = StepWeights(6, rates=result.lrs)
     Trainer(plain, tmp_path / "run", callbacks=[train_steps]).fit()
-    for step, (a, b) in enumerate(zip(finder_steps.after, train_steps.after), start=1):
+    for step, (a, b) in enumerate(zip(finder_steps.after, train_steps.after, strict=True), start=1):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a), f"the weights differ after step {step}"
     # Accumulation is the run's: 4 batches a step, so the first step record sits 4 batches into the epoch.

@@ -115,7 +115,7 @@ def test_unsafe_foreign_and_misfit_weights_are_checkpoint_errors(tmp_path: Path)
 
 def test_weights_are_only_for_resnet18(tmp_path: Path) -> None:
     _imagenet_like(tmp_path / "w.pth")
-    with pytest.raises(ConfigError, match="weights.*resnet18"):
+    with pytest.raises(ConfigError, match=r"weights.*resnet18"):
         build_model(ModelConfig(arch="lenet", weights=str(tmp_path / "w.pth")), spec())
 
 
@@ -138,7 +138,7 @@ def test_default_init_is_pytorchs_own() -> None:
     ours = build_model(ModelConfig(arch="mlp", hidden=[64], init="default"), spec())
     torch.manual_seed(0)
     plain = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
-    for a, b in zip(_layers(ours), _layers(plain)):
+    for a, b in zip(_layers(ours), _layers(plain), strict=True):
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
 
 

@@ -33,7 +33,7 @@ def test_callback_predicts_the_same_images_after_every_epoch(tmp_path: Path) -> 
     assert np.array_equal(first.images, last.images) and first.true == last.true
     assert sorted(set(first.true)) == list(range(10))  # every class shows up
     assert all(0.1 <= c <= 1.0 for c in last.confidence)
-    assert last.wrong == tuple(t != p for t, p in zip(last.true, last.pred))
+    assert last.wrong == tuple(t != p for t, p in zip(last.true, last.pred, strict=True))
     assert sum(last.wrong) <= 6  # two epochs already get most digits right
     # Images come straight from the validation split.
     val = trainer.bundle.val

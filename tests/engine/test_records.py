@@ -163,7 +163,7 @@ def test_run_dir_names_every_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         files.check()
     files.checkpoints.mkdir(parents=True)
-    with pytest.raises(CheckpointError, match="no config.toml"):
+    with pytest.raises(CheckpointError, match=r"no config\.toml"):
         files.check()
     files.config.write_text("seed = 0\n")
     assert files.check() == files and files.is_run()
@@ -190,12 +190,14 @@ def test_only_the_engine_builds_run_file_paths() -> None:
     for path in STUDIO.rglob("*.py"):
         if path.relative_to(STUDIO).parts[0] == "engine":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        offenders += [
+            f"{path.relative_to(STUDIO)}:{node.lineno}"
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
             if (
                 isinstance(node, ast.BinOp)
                 and isinstance(node.op, ast.Div)
                 and isinstance(node.right, ast.Constant)
                 and node.right.value in RUN_FILE_NAMES
-            ):
-                offenders.append(f"{path.relative_to(STUDIO)}:{node.lineno}")
+            )
+        ]
     assert offenders == []

@@ -73,7 +73,7 @@ def test_digits_mlp_meets_the_bar_and_the_contract(tmp_path: Path) -> None:
         assert {r["split"] for r in recs if r["kind"] == "epoch" and r["epoch"] == epoch} >= {"train", "val"}
     steps = [r["step"] for r in recs if r["kind"] == "step"]
     assert steps == sorted(steps) and steps[-1] == 300
-    assert max(b - a for a, b in zip([0, *steps], steps)) <= 50
+    assert max(b - a for a, b in zip([0, *steps], steps, strict=False)) <= 50
     saved = json.loads((run / "summary.json").read_text())
     assert set(saved["metrics"]) == {
         "train_loss",
@@ -92,7 +92,10 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
     Trainer(c.replace_value("train.epochs", 2), tmp_path / "part").fit()
     Trainer(c, tmp_path / "part", resume=True).fit()
     assert same_weights(tmp_path / "full", tmp_path / "part")
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("time", "samples_per_s")}  # noqa: E731
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k not in ("time", "samples_per_s")}
+
     assert [strip(r) for r in records(tmp_path / "full")] == [strip(r) for r in records(tmp_path / "part")]
 
 

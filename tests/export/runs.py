@@ -44,7 +44,9 @@ def write_line_csv(path: Path) -> Path:
     np.random.seed(42)
     x = np.linspace(0, 5, 100)
     y = 2 * x + 1 + np.random.normal(0, 0.5, 100)
-    path.write_text("x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, y)), encoding="utf-8")
+    path.write_text(
+        "x,y\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(x, y, strict=True)), encoding="utf-8"
+    )
     return path
 
 

@@ -33,11 +33,11 @@ def heldout_accuracy(path: Path, images: np.ndarray, targets: np.ndarray) -> flo
     """uint8 digits [N, 28, 28] as pixels / 255, NCHW; a prediction counts when its class name is the digit."""
     out, labels = onnx_predict(path, images[:, None].astype(np.float32) / 255.0)
     names = [labels[i] for i in out.argmax(axis=1)]
-    return float(np.mean([name == str(t) for name, t in zip(names, targets)]))
+    return float(np.mean([name == str(t) for name, t in zip(names, targets, strict=True)]))
 
 
 def write_digit_pngs(root: Path, images: np.ndarray, targets: np.ndarray) -> Path:
-    for i, (img, t) in enumerate(zip(images, targets)):
+    for i, (img, t) in enumerate(zip(images, targets, strict=True)):
         folder = root / str(int(t))
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / f"{i:05d}.png")
@@ -71,9 +71,7 @@ def test_line_fit_through_onnx(
     direct, _ = onnx_predict(run_dir / "model.onnx", xs[:, None])
     np.testing.assert_allclose(direct[:, 0], predicted, rtol=1e-6)
     miss = np.abs(predicted - (2 * xs + 1))
-    with capsys.disabled():
-        print(f"line fit: predictions {predicted.round(4).tolist()}, miss {miss.round(4).tolist()}")
-    assert miss.max() <= 0.12, miss
+    assert miss.max() <= 0.12, f"line fit: predictions {predicted.round(4).tolist()}, miss {miss.round(4).tolist()}"
     # The report's snippet feeds x = 0 and prints the intercept the model learned.
     zero, _ = onnx_predict(run_dir / "model.onnx", np.zeros((1, 1)))
     assert float(run_report_snippet(run_dir, tmp_path, monkeypatch, capsys)) == pytest.approx(float(zero[0, 0]))
@@ -93,9 +91,7 @@ def test_digit_pngs_predict_like_onnxruntime(
     out, labels = onnx_predict(run_dir / "model.onnx", held_x[:1, None].astype(np.float32) / 255.0)
     assert run_report_snippet(run_dir, tmp_path, monkeypatch, capsys) == labels[int(out[0].argmax())]
     accuracy = heldout_accuracy(run_dir / "model.onnx", held_x, held_y)
-    with capsys.disabled():
-        print(f"lenet on 1,500 digits, 2 epochs: held-out accuracy {accuracy:.4f}")
-    assert accuracy >= 0.8
+    assert accuracy >= 0.8, f"lenet on 1,500 digits, 2 epochs: held-out accuracy {accuracy:.4f}"
     # `studio predict` on the same digits written as PNGs gives the same classes as onnxruntime.
     pngs = write_digit_pngs(tmp_path / "pngs", held_x[:40], held_y[:40])
     capsys.readouterr()
@@ -133,8 +129,7 @@ def test_heldout_digits_lenet_digits_source(tmp_path: Path) -> None:
     assert main(["export", str(run_dir)]) == 0
     test = load_trained(run_dir).data.test
     accuracy = heldout_accuracy(run_dir / "model.onnx", test.x[:, 0].numpy(), test.y.numpy())
-    print(f"lenet, digits source, 8 epochs: held-out accuracy {accuracy:.4f} on {len(test)} digits")
-    assert accuracy >= 0.955
+    assert accuracy >= 0.955, f"lenet, digits source, 8 epochs: held-out accuracy {accuracy:.4f} on {len(test)} digits"
 
 
 @pytest.mark.slow
@@ -146,5 +141,4 @@ def test_heldout_digits_lenet_png_folder(tmp_path: Path) -> None:
     run_dir = train_run(tmp_path, "lenet", toml_for("folder", "lenet", path=root, epochs=8, lr=0.002))
     assert main(["export", str(run_dir)]) == 0
     accuracy = heldout_accuracy(run_dir / "model.onnx", x[7000:], y[7000:])
-    print(f"lenet, PNG folder, 8 epochs: held-out accuracy {accuracy:.4f} on 1000 digits")
-    assert accuracy >= 0.955
+    assert accuracy >= 0.955, f"lenet, PNG folder, 8 epochs: held-out accuracy {accuracy:.4f} on 1000 digits"

@@ -17,7 +17,8 @@ from studio.export.predict import OnnxPredictor
 from studio.export.run_export import as_model_input
 from tests.export.runs import tiny_digits, toml_for, train_run, write_blobs_csv, write_line_csv
 
-IMAGE_ARCHS = ["softmax", "mlp", "lenet", "resnet18", "linear"]
+IMAGE_ARCHS = ["softmax", "mlp", "lenet", "cnn", "resnet18", "mobilenet_v3_small", "vit", "linear"]
+SMALL_VIT = "depth = 2\ndim = 32\nheads = 2\n"
 
 
 def export_and_check(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
@@ -68,8 +69,9 @@ def test_image_architectures_export_and_match(
     # resnet18 keeps its stride-1 stem on small inputs, so it gets 8 px digits to train in seconds.
     monkeypatch.setitem(data.LOADERS, "digits", tiny_digits(150, 8) if arch == "resnet18" else tiny_digits())
     # Dropout in the mlp: the proof only passes if the model really exports in eval mode.
-    dropout = "dropout = 0.5\n" if arch == "mlp" else ""
-    run_dir = train_run(tmp_path, arch, toml_for("digits", arch, extra_model=dropout))
+    dropout = "dropout = 0.5\n" if arch in ("mlp", "vit") else ""
+    extra = dropout + (SMALL_VIT if arch == "vit" else "")
+    run_dir = train_run(tmp_path, arch, toml_for("digits", arch, extra_model=extra))
     path, out = export_and_check(run_dir, capsys)
     assert "exporter   dynamo" in out
     assert "top-1 agreement           100.00%" in out

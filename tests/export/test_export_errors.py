@@ -175,7 +175,7 @@ def test_image_reading_follows_the_model_input_shape(tmp_path: Path) -> None:
     np.testing.assert_allclose(color[0], 1.0)
     np.testing.assert_allclose(color[1:], 0.0)
     (tmp_path / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    with pytest.raises(DataError, match="fake.png: not an image that can be read"):
+    with pytest.raises(DataError, match=r"fake\.png: not an image that can be read"):
         load_image_for_model(tmp_path / "fake.png", (1, 28, 28))
     with pytest.raises(DataError, match="takes feature rows"):
         load_image_for_model(tmp_path / "red.png", (2,))

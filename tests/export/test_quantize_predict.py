@@ -68,7 +68,7 @@ def test_predict_csv_rows_and_model_choice(blobs_run: Path, tmp_path: Path, caps
     captured = capsys.readouterr()
     from_onnx = [json.loads(ln) for ln in captured.out.splitlines()]
     assert [r["label"] for r in from_onnx] == ["north", "south", "west"]
-    for a, b in zip(from_checkpoint, from_onnx):
+    for a, b in zip(from_checkpoint, from_onnx, strict=True):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-5)
     assert "blank cell(s) will be filled with the training mean" in captured.err
 

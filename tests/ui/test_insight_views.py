@@ -180,7 +180,7 @@ def _fake_find_lr(config, *, start_lr, end_lr, num_steps, on_point, should_stop)
     lrs = lr_schedule(1e-6, 1.0, 60)
     x = np.log10(lrs)
     raw = (2.3 - 1.5 / (1 + np.exp(-(x + 3) * 3)) + np.where(x > -1.3, (x + 1.3) ** 2 * 6, 0.0)).tolist()
-    for i, (lr, v) in enumerate(zip(lrs, raw)):
+    for i, (lr, v) in enumerate(zip(lrs, raw, strict=True)):
         if should_stop():
             lrs, raw = lrs[:i], raw[:i]
             break

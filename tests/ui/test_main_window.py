@@ -82,7 +82,7 @@ def test_train_draws_loss_points_within_seconds(qtbot: Any, make_window: Any, di
     assert read_summary(run)["epochs_completed"] == 2
     # Every logged step reached the plot: the throttled worker batches points, it never drops them.
     qtbot.waitUntil(lambda: w.curves.point_count() == len(step_records(run)), timeout=3000)
-    x, y = w.lossPlot.getPlotItem().listDataItems()[1].getOriginalDataset()
+    x, _y = w.lossPlot.getPlotItem().listDataItems()[1].getOriginalDataset()
     assert len(x) == len(step_records(run)) and x[-1] == pytest.approx(2.0)
     assert len(w.history.epoch_x["val"]) == 2
     assert w.findChild(QToolButton, "exportButton").isEnabled()
