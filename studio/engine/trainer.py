@@ -484,10 +484,11 @@ class Trainer:
 
     def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
         """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
-        setup, train = self._built(), self.config.train
-        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        setup, train, lost = self._built(), self.config.train, failure.kind is cuda_errors.CudaFailureKind.CONTEXT_LOST
+        label = str(setup.device) if lost else device_name(setup.device)  # a lost context answers nothing more
+        text = cuda_errors.describe(failure, setup.device, label, self.state.batch_size, train)
         ending = Ending(RunStatus.FAILED, text, text)
-        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+        if not lost:
             ending = self._save_after_interrupt(ending)
         error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
         return ending._replace(reason=error, error=error)
