@@ -129,6 +129,9 @@ class TrainConfig:
     backbone_lr_scale: float = _f(
         0.1, "pretrained weights: the backbone's rate as a fraction of lr once it trains", min=0.0, max=1.0
     )
+    nproc: int = _f(
+        1, "processes that train the run together under DDP (through torchrun); 1 = one process", min=1, max=1024
+    )
 
 
 @dataclass(frozen=True)

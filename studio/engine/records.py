@@ -141,6 +141,7 @@ def epoch_record(
     batch_size: int | None,
     time: float | None,
     checkpoint: str | None = None,
+    world_size: int | None = None,
 ) -> EpochRecord:
     """The record of one split's epoch figures: loss, accuracy, and a regression's RMSE, MAE and R²."""
     return EpochRecord(
@@ -156,6 +157,7 @@ def epoch_record(
         mae=metrics.get("mae"),
         r2=metrics.get("r2"),
         checkpoint=checkpoint,
+        world_size=world_size,
     )
 
 

@@ -43,6 +43,7 @@ class RunDir:
     SUMMARY: ClassVar[str] = "summary.json"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     ONNX: ClassVar[str] = "model.onnx"
+    CONTROL: ClassVar[str] = "control.json"  # live control written by any process (engine/control_file.py)
     LOCK: ClassVar[str] = RUN_LOCK_NAME
     TOP_FILES: ClassVar[tuple[str, ...]] = (CONFIG, METRICS, SUMMARY)  # written atomically beside checkpoints/
     CHECKPOINT_FILES: ClassVar[tuple[str, ...]] = ("last.pt", "best.pt")
@@ -94,6 +95,10 @@ class RunDir:
     @property
     def onnx(self) -> Path:
         return self.path / self.ONNX
+
+    @property
+    def control(self) -> Path:
+        return self.path / self.CONTROL
 
     @property
     def lock_file(self) -> Path:

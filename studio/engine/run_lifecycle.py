@@ -15,6 +15,7 @@ from studio.config import Config
 from studio.data import DataBundle
 from studio.engine import checkpoint as ckpt
 from studio.engine.device import device_name
+from studio.engine.distributed import SINGLE, Dist, check_split
 from studio.engine.evaluate import REGRESSION_FIGURES
 from studio.engine.events import FitStart, RunStatus
 from studio.engine.loop_state import EpochMetrics, LoopState
@@ -40,7 +41,9 @@ class Prepared(NamedTuple):
     resume_edits: dict[str, Any]
 
 
-def prepare(config: Config, data: DataBundle | None, files: RunDir | None, resume: bool, say: Say) -> Prepared:
+def prepare(
+    config: Config, data: DataBundle | None, files: RunDir | None, resume: bool, say: Say, ctx: Dist = SINGLE
+) -> Prepared:
     """Refuse what cannot run, then build what the run trains with; nothing is written here."""
     if files is not None and not resume and files.has_checkpoint("last"):
         raise CheckpointError(f"'{files.path}' already holds a run; resume it or choose another folder")
@@ -48,7 +51,17 @@ def prepare(config: Config, data: DataBundle | None, files: RunDir | None, resum
     if files is not None and resume:
         resume_state = ckpt.load_checkpoint(files.checkpoint("last"))
         edits = check_resume(config, resume_state, files.path)
-    return Prepared(build_training(config, data, say=say), resume_state, edits)
+    setup = build_training(config, data, say=say, device=ctx.device(config.train.device))
+    check_split(len(setup.bundle.train), config.train.batch_size, ctx.world_size)
+    if resume_state is not None and ctx.is_main:
+        was = int(resume_state.get("world_size", 1) or 1)
+        if was != ctx.world_size:
+            say(
+                f"this run trained with {was} process(es) and continues with {ctx.world_size}: "
+                "it continues from the same step and data order, but not bit for bit",
+                "warning",
+            )
+    return Prepared(setup, resume_state, edits)
 
 
 def fit_start(
@@ -83,7 +96,13 @@ def fit_start(
 
 
 def run_summary(
-    config: Config, state: LoopState, ending: Ending, test: EpochMetrics, elapsed: float, checkpoint: str = "last"
+    config: Config,
+    state: LoopState,
+    ending: Ending,
+    test: EpochMetrics,
+    elapsed: float,
+    world_size: int = 1,
+    checkpoint: str = "last",
 ) -> dict[str, Any]:
     """summary.json's content: how the run ended, its last metrics, its best epoch.
 
@@ -107,4 +126,5 @@ def run_summary(
         "step": state.step,
         "time": round(elapsed, 3),
         "config": config.to_dict(),
+        "world_size": world_size,
     }

@@ -26,10 +26,13 @@ from studio.data.batches import epoch_order
 from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
+from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
+from studio.engine.distributed import SINGLE, Dist, ddp_wrap
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import compute_loss, evaluate, train_rmse
+from studio.engine.evaluate import evaluate, train_rmse
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
+from studio.engine.fine_tune import FineTune
 from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
@@ -45,6 +48,7 @@ from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
+from studio.engine.step import forward_backward, reduce_step
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
 from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
@@ -78,13 +82,16 @@ class Trainer:
         resume: bool = False,
         data: DataBundle | None = None,
         schedule: Schedule | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
         if resume and run_dir is None:
             raise ValueError("resume needs a run directory")
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
-        self.callbacks = list(callbacks) + live_loggers(config, self.run_dir)  # TensorBoard, when on
+        self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
+        # FineTune acts only on pretrained weights; TensorBoard logs live (rank 0 alone) when on
+        self.callbacks = [FineTune(), *callbacks, *live_loggers(config, self.run_dir if dist.is_main else None)]
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -95,7 +102,10 @@ class Trainer:
         self.stops = StopCriteria(config.train, self.control)
         self.setup: TrainingSetup | None = None  # built by `fit`, under the run directory's lock
         self.sums = RunningSums(torch.device("cpu"))  # on the training device once set up
-        self.writer = RunWriter(self.run_files)  # every file the fit writes goes through it
+        # Every file the fit writes goes through the writer; under DDP only rank 0's writes anything.
+        self.writer = RunWriter(self.run_files if dist.is_main else None)
+        self._net: torch.nn.Module | None = None  # what the step runs: the model, or its DDP wrapper
+        self._controls = ControlExchange(dist, self.run_files.control if self.run_files else None, self.message)
         self._interrupts = DeferredInterrupt()
         self._in_flight: StepInFlight | None = None
         self._resume_edits: dict[str, Any] = {}
@@ -245,12 +255,14 @@ class Trainer:
         n = len(setup.train_src)
         setup.model.train()
         # The source asks for the batch size as it cuts each batch, so a live change applies next batch.
+        # Under DDP every rank cuts these same global batches and trains its shard of each (step.py).
         batches = setup.train_src.batches(epoch_order(n, self.config.seed, epoch), state.pos, lambda: state.batch_size)
         self._win_t = time.perf_counter()
         while state.pos < n:
             # -- between steps: the only place a pause, a stop or a live change takes effect
+            self._controls.exchange(self.control)  # control.json, and under DDP rank 0's decisions
             while not self.control.wait_if_paused(0.1):
-                pass
+                self._controls.exchange(self.control)
             if self.stops.user_stop()[0]:
                 return None
             step = StepInFlight(
@@ -276,21 +288,20 @@ class Trainer:
         return self._epoch_train_metrics()
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        setup, accumulate = self._built(), self.config.train.accumulate
-        while step.batches < accumulate and step.pos < step.n:
-            x, y = next(batches)
-            with setup.autocast():
-                out = setup.model(x)
-            loss = compute_loss(out, y, setup.loss_fn, setup.spec)
-            setup.scaler.scale(loss / accumulate).backward()
-            step.add_batch(loss, out, y, setup.classify)
+        setup = self._built()
+        forward_backward(setup, self._net or setup.model, step, batches, self.config.train.accumulate, self.dist)
 
     def _optimizer_step(self, step: StepInFlight) -> StepRecord | None:
         """Rate, clip, update; then the commit. Returns the step's record when it is a log point."""
         setup, cfg, state = self._built(), self.config.train, self.state
         opt = setup.optimizer
         step.lr = self.schedule(state.step + 1, step.epoch - 1 + step.pos / step.n, state.base_lr)
-        step.log_now = (state.step + 1) % cfg.log_every == 0 or bool(step.changed) or step.pos >= step.n
+        step.log_now = (
+            (state.step + 1) % cfg.log_every == 0
+            or bool(step.changed)
+            or step.pos >= step.n
+            or time.perf_counter() - self._win_t >= cfg.log_every_s  # a point every few seconds, however slow
+        )
 
         # Clip (and measure the gradient norm the log shows).
         if cfg.clip_grad_norm > 0 or step.log_now:
@@ -304,7 +315,7 @@ class Trainer:
         # Update and commit: a Ctrl-C that arrives in here takes effect after the record is written.
         with self._interrupts.held():
             for group in opt.param_groups:
-                group["lr"] = step.lr
+                group["lr"] = step.lr * group.get("lr_scale", 1.0)  # fine-tuning: the backbone's lower rate
             setup.scaler.step(opt)
             step.updated = True  # also when the scaler skipped an fp16 step with inf gradients
             setup.scaler.update()
@@ -313,7 +324,7 @@ class Trainer:
             self.writer.flush()
         return record
 
-    def _commit_step(self, step: StepInFlight) -> StepRecord | None:
+    def _commit_step(self, step: StepInFlight, reduce: bool = True) -> StepRecord | None:
         """The one place a step joins the run: step counter, position and sums advance together.
 
         Called right after the optimizer applied the update (or from the Ctrl-C handler, when an
@@ -322,6 +333,8 @@ class Trainer:
         """
         setup, state, sums = self._built(), self.state, self.sums
         assert step.updated
+        if reduce:  # under DDP, every rank's loss, hits and count: the records are over all samples
+            reduce_step(step, self.dist, setup.device)
         sums.add(step, state.step + 1)
         window_loss = float(sums.win_loss) if step.log_now else 0.0  # a sync, once per log interval
         stop, reason = self.stops.non_finite(window_loss, sums.first_bad_step, step.lr)
@@ -347,6 +360,7 @@ class Trainer:
             cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
             cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
             changed=dict(step.changed) or None,
+            world_size=self._world_size(),
         )
         sums.close_window()
         self._win_t = now
@@ -383,7 +397,10 @@ class Trainer:
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
         step, lr, batch_size, time_s = self.state.step, self.current_lr(), self.state.batch_size, self.elapsed()
-        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint)
+        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint, self._world_size())
+
+    def _world_size(self) -> int | None:
+        return self.dist.world_size if self.dist.active else None
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
@@ -406,8 +423,9 @@ class Trainer:
 
     def _set_up(self) -> dict[str, Any] | None:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
-        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message)
+        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message, self.dist)
         self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
+        self._net = ddp_wrap(self.setup.model, self.setup.device) if self.dist.active else None
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
@@ -438,6 +456,7 @@ class Trainer:
     def save(self, which: str = "last") -> None:
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
+            state["world_size"] = self.dist.world_size
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
     def _save_checkpoints(self) -> None:
@@ -451,7 +470,7 @@ class Trainer:
         step = self._in_flight
         if step is not None and step.updated:
             try:  # the update is in the weights: finish the step's bookkeeping, as the loop would have
-                self._commit_step(step)
+                self._commit_step(step, reduce=False)  # no collective here: the other ranks may be gone
             except TrainingFailed as exc:  # that update made the weights non-finite: keep the last good files
                 return ending._replace(reason=f"{ending.reason}; {exc}")
         elif step is not None:  # nothing of the step reached the weights: undo what it drew and changed
@@ -485,7 +504,7 @@ class Trainer:
                 self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        summary = run_summary(self.config, state, ending, test, self.elapsed(), checkpoint=which)
+        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size, checkpoint=which)
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:

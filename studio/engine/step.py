@@ -1,0 +1,53 @@
+"""One optimizer step's forward and backward passes, and, under DDP, the sums of every rank's share.
+
+The trainer calls these between its `StepInFlight` and its commit; they change no loop state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from studio.engine.distributed import Dist, shard
+from studio.engine.evaluate import compute_loss
+from studio.engine.loop_state import StepInFlight
+from studio.engine.training_setup import TrainingSetup
+
+
+def forward_backward(
+    setup: TrainingSetup,
+    net: torch.nn.Module,
+    step: StepInFlight,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    accumulate: int,
+    ctx: Dist,
+) -> None:
+    """Forward and backward over up to `accumulate` batches; the gradients add up in the parameters.
+
+    Under DDP `batches` are the global batches; each rank trains its shard (`distributed.shard`).
+    DDP averages the ranks' gradients, so each rank's mean loss is weighted by its share of the
+    global batch: the average is then the gradient of the global batch's mean loss, even for
+    unequal shards (the epoch's last batch).
+    """
+    while step.batches < accumulate and step.pos < step.n:
+        x, y = next(batches)
+        taken = int(y.shape[0])
+        x, y = shard(x, y, ctx)
+        with setup.autocast():
+            out = net(x)
+        loss = compute_loss(out, y, setup.loss_fn, setup.spec)
+        weight = int(y.shape[0]) * ctx.world_size / taken if ctx.active else 1.0
+        setup.scaler.scale(loss * weight / accumulate if ctx.active else loss / accumulate).backward()
+        step.add_batch(loss, out, y, setup.classify, taken=taken)
+
+
+def reduce_step(step: StepInFlight, ctx: Dist, device: torch.device) -> None:
+    """Replace the step's loss, hits and count by their sums over every rank (one all-reduce)."""
+    if not ctx.active:
+        return
+    assert step.loss is not None
+    loss, correct, count = ctx.all_sum([step.loss, 0.0 if step.correct is None else step.correct, step.count], device)
+    step.loss, step.count = loss, int(count)
+    if step.correct is not None:
+        step.correct = correct
