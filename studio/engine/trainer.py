@@ -30,7 +30,7 @@ from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
 from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import evaluate
+from studio.engine.evaluate import evaluate, train_rmse
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
 from studio.engine.fine_tune import FineTune
 from studio.engine.headline import headline_checkpoint, headline_model
@@ -43,7 +43,7 @@ from studio.engine.loop_state import (
     generator_states,
     set_generator_states,
 )
-from studio.engine.records import EpochRecord, StepRecord
+from studio.engine.records import EpochRecord, StepRecord, epoch_record
 from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
@@ -359,10 +359,8 @@ class Trainer:
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
         loss = float(loss_sum) / count * setup.loss_scale
-        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
-        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
-            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
-        return metrics
+        accuracy = float(correct) / count if setup.classify else None
+        return {"loss": loss, "accuracy": accuracy} | train_rmse(loss, setup.spec, self.config.train.loss)
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -383,21 +381,8 @@ class Trainer:
         return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.state.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=self.current_lr(),
-            batch_size=self.state.batch_size,
-            time=round(self.elapsed(), 4),
-            world_size=self._world_size(),
-            rmse=m.get("rmse"),
-            mae=m.get("mae"),
-            r2=m.get("r2"),
-            checkpoint=checkpoint,
-        )
+        step, lr, batch_size, time_s = self.state.step, self.current_lr(), self.state.batch_size, self.elapsed()
+        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint, self._world_size())
 
     def _world_size(self) -> int | None:
         return self.dist.world_size if self.dist.active else None
