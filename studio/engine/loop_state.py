@@ -17,7 +17,6 @@ import torch
 
 from studio.config import TrainConfig
 from studio.engine.early_stopping import EarlyStopping
-from studio.engine.records import EpochRecord
 
 EpochMetrics = dict[str, float | None]  # {"loss": ..., "accuracy": ...} of one split
 
@@ -79,34 +78,6 @@ class LoopState:
                 f"{split}_{k}": metrics[k] for k in ("rmse", "mae", "r2") if metrics.get(k) is not None
             }
         return is_best
-
-    def epoch_record(
-        self,
-        epoch: int,
-        split: str,
-        m: EpochMetrics,
-        *,
-        lr: float,
-        time: float,
-        world_size: int | None,
-        checkpoint: str | None = None,
-    ) -> EpochRecord:
-        """One split's figures for `epoch` as the record metrics.jsonl keeps, at the current step and batch size."""
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=lr,
-            batch_size=self.batch_size,
-            time=time,
-            world_size=world_size,
-            rmse=m.get("rmse"),
-            mae=m.get("mae"),
-            r2=m.get("r2"),
-            checkpoint=checkpoint,
-        )
 
     def to_checkpoint(self, elapsed: float) -> dict[str, Any]:
         """The checkpoint keys of the loop's state; `elapsed` is the run's training time so far."""
@@ -247,19 +218,6 @@ class RunningSums:
     def epoch_totals(self) -> tuple[torch.Tensor, torch.Tensor, int]:
         """The epoch's sums so far, including the open window."""
         return self.loss + self.win_loss, self.correct + self.win_correct, self.n + self.win_n
-
-    def epoch_metrics(
-        self, last: dict[str, float | None], loss_scale: float, classify: bool, rmse: bool
-    ) -> EpochMetrics:
-        """The epoch's training loss and accuracy (and RMSE of an MSE loss) from the sums."""
-        loss_sum, correct, count = self.epoch_totals()
-        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
-            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        loss = float(loss_sum) / count * loss_scale
-        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if classify else None}
-        if rmse and loss >= 0:
-            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
-        return metrics
 
     def state_dict(self) -> dict[str, Any]:
         # float64 and Python floats convert exactly, so a resumed sum continues bit for bit.

@@ -156,8 +156,8 @@ def eval_table(report: dict[str, Any]) -> Any:
         parts.append(classes)
         labels, cm = report.get("labels") or [], report.get("confusion_matrix") or []
         if 0 < len(labels) <= 12:
-            matrix = Table(title="confusion matrix (rows: true, columns: predicted)", header_style="bold", box=None)
-            matrix.add_column("")
+            matrix = Table(title="confusion matrix", header_style="bold", box=None)
+            matrix.add_column("true \\ predicted")
             for label in labels:
                 matrix.add_column(str(label), justify="right")
             for label, row in zip(labels, cm, strict=False):
