@@ -1,4 +1,4 @@
-# `make run` opens the studio; `make test` runs the tests. Each sets up .venv on first use.
+# `make run` opens the studio; `make test` runs the tests; `make lint` checks the code. Each sets up .venv on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -26,6 +26,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
+# The habits (config in pyproject.toml): ruff's lint and format, mypy's types, import-linter's layers.
+# .pre-commit-config.yaml runs the same checks at commit time (`$(VENV)/bin/pre-commit install`).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) packaging/screenshots.py docs/screenshots
 
@@ -38,7 +46,7 @@ bench-gui: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_timer_lag.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 # A wheel that carries resources/ inside the package (studio/_resources links to it).
 dist: $(STAMP)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -64,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true")
     p.add_argument("--nproc", type=int, help="continue with N processes (default: as the run trained)")
 
-    p = sub.add_parser("eval", help="print a run's metrics as one JSON object")
+    p = sub.add_parser("eval", help="print a run's metrics (a table on a terminal, else one JSON object)")
     _add_run_dir(p)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument("--json", action="store_true", help="print JSON (the default when stdout is not a terminal)")
 
     p = sub.add_parser("export", help="write ONNX and check it against PyTorch")
     _add_run_dir(p)
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx|RUN_DIR")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top", type=int, default=3, help="how many classes in `top`")
+    p.add_argument("--json", action="store_true", help="print JSON lines (the default when stdout is not a terminal)")
 
     p = sub.add_parser("lr-find", help="run a learning-rate range test")
     p.add_argument("config", metavar="CONFIG.toml")
@@ -104,7 +107,8 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) ->
     from studio.engine.trainer import Trainer, TrainingFailed
 
     ctx = ctx or SINGLE
-    callbacks = [ProgressPrinter(quiet=quiet)] if ctx.is_main else []  # one process prints: rank 0
+    printer = ProgressPrinter(quiet=quiet)
+    callbacks = [printer] if ctx.is_main else []  # one process prints: rank 0
     control = TrainingControl()
     trainer = Trainer(cfg, run_dir, callbacks=callbacks, control=control, resume=resume, dist=ctx)
     try:
@@ -114,6 +118,27 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) ->
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        if not ctx.active:
+            raise
+        if ctx.is_main:  # a peer died (gloo/NCCL says the connection broke): summary.json says failed
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            print(f"error: another process of the run failed ({first}); the last checkpoint is kept", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        printer.close()
+        if not ctx.is_main:
+            pass  # rank 0 says it
+        elif RunDir(run_dir).has_checkpoint("last"):
+            print(
+                f"\ninterrupted: the last checkpoint was saved; continue with: studio resume {shlex.quote(str(run_dir))}",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+        return 130
+    finally:
+        printer.close()
     return 130 if signals.interrupted else 0
 
 
@@ -254,9 +279,15 @@ def _resume_rank(cfg: Any, args: argparse.Namespace, ctx: Any) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.engine.report import evaluate_run
+    from studio.export.cli import eval_table, print_table, wants_json
 
     report = evaluate_run(Path(args.run_dir), args.checkpoint, args.split)
-    print(json.dumps(report))
+    if wants_json(args.json):
+        if report.get("note"):  # the table shows it; beside JSON it goes to stderr
+            print(f"note: {report['note']}", file=sys.stderr)
+        print(json.dumps(report))
+    else:
+        print_table(eval_table(report))
     return 0
 
 
@@ -269,7 +300,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.export.cli import run_predict
 
-    return run_predict(args.model, args.files, top=args.top)
+    return run_predict(args.model, args.files, top=args.top, as_json=args.json)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:

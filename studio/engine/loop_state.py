@@ -58,6 +58,10 @@ class LoopState:
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
         }
+        for split, metrics in (("train", train), ("val", val)):  # regression: RMSE, MAE, R² where present
+            self.last_metrics |= {
+                f"{split}_{k}": metrics[k] for k in ("rmse", "mae", "r2") if metrics.get(k) is not None
+            }
         return is_best
 
     def to_checkpoint(self, elapsed: float) -> dict[str, Any]:

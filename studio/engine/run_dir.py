@@ -77,6 +77,12 @@ class RunDir:
         return self.path / self.SUMMARY
 
     @property
+    def tensorboard(self) -> Path:
+        """Where the live TensorBoard event files go: the run folder itself, beside metrics.jsonl,
+        so `tensorboard --logdir runs` shows each run under its folder's name."""
+        return self.path
+
+    @property
     def checkpoints(self) -> Path:
         """The folder of the checkpoints."""
         return self.path / self.CHECKPOINTS

@@ -14,8 +14,10 @@ from typing import Any, NamedTuple
 from studio.config import Config
 from studio.data import DataBundle
 from studio.engine import checkpoint as ckpt
+from studio.engine.control import TrainingControl
 from studio.engine.device import device_name
 from studio.engine.distributed import SINGLE, Dist, check_split
+from studio.engine.evaluate import REGRESSION_FIGURES
 from studio.engine.events import FitStart, RunStatus
 from studio.engine.loop_state import EpochMetrics, LoopState
 from studio.engine.run_dir import RunDir
@@ -63,6 +65,19 @@ def prepare(
     return Prepared(setup, resume_state, edits)
 
 
+def apply_resume_edits(edits: dict[str, Any], control: TrainingControl, state: LoopState) -> list[str]:
+    """Queue config.toml's edited rate or batch size as live changes for the first step; the lines that say so."""
+    lines = []
+    for key, value in edits.items():
+        (control.set_lr if key == "lr" else control.set_batch_size)(value)
+        lines.append(
+            f"config.toml sets [train] {key} = {value:g}; the run was at "
+            f"{state.base_lr if key == 'lr' else state.batch_size:g}: applied from step "
+            f"{state.step + 1} and recorded in metrics.jsonl"
+        )
+    return lines
+
+
 def fit_start(
     config: Config, setup: TrainingSetup, state: LoopState, run_dir: Path | None, resumed: bool
 ) -> tuple[FitStart, list[str]]:
@@ -95,16 +110,28 @@ def fit_start(
 
 
 def run_summary(
-    config: Config, state: LoopState, ending: Ending, test: EpochMetrics, elapsed: float, world_size: int = 1
+    config: Config,
+    state: LoopState,
+    ending: Ending,
+    test: EpochMetrics,
+    elapsed: float,
+    world_size: int = 1,
+    checkpoint: str = "last",
 ) -> dict[str, Any]:
-    """summary.json's content: how the run ended, its last metrics, its best epoch."""
+    """summary.json's content: how the run ended, its last metrics, its best epoch.
+
+    `checkpoint` names the weights the test figures come from (`headline.headline_checkpoint`);
+    regression adds `train_rmse`, `val_rmse`, `val_mae`, `val_r2`, `test_rmse`, ... beside the losses.
+    """
     m = state.last_metrics
     return {
         "status": ending.status.value,
         "reason": ending.reason,
         "epochs_completed": state.epoch,
         "metrics": {k: m.get(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-        | {"test_loss": test["loss"], "test_accuracy": test["accuracy"]},
+        | {k: v for k, v in m.items() if k.rsplit("_", 1)[-1] in REGRESSION_FIGURES}
+        | {f"test_{k}": v for k, v in test.items()},
+        "checkpoint": checkpoint,
         "best": {
             "epoch": state.best_epoch,
             "val_loss": state.best_loss if math.isfinite(state.best_loss) else None,

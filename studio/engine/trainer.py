@@ -32,6 +32,8 @@ from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, r
 from studio.engine.estimates import remaining_seconds
 from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
+from studio.engine.fine_tune import FineTune
+from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -43,11 +45,12 @@ from studio.engine.loop_state import (
 )
 from studio.engine.records import EpochRecord, StepRecord
 from studio.engine.run_dir import RunDir
-from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
+from studio.engine.run_lifecycle import Ending, apply_resume_edits, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
-from studio.engine.step import forward_backward, reduce_step, step_record
+from studio.engine.step import epoch_train_metrics, forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
+from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
 from studio.errors import StudioError
 from studio.files import WriteError
@@ -87,7 +90,8 @@ class Trainer:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
         self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
-        self.callbacks = list(callbacks)
+        # FineTune acts only on pretrained weights; TensorBoard logs live (rank 0 alone) when on
+        self.callbacks = [FineTune(), *callbacks, *live_loggers(config, self.run_dir if dist.is_main else None)]
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -281,7 +285,7 @@ class Trainer:
             # -- report
             if record is not None:
                 self.emit("step_end", record)
-        return self._epoch_train_metrics()
+        return epoch_train_metrics(self.sums, self.state, setup, self.config.train.loss)
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
         setup = self._built()
@@ -292,7 +296,12 @@ class Trainer:
         setup, cfg, state = self._built(), self.config.train, self.state
         opt = setup.optimizer
         step.lr = self.schedule(state.step + 1, step.epoch - 1 + step.pos / step.n, state.base_lr)
-        step.log_now = (state.step + 1) % cfg.log_every == 0 or bool(step.changed) or step.pos >= step.n
+        step.log_now = (
+            (state.step + 1) % cfg.log_every == 0
+            or bool(step.changed)
+            or step.pos >= step.n
+            or time.perf_counter() - self._win_t >= cfg.log_every_s  # a point every few seconds, however slow
+        )
 
         # Clip (and measure the gradient norm the log shows).
         if cfg.clip_grad_norm > 0 or step.log_now:
@@ -306,7 +315,7 @@ class Trainer:
         # Update and commit: a Ctrl-C that arrives in here takes effect after the record is written.
         with self._interrupts.held():
             for group in opt.param_groups:
-                group["lr"] = step.lr
+                group["lr"] = step.lr * group.get("lr_scale", 1.0)  # fine-tuning: the backbone's lower rate
             setup.scaler.step(opt)
             step.updated = True  # also when the scaler skipped an fp16 step with inf gradients
             setup.scaler.update()
@@ -343,17 +352,6 @@ class Trainer:
         self.writer.add(record)
         return record
 
-    def _epoch_train_metrics(self) -> EpochMetrics:
-        setup = self._built()
-        loss_sum, correct, count = self.sums.epoch_totals()
-        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
-            last = self.state.last_metrics
-            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {
-            "loss": float(loss_sum) / count * setup.loss_scale,
-            "accuracy": float(correct) / count if setup.classify else None,
-        }
-
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
     ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
@@ -372,7 +370,7 @@ class Trainer:
             self.writer.add(record)
         return is_best, decision, records
 
-    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
+    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
         return EpochRecord(
             split=split,
             epoch=epoch,
@@ -383,6 +381,10 @@ class Trainer:
             batch_size=self.state.batch_size,
             time=round(self.elapsed(), 4),
             world_size=self._world_size(),
+            rmse=m.get("rmse"),
+            mae=m.get("mae"),
+            r2=m.get("r2"),
+            checkpoint=checkpoint,
         )
 
     def _world_size(self) -> int | None:
@@ -411,7 +413,8 @@ class Trainer:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
         prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message, self.dist)
         self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
-        self._net = ddp_wrap(self.setup.model, self.setup.device) if self.dist.active else None
+        tuning = bool(self.config.model.weights) and self.config.train.freeze_epochs > 0  # FineTune freezes a part
+        self._net = ddp_wrap(self.setup.model, self.setup.device, tuning) if self.dist.active else None
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
@@ -423,14 +426,8 @@ class Trainer:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
         restore_rank_rng(state, self.dist)
-        for key, value in self._resume_edits.items():
-            (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
-            self.message(
-                f"config.toml sets [train] {key} = {value:g}; the run was at "
-                f"{self.state.base_lr if key == 'lr' else self.state.batch_size:g}: applied from step "
-                f"{self.state.step + 1} and recorded in metrics.jsonl",
-                "info",
-            )
+        for text in apply_resume_edits(self._resume_edits, self.control, self.state):
+            self.message(text, "info")
 
     def _announce(self, resumed: bool) -> None:
         event, lines = fit_start(self.config, self._built(), self.state, self.run_dir, resumed)
@@ -440,16 +437,17 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def save(self, which: str = "last") -> None:
+    def save(self, which: str = "last", together: bool = True) -> None:
+        """Write checkpoint `which` (rank 0); `together`: every rank calls this here (DDP gathers their generators)."""
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
-            state |= checkpoint_keys(self.dist)
+            state |= checkpoint_keys(self.dist, gather=together)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
-    def _save_checkpoints(self) -> None:
-        self.save("last")
+    def _save_checkpoints(self, together: bool = True) -> None:
+        self.save("last", together)
         if self.writer.best_due:
-            self.save("best")
+            self.save("best", together)
             self.writer.best_due = False
 
     def _save_after_interrupt(self, ending: Ending) -> Ending:
@@ -465,7 +463,7 @@ class Trainer:
             self.state.base_lr, self.state.batch_size = step.base_lr, step.batch_size
             self._in_flight = None
         self.writer.flush()
-        self._save_checkpoints()
+        self._save_checkpoints(together=False)  # no collective: under DDP the other ranks may be elsewhere
         return ending
 
     def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
@@ -483,13 +481,15 @@ class Trainer:
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
         setup, state = self._built(), self.state
         test: EpochMetrics = {"loss": None, "accuracy": None}
+        which = headline_checkpoint(self.run_files)  # the one checkpoint the run's figures name
         if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and setup.test_src is not None:
-            test = evaluate(setup.model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
+            model, which = headline_model(setup.model, self.run_files)
+            test = evaluate(model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
             try:
-                self.writer.write(self._epoch_record(state.epoch, "test", test))
+                self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size)
+        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size, checkpoint=which)
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:

@@ -30,7 +30,7 @@ from studio.engine.evaluate import loss_scale
 from studio.engine.loop_state import LoopState, RunningSums
 from studio.engine.optim import build_loss, build_optimizer
 from studio.errors import CheckpointError, ConfigError
-from studio.models import StudioModel, build_model
+from studio.models import StudioModel, build_model, head_name
 from studio.models.memory import check_fits
 
 Say = Callable[[str, str], None]  # (text, level): how the set-up tells the user something
@@ -98,7 +98,7 @@ def build_training(
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
     torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
     model = build_model(cfg.model, spec).to(device)
-    optimizer = build_optimizer(model, cfg.train)
+    optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))  # fine-tuning: per-part rates
     loss_fn = build_loss(cfg.train.loss, spec.task)
     amp_dtype = None
     if cfg.train.precision != "fp32":

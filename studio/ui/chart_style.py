@@ -45,10 +45,27 @@ def pen(color: str, width: float = 2.0, alpha: int = 255, style: Qt.PenStyle = Q
 
 def styled_plot(title: str = "", x_label: str = "", y_label: str = "", object_name: str = "") -> pg.PlotWidget:
     """A `PlotWidget` on the theme's plot background, with its axes, a light grid and labelled axes."""
-    t = current_theme()
-    plot = pg.PlotWidget(background=t.plot_bg)
+    plot = pg.PlotWidget(background=current_theme().plot_bg)
     if object_name:
         plot.setObjectName(object_name)
+    plot.studio_style = (title, x_label, y_label)  # what `restyle_plot` re-colours
+    _style(plot, title, x_label, y_label)
+    item = plot.getPlotItem()
+    item.showGrid(x=True, y=True, alpha=GRID_ALPHA)
+    item.setMenuEnabled(False)
+    return plot
+
+
+def restyle_plot(plot: pg.PlotWidget) -> None:
+    """Re-colour a `styled_plot` in the current theme (after the user switched light and dark)."""
+    spec = getattr(plot, "studio_style", None)
+    if spec:
+        plot.setBackground(current_theme().plot_bg)
+        _style(plot, *spec)
+
+
+def _style(plot: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
+    t = current_theme()
     item = plot.getPlotItem()
     if title:
         item.setTitle(f"<span style='color:{t.text};font-size:11pt;font-weight:600'>{title}</span>")
@@ -64,9 +81,6 @@ def styled_plot(title: str = "", x_label: str = "", y_label: str = "", object_na
         item.setLabel("bottom", x_label, color=t.text)
     if y_label:
         item.setLabel("left", y_label, color=t.text)
-    item.showGrid(x=True, y=True, alpha=GRID_ALPHA)
-    item.setMenuEnabled(False)
-    return plot
 
 
 def add_legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-10, 10)) -> pg.LegendItem:

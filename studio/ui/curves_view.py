@@ -14,14 +14,27 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFont, QResizeEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
+from studio.ui.change_markers import ChangeMarkers
 from studio.ui.chart_style import pen
 from studio.ui.history import RunHistory
+from studio.ui.loss_smoothing import PointSmoother
 from studio.ui.theme import Theme, current_theme
 
 REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
+DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -90,11 +103,11 @@ class CurvesView(QWidget):
         super().__init__(parent)
         self.history = history
         self._dirty = True
-        self._marker_items: list[tuple[Any, ...]] = []
         self._markers_drawn = 0
+        self._alarms_drawn = 0
         self._drawn_steps = -1
         self._drawn_epochs = (-1, -1)
-        self._lr_top = -1.0
+        self._lr_top = (-1.0, -1.0)
         self._fitted_to = -1.0
         self._lr_drawn_at = 0.0
         self._drawn_lr_steps = -1
@@ -125,6 +138,8 @@ class CurvesView(QWidget):
             p.scene().sigMouseClicked.connect(self._on_click)
         self.accuracy_plot.getPlotItem().setLabel("left", "accuracy (%)")
         self.lr_plot.getPlotItem().getViewBox().enableAutoRange(y=False)
+        self.lr_plot.getPlotItem().setLogMode(y=True)  # 0.001 beside 10 must not read as 0
+        self.lr_plot.getPlotItem().setLabel("left", "lr (log)")
 
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.acc_card)
@@ -133,6 +148,7 @@ class CurvesView(QWidget):
         lower.setStretchFactor(1, 2)
         lower.setChildrenCollapsible(False)
         lower.setHandleWidth(10)
+        self.lower = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.loss_card)
         split.addWidget(lower)
@@ -151,6 +167,23 @@ class CurvesView(QWidget):
         self.log_scale.toggled.connect(lambda on: self.loss_plot.getPlotItem().setLogMode(y=on))
         self.loss_card.head.insertWidget(1, self.log_scale)
         self.loss_card.head.insertSpacing(1, 12)
+        # TensorBoard's smoothing slider: 0 draws every point's loss, 0.99 a slow moving average.
+        self.smoother = PointSmoother(DEFAULT_SMOOTHING)
+        self.smoothing = QSlider(Qt.Orientation.Horizontal)
+        self.smoothing.setObjectName("lossSmoothingSlider")
+        self.smoothing.setRange(0, 99)
+        self.smoothing.setValue(round(DEFAULT_SMOOTHING * 100))
+        self.smoothing.setFixedWidth(90)
+        self.smoothing_label = QLabel()
+        self.smoothing_label.setObjectName("plotReadout")
+        self.smoothing.valueChanged.connect(self._on_smoothing)
+        tip = "How much the per-step loss is smoothed (an exponential moving average, as TensorBoard's slider)"
+        self.smoothing.setToolTip(tip)
+        self.smoothing_label.setToolTip(tip)
+        self.loss_card.head.insertWidget(3, self.smoothing_label)
+        self.loss_card.head.insertWidget(4, self.smoothing)
+        self.loss_card.head.insertSpacing(3, 12)
+        self._on_smoothing(self.smoothing.value())
         self._make_curves()
         self._placeholder = QLabel(
             "Press Train to start: the curves draw here live.\nChange the learning rate or batch size while it trains.",
@@ -195,6 +228,12 @@ class CurvesView(QWidget):
         self.c_acc_train = curve(self.accuracy_plot, "train", "o")
         self.c_acc_val = curve(self.accuracy_plot, "val", "s")
         self.c_lr = curve(self.lr_plot, "learning rate")
+        # One item per plot draws all of its change markers; only the loss plot names every change.
+        self.markers = (
+            ChangeMarkers(self.loss_plot, "#8b5cf6"),
+            ChangeMarkers(self.accuracy_plot, "#8b5cf6", labels=()),
+            ChangeMarkers(self.lr_plot, "#8b5cf6", labels=("lr",)),
+        )
 
     def apply_theme(self, t: Theme) -> None:
         font = QFont()
@@ -231,23 +270,23 @@ class CurvesView(QWidget):
             c.setSymbolPen(pg.mkPen(t.plot_bg, width=1.5))
         for line in self._hover_lines:
             line.setPen(pen(t.plot_fg, 1.0, 110, Qt.PenStyle.DotLine))
-        for items in self._marker_items:
-            for it in items:
-                if isinstance(it, pg.InfiniteLine):
-                    it.setPen(pen(t.marker, 1.5, 220, Qt.PenStyle.DashLine))
-                    if getattr(it, "label", None) is not None:
-                        it.label.setColor(QColor(t.marker))
-                        it.label.fill = pg.mkBrush(t.plot_bg)
-                        it.label.update()
+        for markers in self.markers:
+            markers.set_colors(t.marker, t.danger)
         self._placeholder.setStyleSheet(f"color: {t.muted}; font-size: 11pt; background: transparent;")
         self._theme = t
 
     # -- updates ---------------------------------------------------------------------------------
 
     def set_task(self, task: str) -> None:
-        """Regression has no accuracy; the plot says so instead of staying blank."""
+        """Regression has no accuracy: its plot goes, and the learning rate takes the row."""
         self._task = task
-        self.acc_card.title.setText("Accuracy" if task == "classification" else "Accuracy (not for regression)")
+        self.acc_card.setVisible(task == "classification")
+
+    def _on_smoothing(self, value: int) -> None:
+        self.smoother.set_weight(value / 100)
+        self.smoothing_label.setText(f"Smoothing {value / 100:.2f}")
+        self._drawn_steps = -1
+        self._dirty = True
 
     def _mark_dirty(self) -> None:
         self._dirty = True
@@ -269,23 +308,23 @@ class CurvesView(QWidget):
             self.c_acc_val,
         ):
             curve.setData([], [])
-        for items in self._marker_items:
-            for it, plot in zip(items, (self.loss_plot, self.accuracy_plot, self.lr_plot), strict=True):
-                plot.removeItem(it)
-        self._marker_items = []
+        for markers in self.markers:
+            markers.clear()
+        self.smoother.clear()
         self._markers_drawn = 0
+        self._alarms_drawn = 0
         self._drawn_steps = -1
         self._drawn_lr_steps = -1
         self._drawn_epochs = (-1, -1)
-        self._lr_top = -1.0
+        self._lr_top = (-1.0, -1.0)
         self._fitted_to = -1.0
         self._follow = True
         self._dirty = True
 
     def redraw(self) -> None:
         """Copy what is new in the history into the curves (the timer calls this)."""
-        if not self._dirty:
-            return
+        if not self._dirty or (not self.isVisible() and self.window().isVisible()):
+            return  # another tab is on screen: catch up when this one is shown
         self._dirty = False
         h = self.history
         x = h.step_x.view()
@@ -293,48 +332,33 @@ class CurvesView(QWidget):
         if len(x) != self._drawn_steps:
             self._drawn_steps = len(x)
             self.c_step_raw.setData(x, h.step_loss.view())
-            self.c_step_smooth.setData(x, h.step_smooth.view())
+            self.c_step_smooth.setData(x, self.smoother.smooth(h.step_loss.view()))
         # The learning rate changes rarely: its plot is redrawn twice a second, or at once on a change.
         now = time.perf_counter()
         if len(x) != self._drawn_lr_steps and (now - self._lr_drawn_at >= 0.5 or len(h.markers) != self._markers_drawn):
             self._drawn_lr_steps, self._lr_drawn_at = len(x), now
             self.c_lr.setData(x, h.step_lr.view())
             lrs = h.step_lr.view()
-            top = float(np.nanmax(lrs)) * 1.15 if len(lrs) and np.isfinite(lrs).any() else 1.0
-            if top != self._lr_top:
-                # From zero, so a constant rate is a flat line rather than noise around it.
-                self._lr_top = top
-                self.lr_plot.setYRange(0.0, top, padding=0)
+            positive = lrs[np.isfinite(lrs) & (lrs > 0)]
+            lo, hi = (float(positive.min()), float(positive.max())) if len(positive) else (1e-3, 1e-3)
+            if (lo, hi) != self._lr_top:
+                # A decade of room at least (a constant rate is a flat line, not noise around it), and
+                # headroom above for the change labels.
+                self._lr_top = (lo, hi)
+                span = max(math.log10(hi) - math.log10(lo), 1.0)
+                self.lr_plot.setYRange(math.log10(lo) - 0.15 * span, math.log10(hi) + 0.45 * span, padding=0)
         if len(x) != self._drawn_lr_steps:
             self._dirty = True  # the learning-rate plot still owes points: come back next tick
         epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))
         if epoch_counts != self._drawn_epochs:
             self._drawn_epochs = epoch_counts
             self._draw_epoch_curves()
-        t = self._theme
-        while self._markers_drawn < len(h.markers):
-            m = h.markers[self._markers_drawn]
-            items = []
-            for i, plot in enumerate((self.loss_plot, self.accuracy_plot, self.lr_plot)):
-                label = m.label if i != 1 else None
-                line = pg.InfiniteLine(
-                    pos=m.x,
-                    angle=90,
-                    movable=False,
-                    label=label,
-                    labelOpts={
-                        "position": 0.92,
-                        "color": t.marker,
-                        "fill": pg.mkBrush(t.plot_bg),
-                        "anchors": [(0, 0.5), (0, 0.5)],
-                    },
-                )
-                line.setPen(pg.mkPen(QColor(t.marker), width=1.5, style=Qt.PenStyle.DashLine))
-                line.setZValue(40)
-                plot.addItem(line, ignoreBounds=True)
-                items.append(line)
-            self._marker_items.append(tuple(items))
-            self._markers_drawn += 1
+        if len(h.markers) != self._markers_drawn or len(h.alarms) != self._alarms_drawn:
+            self._markers_drawn, self._alarms_drawn = len(h.markers), len(h.alarms)
+            for markers in self.markers:
+                markers.set_markers(h.markers)
+                for i, why in h.alarms.items():
+                    markers.set_alarm(i, why)
         self._placeholder.setVisible(len(x) == 0 and len(h.epoch_x["train"]) == 0)
         if self._follow:
             self._fit_x()
@@ -428,7 +452,7 @@ class CurvesView(QWidget):
         def span(color: str, text: str) -> str:
             return f"<span style='color:{color}'>{text}</span>"
 
-        step_loss = _nearest(sx, h.step_smooth.view(), x, max_dx)
+        step_loss = _nearest(sx, self.smoother.values(), x, max_dx)
         ex = {s: h.epoch_x[s].view() for s in ("train", "val")}
         parts = [f"epoch {x:.2f}"]
         if step_loss is not None:
@@ -446,7 +470,11 @@ class CurvesView(QWidget):
         lr = _nearest(sx, h.step_lr.view(), x, max_dx)
         self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
 
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self.redraw()  # what arrived while another tab was on screen
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
-            self._placeholder.setGeometry(0, 0, self.loss_plot.width(), self.loss_plot.height())
+        if obj is self.loss_plot and isinstance(event, QResizeEvent):
+            self._placeholder.setGeometry(0, 0, event.size().width(), event.size().height())
         return super().eventFilter(obj, event)

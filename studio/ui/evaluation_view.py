@@ -33,13 +33,15 @@ from PySide6.QtWidgets import (
 from studio.engine.evaluate import confidence_histogram
 from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background_call import BackgroundCall
-from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
+from studio.ui.chart_style import add_legend, qcolor, restyle_plot, styled_plot, text_color
 from studio.ui.confusion_matrix import ConfusionMatrixView
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
+from studio.ui.regression_view import RegressionPage
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import current_theme
 
 MAX_SAMPLES = 120  # thumbnails shown for one cell; the most confident come first
+EMPTY_TEXT = "Train a run or open one, then its evaluation on the test split appears here."
 
 
 class _NumberItem(QTableWidgetItem):
@@ -95,7 +97,9 @@ class EvaluationView(QWidget):
         bar.addWidget(self.headline, 1)
 
         self.pages = QStackedWidget()
-        self.empty = QLabel("Train a run or open one, then its evaluation on the test split appears here.")
+        self._headline_parts: list[tuple[str, str]] = []
+        self.empty = QLabel(EMPTY_TEXT)
+        self.empty.setWordWrap(True)
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty.setStyleSheet(f"color: {theme.muted}; font-size: 12pt;")
         self.pages.addWidget(self.empty)
@@ -174,23 +178,31 @@ class EvaluationView(QWidget):
         return page
 
     def _build_regression(self) -> QWidget:
-        self.scatter_plot = styled_plot(
-            "Predicted against true", "true value", "predicted value", object_name="predictedVsTruePlot"
-        )
-        self.residual_plot = styled_plot(
-            "Residuals", "predicted value", "predicted − true", object_name="residualsPlot"
-        )
-        page = QSplitter(Qt.Orientation.Horizontal)
-        page.addWidget(self.scatter_plot)
-        page.addWidget(self.residual_plot)
-        return page
+        self.regression = RegressionPage()
+        self.scatter_plot = self.regression.scatter_plot
+        self.residual_plot = self.regression.residual_plot
+        return self.regression
 
     # -- running -------------------------------------------------------------------------------
 
     def set_run(self, run_dir: str | Path) -> None:
         """Evaluate `run_dir` (the chosen checkpoint and split) in a worker thread, then show it."""
+        if self.run_dir != Path(run_dir):
+            self.clear_run(f"Evaluating {Path(run_dir).name}…")  # never another run's figures meanwhile
         self.run_dir = Path(run_dir)
         self.refresh()
+
+    def clear_run(self, message: str = EMPTY_TEXT) -> None:
+        """Show no figures (a new run, another run without a checkpoint, no run): only `message`."""
+        self._forget_running_call()
+        self.run_dir = None
+        self.details = None
+        self._headline_parts = []
+        self.headline.setText("")
+        self.status.setText("")
+        self.empty.setText(message)
+        self.pages.setCurrentIndex(0)
+        self.evaluate_button.setEnabled(True)
 
     def refresh(self) -> None:
         if self.run_dir is None:
@@ -216,6 +228,12 @@ class EvaluationView(QWidget):
 
     def _on_error(self, message: str) -> None:
         self.evaluate_button.setEnabled(True)
+        # The figures of an earlier evaluation must not stay beside this run's error.
+        self.details = None
+        self._headline_parts = []
+        self.headline.setText("")
+        self.empty.setText(f"Could not evaluate {self.run_dir.name if self.run_dir else 'this run'}: {message}")
+        self.pages.setCurrentIndex(0)
         self.status.setText(f"could not evaluate: {message}")
         self.status.setStyleSheet(f"color: {current_theme().danger};")
         self.failed.emit(message)
@@ -232,7 +250,11 @@ class EvaluationView(QWidget):
         self.details = details
         r = details.report
         used = r["split"]
-        if used != self.split_combo.currentText():
+        if r.get("note"):
+            note = f" · {r['note']}"
+        elif used == "train" and self.split_combo.currentText() != "train":
+            note = " · evaluated on train (no val or test split)"
+        elif used != self.split_combo.currentText():
             note = f" (no {self.split_combo.currentText()} split: showing {used})"
         else:
             note = ""
@@ -248,6 +270,7 @@ class EvaluationView(QWidget):
             self.pages.setCurrentIndex(2)
 
     def _headline(self, parts: list[tuple[str, str]]) -> None:
+        self._headline_parts = parts
         html = " &nbsp;&nbsp; ".join(
             f"<span style='color:{current_theme().muted}'>{name}</span> <span style='font-size:14pt;font-weight:600;"
             f"color:{text_color()}'>{value}</span>"
@@ -390,24 +413,20 @@ class EvaluationView(QWidget):
         return self._shown_indices.tolist()
 
     def _show_regression(self, d: EvaluationDetails) -> None:
-        theme = current_theme()
         r = d.report
-        pts = d.regression
-        assert pts is not None
         r2 = "n/a" if r.get("r2") is None else f"{r['r2']:.3f}"
-        self._headline([("R²", r2), ("MSE", f"{r['mse']:.4g}"), ("MAE", f"{r['mae']:.4g}"), ("samples", f"{r['n']:,}")])
-        sp = self.scatter_plot.getPlotItem()
-        sp.clear()
-        legend = add_legend(self.scatter_plot, offset=(10, 10))
-        sp.addItem(pg.ScatterPlotItem(pts.true, pts.pred, size=6, pen=None, brush=qcolor(theme.accent, 150)))
-        lo = float(min(pts.true.min(), pts.pred.min())) if len(pts.true) else 0.0
-        hi = float(max(pts.true.max(), pts.pred.max())) if len(pts.true) else 1.0
-        xs = np.array([lo, hi])
-        ideal = sp.plot(xs, xs, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine))
-        fitted = sp.plot(xs, pts.slope * xs + pts.intercept, pen=pg.mkPen(theme.danger, width=2))
-        legend.addItem(ideal, "perfect (y = x)")
-        legend.addItem(fitted, f"fitted: y = {pts.slope:.3g}x + {pts.intercept:.3g}")
-        rp = self.residual_plot.getPlotItem()
-        rp.clear()
-        rp.addItem(pg.ScatterPlotItem(pts.pred, pts.residuals, size=6, pen=None, brush=qcolor(theme.accent, 150)))
-        rp.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(theme.muted, width=1.5, style=Qt.PenStyle.DashLine)))
+        rmse = r.get("rmse", math.sqrt(max(r["mse"], 0.0)))
+        self._headline([("R²", r2), ("RMSE", f"{rmse:.4g}"), ("MAE", f"{r['mae']:.4g}"), ("samples", f"{r['n']:,}")])
+        self.regression.fill(d)
+
+    def apply_theme(self) -> None:
+        """Re-colour what was drawn in the old theme's colours: the headline, the status, the plots."""
+        theme = current_theme()
+        if self._headline_parts:
+            self._headline(self._headline_parts)
+        self.empty.setStyleSheet(f"color: {theme.muted}; font-size: 12pt;")
+        self.status.setStyleSheet(f"color: {theme.muted};")
+        for plot in self.findChildren(pg.PlotWidget):
+            restyle_plot(plot)
+        if self.details is not None:
+            self.show_details(self.details)

@@ -25,6 +25,9 @@ MIN_ALPHA = 0.01  # however dense the points, a new one always counts a little
 SIGNAL_SMOOTHING = 0.8  # gradient norm and throughput: drawn over the raw line, as TensorBoard's slider does
 MB = 1024 * 1024
 EPOCH_SPLITS = ("train", "val")
+REGRESSION_FIGURES = ("rmse", "mae", "r2")  # what an epoch record of a regression run may also carry
+DIVERGED_RATIO = 10.0  # a loss this many times the one before a live change has exploded
+WATCH_EPOCHS = 1.0  # an explosion later than this after a change is not pinned on it
 
 
 class GrowingBuffer:
@@ -79,10 +82,12 @@ class StepSignals:
 
 @dataclass(frozen=True)
 class ChangeMarker:
-    """A live change at a position on the x axis, labelled like "lr → 0.01"."""
+    """A live change at a position on the x axis, labelled like "lr → 0.01"; `detail` is the tooltip."""
 
     x: float
     label: str
+    key: str = ""
+    detail: str = ""
 
 
 def change_label(key: str, new: Any) -> str:
@@ -91,11 +96,30 @@ def change_label(key: str, new: Any) -> str:
     return f"{name} → {value}"
 
 
+def change_detail(key: str, old: Any, new: Any, x: float, step: int) -> str:
+    name = {"lr": "learning rate", "batch_size": "batch size"}.get(key, key)
+    fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    return f"{name} {fmt(old)} → {fmt(new)} at epoch {x:.2f} (step {step:,})"
+
+
+@dataclass
+class _Watch:
+    """The loss just before a live change, to tell whether the change made it explode."""
+
+    marker: int
+    label: str
+    before: float
+    x: float
+    step: int
+
+
 class RunHistory(QObject):
     """The step and epoch series of one run; emits `changed` after each batch of new records."""
 
     changed = Signal()
     reset = Signal()
+    # (marker index, message): the loss exploded after a live change (only for records arriving live).
+    diverged = Signal(int, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -112,7 +136,11 @@ class RunHistory(QObject):
         self.epoch_x: dict[str, GrowingBuffer] = {}
         self.epoch_loss: dict[str, GrowingBuffer] = {}
         self.epoch_acc: dict[str, GrowingBuffer] = {}
+        self.epoch_figures: dict[str, dict[str, GrowingBuffer]] = {}  # split -> rmse/mae/r2
         self.markers: list[ChangeMarker] = []
+        self.alarms: dict[int, str] = {}  # marker index -> what went wrong after it
+        self._watch: _Watch | None = None
+        self._live = True
         self.epochs_total = 0
         self.last_step = 0
         self._loss_mean = ExponentialMean()
@@ -134,7 +162,10 @@ class RunHistory(QObject):
         self.epoch_x = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
         self.epoch_loss = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
         self.epoch_acc = {s: GrowingBuffer(64) for s in EPOCH_SPLITS}
+        self.epoch_figures = {s: {k: GrowingBuffer(64) for k in REGRESSION_FIGURES} for s in EPOCH_SPLITS}
         self.markers = []
+        self.alarms = {}
+        self._watch = None
         self.last_step = 0
         self.cuda_seen = False
         for mean in (self._loss_mean, self._grad_mean, self._speed_mean):
@@ -161,6 +192,7 @@ class RunHistory(QObject):
     def load_records(self, records: Sequence[Record], epochs_total: int = 0) -> None:
         """Rebuild the history from a run's records (File > Open Run, a resumed run)."""
         self.clear()
+        self._live = False  # an old run's explosion is marked on its plot, not announced
         self.epochs_total = epochs_total
         epoch_ends = [r for r in records if isinstance(r, EpochRecord)]
         where = _step_positions(epoch_ends)
@@ -169,9 +201,11 @@ class RunHistory(QObject):
                 self._add_step(r, r.epoch_float if r.epoch_progress is not None else where(r))
         for r in epoch_ends:
             self._add_epoch(r)
+        self._live = True
         self.changed.emit()
 
     def _add_step(self, r: StepRecord, x: float) -> None:
+        before = self.smoothed_loss()
         self.step_x.append(x)
         self.step_loss.append(r.loss)
         last_x, self._last_x = self._last_x, x
@@ -185,8 +219,12 @@ class RunHistory(QObject):
         self.step_lr.append(r.lr)
         self.step_acc.append(r.accuracy)
         self.last_step = r.step
-        for key, (_old, new) in (r.changed or {}).items():
-            self.markers.append(ChangeMarker(x, change_label(key, new)))
+        self._check_divergence(r.loss, x)
+        for key, (old, new) in (r.changed or {}).items():
+            label = change_label(key, new)
+            self.markers.append(ChangeMarker(x, label, key, change_detail(key, old, new, x, r.step)))
+            if before is not None:
+                self._watch = _Watch(len(self.markers) - 1, label, before, x, r.step)
         c = self._signal_columns
         c["step"].append(r.step)
         c["grad_norm"].append(r.grad_norm)
@@ -203,6 +241,25 @@ class RunHistory(QObject):
         c["cuda_allocated_mb"].append(None if alloc is None else alloc / MB)
         c["cuda_reserved_mb"].append(None if reserved is None else reserved / MB)
 
+    def _check_divergence(self, loss: float, x: float) -> None:
+        """Flag the last live change when the loss after it exploded (non-finite, or 10x what it was)."""
+        w = self._watch
+        if w is None:
+            return
+        if x - w.x > WATCH_EPOCHS:
+            self._watch = None
+            return
+        if math.isfinite(loss) and loss <= DIVERGED_RATIO * max(w.before, 1e-12):
+            return
+        self._watch = None
+        msg = (
+            f"the loss went from {w.before:.3g} to {loss:.3g} after {w.label} (step {w.step:,}): "
+            "undo that change (a lower learning rate, usually)"
+        )
+        self.alarms[w.marker] = msg
+        if self._live:
+            self.diverged.emit(w.marker, msg)
+
     def _add_epoch(self, r: EpochRecord) -> None:
         if r.split not in self.epoch_x:
             return
@@ -212,6 +269,8 @@ class RunHistory(QObject):
         self.epoch_x[r.split].append(float(r.epoch))
         self.epoch_loss[r.split].append(r.loss)
         self.epoch_acc[r.split].append(r.accuracy)
+        for k in REGRESSION_FIGURES:  # records from before these fields have none: NaN, shown as "–"
+            self.epoch_figures[r.split][k].append(getattr(r, k, None))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -228,6 +287,8 @@ class RunHistory(QObject):
             n = len(self.epoch_loss[split])
             out[f"{split}_loss"] = _finite(self.epoch_loss[split].view()[-1]) if n else None
             out[f"{split}_accuracy"] = _finite(self.epoch_acc[split].view()[-1]) if n else None
+            for k in REGRESSION_FIGURES:
+                out[f"{split}_{k}"] = _finite(self.epoch_figures[split][k].view()[-1]) if n else None
         return out
 
     def best_val(self) -> tuple[int, float] | None:

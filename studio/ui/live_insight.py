@@ -23,7 +23,7 @@ from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import StepRecord
 from studio.ui.chart_style import add_legend, pen, styled_plot
 from studio.ui.history import RunHistory, StepSignals
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import SERIES, current_theme
 
@@ -46,12 +46,13 @@ class LiveInsightView(QWidget):
         self.setObjectName("liveInsightView")
         self.history = history if history is not None else RunHistory(self)
         self._dirty = False
-        self._lr_top: float | None = None
+        self._lr_top: tuple[float, float] | None = None
         self._tops: dict[str, float] = {}
         self._stats_at = 0.0
 
         self.grad_plot = styled_plot("Gradient norm (global L2)", "step", "‖g‖₂", object_name="gradNormPlot")
         self.lr_plot = styled_plot("Learning rate", "step", "lr", object_name="lrPlot")
+        self.lr_plot.getPlotItem().setLogMode(y=True)
         self.speed_plot = styled_plot("Throughput", "step", "samples / s", object_name="throughputPlot")
         self.memory_plot = styled_plot("CUDA memory", "step", "MiB", object_name="cudaMemoryPlot")
         for plot in (self.grad_plot, self.lr_plot, self.speed_plot, self.memory_plot):
@@ -189,12 +190,14 @@ class LiveInsightView(QWidget):
         self.grad_raw.setData(x, s.view("grad_norm"), connect="finite")
         self.grad_curve.setData(x, s.view("grad_norm_smooth"), connect="finite")
         lr = s.view("lr")
-        ok = np.isfinite(lr)
+        ok = np.isfinite(lr) & (lr > 0)  # a log axis: 0.001 beside 10 must not read as 0
         self.lr_curve.setData(x[ok], lr[ok])
-        top = float(lr[ok].max()) * 1.15 if ok.any() else None
-        if top is not None and top != self._lr_top:  # from zero, so a constant rate reads as a level line
-            self._lr_top = top
-            self.lr_plot.setYRange(0, top, padding=0)
+        bounds = (float(lr[ok].min()), float(lr[ok].max())) if ok.any() else None
+        if bounds is not None and bounds != self._lr_top:  # at least a decade, so a constant rate reads as a level line
+            self._lr_top = bounds
+            lo, hi = math.log10(bounds[0]), math.log10(bounds[1])
+            span = max(hi - lo, 1.0)
+            self.lr_plot.setYRange(lo - 0.15 * span, hi + 0.25 * span, padding=0)
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
         # Axes that only grow, in round steps: re-ticking an axis on every redraw costs more than

@@ -28,6 +28,7 @@ from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
+from studio.ui.qt_helpers import application
 from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
@@ -125,7 +126,7 @@ class MainWindow(QMainWindow):
         self.resize(self.size() if self.settings.contains("window/geometry") else stored.default_window_size())
         # exec() returning with a run still training (app.exit(), or a quit that skipped the windows)
         # must not leave the thread running into the application's destruction.
-        QApplication.instance().aboutToQuit.connect(self._on_about_to_quit)
+        application().aboutToQuit.connect(self._on_about_to_quit)
         collect_garbage_on_gui_thread()  # the run's thread must never destroy this window's objects
 
     # -- what tests, scripts and the menus reach: the parts own it ----------------------------------
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
     current_run_dir = _part("controller", "run_dir")
     last_outcome = _part("controller", "last_outcome")
     control = _part("controller", "control")
-    _thread = _part("controller", "thread")
+    _thread = _part("controller", "worker_thread")
     _worker = _part("controller", "worker")
     toggle_pause = _part("controller", "toggle_pause")
     stop_training = _part("controller", "stop")
@@ -143,6 +144,7 @@ class MainWindow(QMainWindow):
     open_run = _part("opener", "open_run")  # a run folder: its setup, curves and state
     open_path = _part("opener", "open_path")  # what a dropped path means
     choose_run = _part("opener", "choose_run")
+    choose_follow_run = _part("opener", "choose_follow_run")
     choose_config = _part("opener", "choose_config")
     fill_recent_menu = _part("opener", "fill_recent_menu")
     save_config_as = _part("sidebar", "save_config_as")
@@ -179,7 +181,7 @@ class MainWindow(QMainWindow):
         if self.is_training:
             return False
         try:
-            request = self.controller.plan(self.config, resume, self.runs_folder().path)
+            request = self.controller.plan(self.config, resume, self.runs_folder().path, self.sidebar.processes())
         except CannotStart as exc:
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
@@ -224,7 +226,7 @@ class MainWindow(QMainWindow):
         t0 = time.perf_counter()
         import torch  # noqa: F401 - the import itself is the point
 
-        self.torch_thread_is_gui = QThread.currentThread() is QApplication.instance().thread()
+        self.torch_thread_is_gui = QThread.currentThread() is application().thread()
         from studio.engine.device import available_devices
 
         self.torch_import_s = time.perf_counter() - t0
@@ -245,6 +247,7 @@ class MainWindow(QMainWindow):
         if name in self.theme_actions:
             self.theme_actions[name].setChecked(True)
         self.training_tab.curves.apply_theme(theme)
+        self.views.apply_theme()
         self.log.apply_theme(theme)
         self.window_actions.apply_theme()
         self.toolbar.apply_theme()

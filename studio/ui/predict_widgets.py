@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
 from studio.export.predict import IMAGE_SUFFIXES
@@ -101,3 +101,32 @@ class ProbabilityBars(pg.PlotWidget):
 
     def clear_bars(self) -> None:
         self.show_top([])
+
+
+def drop_refusal(urls: list[Path], kind: str | None) -> str:
+    """What the Predict tab says about a drop it cannot predict on (not the data-source dialog's words)."""
+    if kind is None:
+        return "Nothing to predict with yet: train or open a run, then drop images here."
+    if kind != "image":
+        return "This model reads feature values, not files: type them in the fields above and press Predict."
+    names = ", ".join(f"'{p.name}'" for p in urls[:3]) + (" …" if len(urls) > 3 else "")
+    kinds = ", ".join(s.lstrip(".").upper() for s in IMAGE_SUFFIXES if s not in (".jpeg", ".tiff"))
+    return f"{names}: not an image the model can read. Drop {kinds} files, or a folder of them."
+
+
+def conversion_note(image: QImage, input_shape: tuple[int, ...]) -> str:
+    """How an image was changed to fit the model (resized, made grey), or "" when it already fit."""
+    if image.isNull() or len(input_shape) != 3:
+        return ""
+    c, h, w = input_shape
+    changes = []
+    if (image.width(), image.height()) != (w, h):
+        changes.append(f"resized from {image.width()}×{image.height()} to {w}×{h}")
+    if c == 1 and not image.allGray():
+        changes.append("made grey")
+    elif c == 3 and image.allGray():
+        changes.append("its grey copied to red, green and blue")
+    if not changes:
+        return ""
+    wants = f"{w}×{h} {'grey' if c == 1 else 'colour'} images"
+    return f"Note: {' and '.join(changes)}, as the model reads {wants}."

@@ -6,12 +6,14 @@ choices, its range from the limits, its tooltip from the help text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -26,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.ui.spin_boxes import ScientificSpinBox
+from studio.ui.spin_boxes import CorrectionWatch, ScientificSpinBox, WholeNumberSpinBox
 from studio.ui.theme import themed_icon
 
 LOCKED_TIP = "Fixed while a run trains: stop the run to change it."
@@ -53,7 +55,13 @@ LABELS = {
     "dropout": "Dropout",
     "init": "Initialisation",
     "weights": "Pretrained weights",
+    "widths": "CNN widths",
+    "patch_size": "ViT patch size",
+    "depth": "ViT depth",
+    "dim": "ViT width",
+    "heads": "ViT heads",
     "epochs": "Epochs",
+    "nproc": "Processes",
     "batch_size": "Batch size",
     "lr": "Learning rate",
     "optimizer": "Optimizer",
@@ -73,6 +81,9 @@ LABELS = {
     "min_delta": "Early-stop min delta",
     "target_loss": "Target loss",
     "log_every": "Log every (steps)",
+    "log_every_s": "Log every (seconds)",
+    "freeze_epochs": "Frozen-backbone epochs",
+    "backbone_lr_scale": "Backbone LR factor",
     "seed": "Seed",
 }
 
@@ -87,7 +98,10 @@ CHOICE_LABELS = {
     "softmax": "Softmax regression",
     "mlp": "MLP",
     "lenet": "LeNet-5",
+    "cnn": "CNN (conv-BN-ReLU)",
     "resnet18": "ResNet-18",
+    "mobilenet_v3_small": "MobileNetV3-Small",
+    "vit": "Vision Transformer (ViT)",
     "linear_arch": "Linear",
     "sgd": "SGD",
     "adam": "Adam",
@@ -105,11 +119,12 @@ OBJECT_NAMES = {
     "batch_size": "batchSizeSpinBox",
     "epochs": "epochsSpinBox",
     "device": "deviceCombo",
+    "nproc": "processesSpinBox",
 }
 
 # Augmentation strengths a checkbox switches on (0 means off in the config).
 AUGMENT_ON = {"translate": 0.1, "rotate": 10.0, "color_jitter": 0.2}
-SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "rotate": "°", "warmup_epochs": " ep"}
+SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "patch_size": " px", "rotate": "°", "warmup_epochs": " ep"}
 LOG_SCALE = {"lr", "weight_decay", "min_delta", "target_loss"}
 
 
@@ -119,10 +134,14 @@ def _choice_label(section: str, value: str) -> str:
     return CHOICE_LABELS.get(value, value.replace("_", " ").capitalize())
 
 
+E = TypeVar("E", bound=QWidget)
+
+
 class FieldEditor(QObject):
     """One config field's label and editor, with `value()` / `set_value()` in config types."""
 
     changed = Signal()
+    explained = Signal(str)  # why a typed or loaded value was not taken as it was (also shown under the field)
 
     def __init__(self, section: str, name: str, tp: Any, default: Any, meta: dict[str, Any]) -> None:
         super().__init__()
@@ -130,7 +149,19 @@ class FieldEditor(QObject):
         self.label = QLabel(LABELS.get(name, name.replace("_", " ").capitalize()))
         self.label.setObjectName("fieldLabel")
         self.help = meta.get("help", "")
+        self.source_hint: Callable[[], Any] | None = None  # the path field: which source it browses for
+        # Says, under the field, why a value was not taken (or what it will do); cleared by the next edit.
+        self.hint = QLabel("")
+        self.hint.setObjectName("fieldHint")
+        self.hint.setWordWrap(True)
+        self.hint.setVisible(False)
         self.widget = self._make_editor()
+        if isinstance(self.editor, QAbstractSpinBox):
+            what = self.label.text() or name.replace("_", " ")
+            exclusive = float(meta["min_exclusive"]) if "min_exclusive" in meta else None
+            self._watch = CorrectionWatch(self.editor, what[:1].upper() + what[1:], exclusive)
+            self._watch.corrected.connect(self.explain)
+        self.changed.connect(lambda: self.show_hint(""))  # a value taken: the old explanation is stale
         self.editor.setToolTip(self.help[:1].upper() + self.help[1:] if self.help else "")
         self.label.setToolTip(self.editor.toolTip())
         if name in OBJECT_NAMES:
@@ -138,6 +169,12 @@ class FieldEditor(QObject):
         self.set_value(default)
 
     # -- editors ---------------------------------------------------------------------------------
+
+    def editor_as(self, kind: type[E]) -> E:
+        """The editor, as the widget its config type makes it (a QComboBox for a choice, ...)."""
+        if not isinstance(self.editor, kind):
+            raise TypeError(f"{self.name}'s editor is a {type(self.editor).__name__}, not a {kind.__name__}")
+        return self.editor
 
     def _make_editor(self) -> QWidget:
         meta, tp, name = self.meta, self.tp, self.name
@@ -164,15 +201,15 @@ class FieldEditor(QObject):
             self.label.setText("")
             return check
         if tp is int:
-            spin = QSpinBox()
-            spin.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
-            spin.setKeyboardTracking(False)
-            spin.setSuffix(SUFFIXES.get(name, ""))
+            counter = WholeNumberSpinBox()
+            counter.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
+            counter.setKeyboardTracking(False)
+            counter.setSuffix(SUFFIXES.get(name, ""))
             if name == "batch_size":
-                spin.setRange(1, 65536)
-            spin.valueChanged.connect(self.changed)
-            self.editor = spin
-            return spin
+                counter.setRange(1, 65536)
+            counter.valueChanged.connect(self.changed)
+            self.editor = counter
+            return counter
         if tp is float:
             lo = float(meta.get("min", meta.get("min_exclusive", 0.0)))
             hi = float(meta.get("max", meta.get("max_exclusive", 1e6)))
@@ -222,7 +259,7 @@ class FieldEditor(QObject):
         edit.setPlaceholderText(
             {
                 "path": "a folder of class subfolders, or a CSV file",
-                "weights": "optional .pth state dict",
+                "weights": 'optional: "imagenet" or a .pth state dict',
                 "cache_dir": "default: the user's cache",
             }[self.name]
         )
@@ -253,10 +290,10 @@ class FieldEditor(QObject):
         return holder
 
     def browse(self) -> None:
-        edit: QLineEdit = self.editor  # type: ignore[assignment]
+        edit = self.editor_as(QLineEdit)
         start = edit.text() or str(Path.home())
         if self.name == "path":
-            source = getattr(self, "source_hint", lambda: "csv")()
+            source = self.source_hint() if self.source_hint is not None else "csv"
             if source == "csv":
                 path, _ = QFileDialog.getOpenFileName(
                     self.widget, "Choose a CSV file", start, "CSV files (*.csv *.tsv *.txt);;All files (*)"
@@ -290,13 +327,14 @@ class FieldEditor(QObject):
             return int(e.value())
         if isinstance(e, QDoubleSpinBox):
             return float(f"{e.value():.10g}")
-        text = e.text().strip()  # type: ignore[attr-defined]
+        text = self.editor_as(QLineEdit).text().strip()
         if self.tp == list[int]:
             return [int(p) for p in text.replace(" ", "").split(",") if p]
         return text
 
     def set_value(self, value: Any) -> None:
         e = self.editor
+        self.show_hint("")
         blocker = [e.blockSignals(True)]
         try:
             if hasattr(self, "strength"):
@@ -314,10 +352,16 @@ class FieldEditor(QObject):
                 e.setChecked(bool(value))
             elif isinstance(e, (QSpinBox, QDoubleSpinBox)):
                 e.setValue(value)
+                if isinstance(value, (int, float)) and e.value() != value:
+                    # A loaded config beyond the box's range: the box holds the nearest value, and says so.
+                    lo, hi = e.minimum(), e.maximum()
+                    self.explain(
+                        f"{self.label.text() or self.name} {value:g} is beyond {lo:g}–{hi:,g}: using {e.value():g}"
+                    )
             elif self.tp == list[int]:
-                e.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(", ".join(str(v) for v in value))
             else:
-                e.setText(str(value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(str(value))
         finally:
             e.blockSignals(blocker[0])
 
@@ -331,6 +375,18 @@ class FieldEditor(QObject):
     def set_visible(self, visible: bool) -> None:
         self.widget.setVisible(visible)
         self.label.setVisible(visible)
+        self.hint.setVisible(visible and bool(self.hint.text()))
+
+    def explain(self, message: str) -> None:
+        """Say why the value is not what was asked for: under the field, and to whoever listens."""
+        self.show_hint(message)
+        self.explained.emit(message)
+
+    def show_hint(self, text: str) -> None:
+        """A line under the field ("" hides it)."""
+        self.hint.setText(text)
+        self.hint.setToolTip(text)
+        self.hint.setVisible(bool(text) and self.widget.isVisibleTo(self.widget.parentWidget() or self.widget))
 
 
 class Collapsible(QWidget):

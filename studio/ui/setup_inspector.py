@@ -29,6 +29,9 @@ class Inspection:
     param_count: int | None
     model_detail: str
     task: str | None
+    flops: int | None = None  # one forward pass on one sample (models.cost)
+    hint: str = ""  # e.g. propose pretrained weights for an image folder, or how to get them
+    num_train: int | None = None  # training samples, when the data loaded
 
 
 class SetupInspector(QObject):
@@ -70,6 +73,7 @@ class SetupInspector(QObject):
     def _run(self, gen: int, cfg: Config, state: TaskState) -> Inspection | None:
         key = self._data_key(cfg)
         spec = None
+        num_train: int | None = None
         error = False
         if cfg.data.source in DOWNLOAD_SOURCES:
             summary = f"{cfg.data.source}: downloads on first use; the summary appears when training starts"
@@ -81,7 +85,7 @@ class SetupInspector(QObject):
                     from studio.data import load_data
 
                     bundle = load_data(cfg)
-                    cached = (bundle.spec, _describe(bundle))
+                    cached = (bundle.spec, _describe(bundle), len(bundle.train))
                 except StudioError as exc:
                     cached = str(exc)
                 except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
@@ -91,22 +95,34 @@ class SetupInspector(QObject):
             if isinstance(cached, str):
                 summary, error = cached, True
             else:
-                spec, summary = cached
-        count, detail, task = None, "", None
+                spec, summary, num_train = cached
+        count, detail, task, flops = None, "", None, None
+        hint = _pretrained_hint(cfg)
         if state.is_interruption_requested():
             return None  # a newer setup is being inspected: building this model would be wasted
         if spec is not None:
             task = spec.task
             try:
                 from studio.models import build_model, param_count, shape_summary
+                from studio.models.cost import flops_per_image
 
-                model = build_model(cfg.model, spec)
+                model = build_model(cfg.model, spec, load_weights=False)  # counting needs no download
                 count, detail = param_count(model), shape_summary(model, spec)
+                flops = flops_per_image(model, spec, cfg.model)
             except StudioError as exc:
                 detail = str(exc)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
                 detail = f"{type(exc).__name__}: {exc}"
-        return Inspection(gen, summary, error, count, detail, task)
+        return Inspection(gen, summary, error, count, detail, task, flops, hint, num_train)
+
+
+def _pretrained_hint(cfg: Config) -> str:
+    try:
+        from studio.models.pretrained import pretrained_hint
+
+        return pretrained_hint(cfg.model.arch, cfg.model.weights, cfg.data.source)
+    except Exception:  # noqa: BLE001 - a hint line must never take the inspection down
+        return ""
 
 
 def _describe(bundle: Any) -> str:

@@ -7,14 +7,15 @@ options") by itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from studio.config import Config, field_specs
+from studio.config import PRETRAINED_ARCHS, Config, field_specs
 from studio.ui.setup_fields import Collapsible, FieldEditor
 from studio.ui.spin_boxes import ScientificSpinBox
 
@@ -68,6 +69,7 @@ class SetupCard(QFrame):
             grid.addWidget(f.widget, row, 1)
         else:
             grid.addWidget(f.widget, row, 0, 1, 2)
+        grid.addWidget(f.hint, row + 1, 0, 1, 2)
         self.fields[f"{f.section}.{f.name}"] = f
         f.changed.connect(self.changed)
 
@@ -100,7 +102,7 @@ class SetupCard(QFrame):
 
     def set_config(self, cfg: Config) -> None:
         for f in self.fields.values():
-            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name)
+            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name, f.default)
             f.set_value(value)
         self.refresh_visibility()
 
@@ -115,8 +117,8 @@ class DataPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Data")
         data, aug = _fields("data"), _fields("augment")
-        self.source_combo: QComboBox = data["source"].editor  # type: ignore[assignment]
-        data["path"].source_hint = lambda: self.fields["data.source"].value()  # type: ignore[attr-defined]
+        self.source_combo = data["source"].editor_as(QComboBox)
+        data["path"].source_hint = lambda: self.fields["data.source"].value()
         for name in ("source", "path", "target", "val_split", "test_split"):
             self.add_field(data.pop(name))
         self.aug_block = Collapsible("Augmentation")
@@ -167,7 +169,7 @@ class ModelPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Model")
         model = _fields("model")
-        self.arch_combo: QComboBox = model["arch"].editor  # type: ignore[assignment]
+        self.arch_combo = model["arch"].editor_as(QComboBox)
         self.params_label = QLabel("–")
         self.params_label.setObjectName("paramCountLabel")
         for name in ("arch", "hidden", "dropout"):
@@ -176,13 +178,34 @@ class ModelPanel(SetupCard):
         for f in model.values():
             self.add_field(f, advanced=True)
         self.visible_when("model.hidden", lambda: self.fields["model.arch"].value() == "mlp")
-        self.visible_when("model.weights", lambda: self.fields["model.arch"].value() == "resnet18")
+        arch = lambda: self.fields["model.arch"].value()  # noqa: E731
+        self.visible_when("model.weights", lambda: arch() in PRETRAINED_ARCHS)
+        self.visible_when("model.widths", lambda: arch() == "cnn")
+        for key in ("patch_size", "depth", "dim", "heads"):
+            self.visible_when(f"model.{key}", lambda: arch() == "vit")
+        self.hint_label = QLabel("")
+        self.hint_label.setObjectName("modelHint")
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint_label.setVisible(False)
+        self.main.addWidget(self.hint_label, self.main.rowCount(), 0, 1, 2)
         self.changed.connect(self.refresh_visibility)
         self.refresh_visibility()
 
-    def set_param_count(self, n: int | None, detail: str = "") -> None:
-        self.params_label.setText("–" if n is None else f"{n:,}")
+    def set_param_count(self, n: int | None, detail: str = "", flops: int | None = None) -> None:
+        """The parameter count, and the cost of one image (FLOPs of a forward pass) beside it."""
+        from studio.models.cost import describe_flops
+
+        text = "–" if n is None else f"{n:,}"
+        if n is not None and flops:
+            text += f" · {describe_flops(flops)}"
+        self.params_label.setText(text)
         self.params_label.setToolTip(detail)
+
+    def set_hint(self, text: str) -> None:
+        """A line under the model: e.g. propose pretrained weights for an image folder."""
+        self.hint_label.setText(text)
+        self.hint_label.setVisible(bool(text))
 
 
 class TrainingPanel(SetupCard):
@@ -200,16 +223,23 @@ class TrainingPanel(SetupCard):
         top = _fields_top()
         for name in ("optimizer", "lr", "batch_size", "epochs", "schedule", "weight_decay", "patience", "device"):
             self.add_field(train.pop(name))
+        # [train] nproc: the same key `studio train --nproc` sets; a config without the key trains in one.
+        self._config_has_nproc = train.pop("nproc", None) is not None
+        self.add_field(FieldEditor("train", "nproc", int, 1, PROCESSES))
+        self.processes_spin: QSpinBox = self.fields["train.nproc"].editor  # type: ignore[assignment]
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
-        self.lr_spin: ScientificSpinBox = self.fields["train.lr"].editor  # type: ignore[assignment]
-        self.batch_spin: QSpinBox = self.fields["train.batch_size"].editor  # type: ignore[assignment]
-        self.epochs_spin: QSpinBox = self.fields["train.epochs"].editor  # type: ignore[assignment]
-        self.device_combo: QComboBox = self.fields["train.device"].editor  # type: ignore[assignment]
+        self.lr_spin = self.fields["train.lr"].editor_as(ScientificSpinBox)
+        self.batch_spin = self.fields["train.batch_size"].editor_as(QSpinBox)
+        self.epochs_spin = self.fields["train.epochs"].editor_as(QSpinBox)
+        self.device_combo = self.fields["train.device"].editor_as(QComboBox)
         self.lr_spin.valueChanged.connect(lambda v: self.lr_committed.emit(float(f"{v:.10g}")))
         self.batch_spin.valueChanged.connect(lambda v: self.batch_size_committed.emit(int(v)))
-        opt = lambda: self.fields["train.optimizer"].value()  # noqa: E731
+
+        def opt() -> object:
+            return self.fields["train.optimizer"].value()
+
         self.visible_when("train.momentum", lambda: opt() == "sgd")
         self.visible_when("train.nesterov", lambda: opt() == "sgd")
         self.visible_when("train.step_size", lambda: self.fields["train.schedule"].value() == "step")
@@ -218,6 +248,30 @@ class TrainingPanel(SetupCard):
         self.refresh_visibility()
         for spin in (self.lr_spin, self.batch_spin):
             spin.setMinimumWidth(110)
+        self.train_samples: int | None = None
+        self.batch_spin.valueChanged.connect(self._check_batch_size)
+
+    def set_train_samples(self, n: int | None) -> None:
+        """How many training samples the data has: a larger batch size is then said to be one batch."""
+        self.train_samples = n
+        self._check_batch_size()
+
+    def _check_batch_size(self) -> None:
+        n, batch = self.train_samples, self.batch_spin.value()
+        field = self.fields["train.batch_size"]
+        if n is not None and batch > n:
+            field.explain(f"Batch size {batch:,} is larger than the {n:,} training samples: each epoch is one batch")
+        elif field.hint.text().startswith("Batch size") and "training samples" in field.hint.text():
+            field.show_hint("")
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        out = super().values()
+        if not self._config_has_nproc:  # this engine has no such key yet: the window passes it on itself
+            out["train"].pop("nproc", None)
+        return out
+
+    def processes(self) -> int:
+        return int(self.processes_spin.value())
 
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
         """List each CUDA GPU by name, then MPS, then the CPU, after 'Auto'."""
@@ -233,6 +287,18 @@ class TrainingPanel(SetupCard):
             i = self.device_combo.count() - 1
         self.device_combo.setCurrentIndex(max(i, 0))
         self.device_combo.blockSignals(False)
+
+
+PROCESSES = {
+    "help": (
+        "processes that train this run together under DDP (torchrun). 1 trains inside the window; "
+        "more start `studio train --nproc N` as child processes that the window follows and can stop. "
+        "One per GPU on CUDA; on the CPU they share the cores. The batch size stays the whole batch, split "
+        "across the processes"
+    ),
+    "min": 1,
+    "max": max(os.cpu_count() or 1, 2),
+}
 
 
 def _fields_top() -> dict[str, FieldEditor]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QValidator
-from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QSpinBox, QWidget
 
 _MANTISSAS = (1.0, 2.0, 5.0)
 
@@ -50,7 +51,7 @@ class ScientificSpinBox(QDoubleSpinBox):
         except ValueError:
             return self.value()
 
-    def validate(self, text: str, pos: int) -> object:
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
         t = text.strip()
         if not t:
             return QValidator.State.Intermediate, text, pos
@@ -74,9 +75,91 @@ class ScientificSpinBox(QDoubleSpinBox):
         self.setValue(min(max(value, self.minimum()), self.maximum()))
 
 
+class WholeNumberSpinBox(QSpinBox):
+    """A QSpinBox that lets a number beyond its range be typed in full, so that Enter can say why it
+    is not taken (Qt's own box drops the keystroke: 1000000 silently became 10000)."""
+
+    def validate(self, text: str, pos: int) -> object:
+        result = super().validate(text, pos)
+        state = result[0] if isinstance(result, tuple) else result
+        if state == QValidator.State.Invalid:
+            digits = text.strip().removeprefix(self.prefix()).removesuffix(self.suffix()).strip().replace(",", "")
+            if digits.lstrip("+-").isdigit():
+                return QValidator.State.Intermediate, text, pos
+        return result
+
+
 def _is_float(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
+
+
+class CorrectionWatch(QObject):
+    """Says why a spin box did not take what was typed (out of range, not a number).
+
+    A spin box quietly puts back its previous value, or clamps to its range, when the text typed
+    is not acceptable. This reads the text as Enter or leaving the field commits it, and once the
+    box has settled compares it with the value kept: `corrected(message)` says what happened.
+    """
+
+    corrected = Signal(str)
+
+    def __init__(self, spin: QAbstractSpinBox, name: str, exclusive_min: float | None = None) -> None:
+        super().__init__(spin)
+        self.spin, self.name, self.exclusive_min = spin, name, exclusive_min
+        self._typed: str | None = None
+        spin.installEventFilter(self)
+        spin.lineEdit().installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        commits = kind == QEvent.Type.FocusOut or (
+            kind == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)  # type: ignore[attr-defined]
+        )
+        if commits and self._typed is None:
+            self._typed = self.spin.lineEdit().text()
+            QTimer.singleShot(0, self._check)
+        return False
+
+    def _check(self) -> None:
+        typed, self._typed = self._typed, None
+        if typed is None:
+            return
+        message = correction_message(self.spin, self.name, typed, self.exclusive_min)
+        if message:
+            self.corrected.emit(message)
+
+
+def correction_message(spin: QAbstractSpinBox, name: str, typed: str, exclusive_min: float | None = None) -> str:
+    """Why `spin` holds another value than `typed` ("" when it took it)."""
+    text = typed.strip()
+    for affix in (spin.prefix(), spin.suffix()) if isinstance(spin, (QSpinBox, QDoubleSpinBox)) else ():
+        if affix:
+            text = text.replace(affix.strip(), "")
+    text = text.replace(",", "").replace("_", "").strip()
+    if not text:
+        return ""
+    value = spin.value()  # type: ignore[attr-defined]
+    kept = f"{value:g}" if isinstance(value, float) else f"{value:,}"
+    try:
+        wanted = float(text)
+    except ValueError:
+        return f"{name}: '{typed.strip()}' is not a number; kept {kept}"
+    if math.isclose(wanted, value, rel_tol=1e-9, abs_tol=1e-12):
+        return ""
+    lo, hi = spin.minimum(), spin.maximum()  # type: ignore[attr-defined]
+    if exclusive_min is not None and wanted <= exclusive_min:
+        why = f"it must be more than {exclusive_min:g}"
+    elif wanted < lo:
+        why = f"the least is {lo:g}"
+    elif wanted > hi:
+        why = f"the most is {hi:,g}"
+    elif isinstance(spin, QSpinBox) and wanted != int(wanted):
+        why = "it must be a whole number"
+    else:
+        return ""
+    nearest = spin.correctionMode() == QAbstractSpinBox.CorrectionMode.CorrectToNearestValue
+    return f"{name} {text} not taken: {why}; {'set to' if nearest else 'kept'} {kept}"

@@ -31,13 +31,16 @@ class TrainingTab(QWidget):
 
     def _on_run_started(self, e: FitStart) -> None:
         self.curves.set_task(e.task)
+        self.metric_cards.set_task(e.task)
 
     def show_setup(self, cfg: Config) -> None:
         """Before any run, the empty plots already span the run this setup would train."""
+        self.metric_cards.loss_name = cfg.train.loss
         if not self.controller.is_training and self.history.is_empty():
             self.history.epochs_total = cfg.train.epochs
             self.curves.follow_run()
 
     def show_inspection(self, result: Inspection) -> None:
-        if result.task:  # regression has no accuracy: the plot says so
+        if result.task:  # regression has no accuracy: RMSE and R² instead
             self.curves.set_task(result.task)
+            self.metric_cards.set_task(result.task)

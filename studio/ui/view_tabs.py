@@ -24,6 +24,7 @@ from studio.engine.run_dir import RunDir
 from studio.engine.runs_folder import RunsFolder, save_runs_folder
 from studio.errors import StudioError
 from studio.ui.background_call import BackgroundCall
+from studio.ui.chart_style import restyle_plot
 from studio.ui.history import RunHistory
 from studio.ui.run_controller import OpenedRun, RunController
 from studio.ui.theme import current_theme
@@ -152,9 +153,12 @@ class ViewTabs(QObject):
 
     # -- what happens to runs -----------------------------------------------------------------
 
-    def _on_run_started(self, _e: FitStart) -> None:
+    def _on_run_started(self, e: FitStart) -> None:
         if self.built:
             self.runs.refresh()
+            if not e.resumed:  # a new run: the last one's figures would read as this one's
+                self._evaluated = None
+                self.evaluation.clear_run("This run is evaluated on its test split when it ends.")
 
     def _on_samples(self, samples: PredictionSamples) -> None:
         if self.built:
@@ -182,12 +186,26 @@ class ViewTabs(QObject):
         if _has_checkpoint(run_dir):
             self._show_run(run_dir)
         else:
+            self._evaluated = None
+            self.evaluation.clear_run(f"{run_dir.name} has no checkpoint to evaluate yet.")
             self.predict.set_run(None)
 
     def run_forgotten(self) -> None:
         self._opened_early = None
         if self.built:
+            self._evaluated = None
+            self.evaluation.clear_run()
             self.predict.set_run(None)
+
+    def apply_theme(self) -> None:
+        """Re-colour the tabs' plots and the figures drawn in the old theme's colours."""
+        if not self.built:
+            return
+        from pyqtgraph import PlotWidget
+
+        for plot in self.findChildren(PlotWidget):
+            restyle_plot(plot)
+        self.evaluation.apply_theme()
 
     def exported(self, run_dir: Path) -> None:
         """A model was exported: Predict uses it, and comes on screen."""
