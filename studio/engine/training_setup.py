@@ -91,12 +91,13 @@ def build_training(
         if say is not None:
             say(text, level)
 
+    # First: an absent device (or a lost CUDA context) refuses at once. A DDP rank passes its own (cuda:LOCAL_RANK).
+    device = device or resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
     bundle = data or load_data(cfg)
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = device or resolve_device(cfg.train.device)  # a DDP rank passes its own (cuda:LOCAL_RANK)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
