@@ -76,8 +76,11 @@ class Launch:
 
     config: Config
     nproc: int
+    resume: bool = False  # `studio resume RUN_DIR` (a run continued in a fresh process after a CUDA error)
 
     def command(self, run_dir: Path) -> list[str]:
+        if self.resume:
+            return [sys.executable, "-m", "studio", "resume", str(run_dir)]
         cmd = [sys.executable, "-m", "studio", "train", str(RunDir(run_dir).config), "--run-dir", str(run_dir)]
         return [*cmd, "--nproc", str(self.nproc)] if self.nproc > 1 else cmd
 
