@@ -6,7 +6,8 @@
 settings, so the user's own runs and preferences are neither used nor touched: two short runs
 headless (for the Runs tab to compare), then one in the window, pictured while it trains
 (Training, Signals); after it ends come Evaluation, the Export report, Predict with a
-prediction shown, Data, Runs and the LR finder.
+prediction shown, Data, Runs and the LR finder; then every tab at 1280×720 in the light and the
+dark look, and the tutorial's line fit (its learned line on the Evaluation tab).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZE = (1480, 920)
+SMALL = (1280, 720)
 
 
 def main(out_dir: str) -> int:
@@ -187,6 +189,30 @@ def main(out_dir: str) -> int:
     finder.grab().save(str(out / "studio-lr-finder.png"))
     shots.append(out / "studio-lr-finder.png")
     finder.close()
+
+    # A smaller screen (1280×720, a laptop's) in both looks, every tab: nothing cut off or squashed.
+    w.resize(*SMALL)
+    for theme in ("light", "dark"):
+        w.set_theme(theme)
+        for key in ("training", "signals", "evaluation", "predict", "data", "runs"):
+            if key == "training":
+                w.tabs.setCurrentIndex(0)
+            else:
+                w.views.show_tab(key)
+            pump(0.3)
+            shot(f"studio-{SMALL[0]}x{SMALL[1]}-{key}-{theme}.png")
+    w.set_theme("light")
+    w.resize(*SIZE)
+
+    # The tutorial's line fit (no val or test split): the learned slope and intercept, and the line.
+    line_run = runs / "20261122-100000-line-linear"
+    Trainer(load_config(examples.parent / "line.toml", ["train.log_every=5"]), line_run).fit()
+    w.open_run(line_run)
+    w.views.show_tab("evaluation")
+    pump(60, lambda: evaluation.details is not None and evaluation.details.task == "regression")
+    shot("studio-line-fit.png")
+    w.tabs.setCurrentIndex(0)
+    shot("studio-line-fit-training.png")
 
     w.shutdown(30.0)
     w.close()

@@ -101,35 +101,42 @@ def _default_run_dir(cfg: Any) -> Path:
 
 
 def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) -> int:
-    from studio.engine.distributed import SINGLE
+    from studio.engine.control import TrainingControl
+    from studio.engine.distributed import SINGLE, RankSignals, Terminated
     from studio.engine.progress import ProgressPrinter
     from studio.engine.trainer import Trainer, TrainingFailed
 
     ctx = ctx or SINGLE
     printer = ProgressPrinter(quiet=quiet)
     callbacks = [printer] if ctx.is_main else []  # one process prints: rank 0
-    trainer = Trainer(cfg, run_dir, callbacks=callbacks, resume=resume, dist=ctx)
+    control = TrainingControl()
+    trainer = Trainer(cfg, run_dir, callbacks=callbacks, control=control, resume=resume, dist=ctx)
     try:
-        trainer.fit()
-    except TrainingFailed as exc:
+        with RankSignals(ctx, control.stop) as signals:  # under DDP only: Ctrl-C stops every rank together
+            trainer.fit()
+    except (TrainingFailed, Terminated) as exc:
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        printer.close()
-        if not ctx.is_main:
-            pass  # rank 0 says it
-        elif RunDir(run_dir).has_checkpoint("last"):
-            print(
-                f"\ninterrupted: the last checkpoint was saved; continue with: studio resume {shlex.quote(str(run_dir))}",
-                file=sys.stderr,
-            )
-        else:
-            print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+        if ctx.is_main:
+            _say_interrupted(run_dir)
         return 130
     finally:
         printer.close()
+    if signals.interrupted:
+        if ctx.is_main:
+            _say_interrupted(run_dir)
+        return 130
     return 0
+
+
+def _say_interrupted(run_dir: Path) -> None:
+    if RunDir(run_dir).has_checkpoint("last"):
+        command = f"studio resume {shlex.quote(str(run_dir))}"
+        print(f"\ninterrupted: the last checkpoint was saved; continue with: {command}", file=sys.stderr)
+    else:
+        print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
 
 
 def _nproc(cfg: Any, asked: int | None) -> Any:
@@ -154,7 +161,7 @@ def _launch(cfg: Any, config_path: str | None, run_dir: Path, extra: list[str]) 
     print(f"starting {nproc} processes: {shlex.join(command)}", file=sys.stderr)
     if config_path is not None:
         print(f"on a cluster: {distributed.cluster_command(config_path, run_dir, nproc)}", file=sys.stderr)
-    return run_torchrun(command)
+    return run_torchrun(command, RunDir(run_dir).control)
 
 
 def _rank0_decides(ctx: Any, decide: Callable[[], Any]) -> Any:

@@ -17,12 +17,15 @@ run of N processes); `cluster_command` the equivalent for `srun` on a cluster.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -211,6 +214,65 @@ def ddp_wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
+
+
+def checkpoint_keys(ctx: Dist) -> dict[str, Any]:
+    """What a checkpoint adds under DDP: the world size and every rank's generators (a collective: all ranks call it).
+
+    Every rank draws its own dropout masks, and an epoch's last shards may differ in size, so the
+    ranks' generators drift apart; resuming each from its own keeps the same N bit-exact.
+    """
+    from studio.engine.checkpoint import rng_state
+
+    return {"world_size": ctx.world_size} | ({"rank_rng": ctx.gather(rng_state())} if ctx.active else {})
+
+
+def restore_rank_rng(state: dict[str, Any], ctx: Dist) -> None:
+    """Put this rank's own generators back, when the checkpoint has them for this world size."""
+    from studio.engine.checkpoint import set_rng_state
+
+    ranks = state.get("rank_rng")
+    if ctx.active and isinstance(ranks, list) and len(ranks) == ctx.world_size:
+        set_rng_state(ranks[ctx.rank])
+
+
+class Terminated(Exception):
+    """SIGTERM reached a rank: torchrun ends the run's processes because one of them failed (or a scheduler did)."""
+
+
+class RankSignals:
+    """Signals under DDP: Ctrl-C becomes rank 0's cooperative stop, SIGTERM a failure rank 0 records.
+
+    A Ctrl-C that split ranks at different steps would leave them waiting on each other, so the
+    other ranks ignore SIGINT and rank 0 asks its `TrainingControl` to stop: the stop is broadcast
+    at the next step boundary, every rank stops there, and rank 0 saves last.pt and summary.json.
+    SIGTERM (torchrun ending the others after one rank died) raises `Terminated`, so rank 0 writes
+    summary.json with status failed; the last good checkpoint stays.
+    """
+
+    def __init__(self, ctx: Dist, stop: Callable[[], None]) -> None:
+        self.ctx, self.stop = ctx, stop
+        self.interrupted = False
+        self._previous: list[tuple[int, Any]] = []
+
+    def __enter__(self) -> RankSignals:
+        if self.ctx.active and threading.current_thread() is threading.main_thread():
+            for sig, handler in ((signal.SIGINT, self._on_sigint), (signal.SIGTERM, self._on_sigterm)):
+                self._previous.append((sig, signal.signal(sig, handler)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous:
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self.ctx.is_main:
+            self.interrupted = True
+            self.stop()
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        raise Terminated("terminated (SIGTERM): torchrun ends every process of the run when one of them fails")
 
 
 # -- launching ------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import torch
 
 from studio.engine.distributed import Dist, shard
 from studio.engine.evaluate import compute_loss
-from studio.engine.loop_state import StepInFlight
+from studio.engine.loop_state import LoopState, RunningSums, StepInFlight
+from studio.engine.records import StepRecord
 from studio.engine.training_setup import TrainingSetup
 
 
@@ -51,3 +52,33 @@ def reduce_step(step: StepInFlight, ctx: Dist, device: torch.device) -> None:
     step.loss, step.count = loss, int(count)
     if step.correct is not None:
         step.correct = correct
+
+
+def step_record(
+    step: StepInFlight,
+    state: LoopState,
+    sums: RunningSums,
+    setup: TrainingSetup,
+    window_loss: float,
+    elapsed: float,
+    window_s: float,
+    world_size: int | None,
+) -> StepRecord:
+    """The record of a logged step: the log window's mean loss and accuracy, the rate, speed and memory."""
+    cuda = setup.device.type == "cuda"
+    return StepRecord(
+        epoch=step.epoch,
+        step=state.step,
+        loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
+        accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
+        lr=step.lr,
+        batch_size=state.batch_size,
+        time=round(elapsed, 4),
+        epoch_progress=step.pos / step.n,
+        samples_per_s=round(sums.win_n / max(window_s, 1e-9), 1),
+        grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
+        cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
+        cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
+        changed=dict(step.changed) or None,
+        world_size=world_size,
+    )

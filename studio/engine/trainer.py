@@ -28,9 +28,9 @@ from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
 from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
-from studio.engine.distributed import SINGLE, Dist, ddp_wrap
+from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import evaluate
+from studio.engine.evaluate import evaluate, train_rmse
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
 from studio.engine.fine_tune import FineTune
 from studio.engine.headline import headline_checkpoint, headline_model
@@ -43,12 +43,12 @@ from studio.engine.loop_state import (
     generator_states,
     set_generator_states,
 )
-from studio.engine.records import EpochRecord, StepRecord
+from studio.engine.records import EpochRecord, StepRecord, epoch_record
 from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
-from studio.engine.step import forward_backward, reduce_step
+from studio.engine.step import forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
 from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
@@ -345,23 +345,8 @@ class Trainer:
         if not step.log_now:
             return None
         now = time.perf_counter()
-        cuda = setup.device.type == "cuda"
-        record = StepRecord(
-            epoch=step.epoch,
-            step=state.step,
-            loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
-            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
-            lr=step.lr,
-            batch_size=state.batch_size,
-            time=round(self.elapsed(), 4),
-            epoch_progress=step.pos / step.n,
-            samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
-            grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
-            cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
-            cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
-            changed=dict(step.changed) or None,
-            world_size=self._world_size(),
-        )
+        window_s, world = now - self._win_t, self._world_size()
+        record = step_record(step, state, sums, setup, window_loss, self.elapsed(), window_s, world)
         sums.close_window()
         self._win_t = now
         self.writer.add(record)
@@ -374,10 +359,8 @@ class Trainer:
             last = self.state.last_metrics
             return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
         loss = float(loss_sum) / count * setup.loss_scale
-        metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
-        if setup.spec.task == "regression" and self.config.train.loss in ("auto", "mse") and loss >= 0:
-            metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
-        return metrics
+        accuracy = float(correct) / count if setup.classify else None
+        return {"loss": loss, "accuracy": accuracy} | train_rmse(loss, setup.spec, self.config.train.loss)
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -398,21 +381,8 @@ class Trainer:
         return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.state.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=self.current_lr(),
-            batch_size=self.state.batch_size,
-            time=round(self.elapsed(), 4),
-            world_size=self._world_size(),
-            rmse=m.get("rmse"),
-            mae=m.get("mae"),
-            r2=m.get("r2"),
-            checkpoint=checkpoint,
-        )
+        step, lr, batch_size, time_s = self.state.step, self.current_lr(), self.state.batch_size, self.elapsed()
+        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint, self._world_size())
 
     def _world_size(self) -> int | None:
         return self.dist.world_size if self.dist.active else None
@@ -451,6 +421,7 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
+        restore_rank_rng(state, self.dist)
         for key, value in self._resume_edits.items():
             (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
             self.message(
@@ -471,7 +442,7 @@ class Trainer:
     def save(self, which: str = "last") -> None:
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
-            state["world_size"] = self.dist.world_size
+            state |= checkpoint_keys(self.dist)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
     def _save_checkpoints(self) -> None:

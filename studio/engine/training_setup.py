@@ -74,7 +74,11 @@ class TrainingSetup:
 
 
 def build_training(
-    config: Config, data: DataBundle | None = None, say: Say | None = None, device: torch.device | None = None
+    config: Config,
+    data: DataBundle | None = None,
+    say: Say | None = None,
+    device: torch.device | None = None,
+    load_weights: bool = True,
 ) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
@@ -98,7 +102,7 @@ def build_training(
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
     torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
-    model = build_model(cfg.model, spec).to(device)
+    model = build_model(cfg.model, spec, load_weights).to(device)
     optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))  # fine-tuning: per-part rates
     loss_fn = build_loss(cfg.train.loss, spec.task)
     amp_dtype = None

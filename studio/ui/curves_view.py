@@ -35,6 +35,7 @@ from studio.ui.theme import Theme, current_theme
 
 REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
+LR_DECADES = 4.0  # the learning-rate axis shows at most this many decades below the highest rate
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -148,7 +149,7 @@ class CurvesView(QWidget):
         lower.setStretchFactor(1, 2)
         lower.setChildrenCollapsible(False)
         lower.setHandleWidth(10)
-        self.lower = lower
+        self.lower_split = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.loss_card)
         split.addWidget(lower)
@@ -345,8 +346,10 @@ class CurvesView(QWidget):
                 # A decade of room at least (a constant rate is a flat line, not noise around it), and
                 # headroom above for the change labels.
                 self._lr_top = (lo, hi)
-                span = max(math.log10(hi) - math.log10(lo), 1.0)
-                self.lr_plot.setYRange(math.log10(lo) - 0.15 * span, math.log10(hi) + 0.45 * span, padding=0)
+                top = math.log10(hi)
+                low = max(math.log10(lo), top - LR_DECADES)  # a schedule's tail towards 0 is not the story
+                span = max(top - low, 2.0)  # two decades at least: decade ticks only, never crowded minor ones
+                self.lr_plot.setYRange(low - 0.1 * span, top + 0.35 * span, padding=0)
         if len(x) != self._drawn_lr_steps:
             self._dirty = True  # the learning-rate plot still owes points: come back next tick
         epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))

@@ -38,6 +38,9 @@ def _round_up(value: float) -> float:
     return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
 
 
+LR_DECADES = 4.0  # the learning-rate axis shows at most this many decades below the highest rate
+
+
 class LiveInsightView(QWidget):
     """Gradient norm, learning rate, throughput and CUDA memory per logged step, plus validation samples."""
 
@@ -50,7 +53,7 @@ class LiveInsightView(QWidget):
         self._tops: dict[str, float] = {}
         self._stats_at = 0.0
 
-        self.grad_plot = styled_plot("Gradient norm (global L2)", "step", "‖g‖₂", object_name="gradNormPlot")
+        self.grad_plot = styled_plot("Gradient norm", "step", "‖g‖₂ (global L2)", object_name="gradNormPlot")
         self.lr_plot = styled_plot("Learning rate", "step", "lr", object_name="lrPlot")
         self.lr_plot.getPlotItem().setLogMode(y=True)
         self.speed_plot = styled_plot("Throughput", "step", "samples / s", object_name="throughputPlot")
@@ -195,8 +198,9 @@ class LiveInsightView(QWidget):
         bounds = (float(lr[ok].min()), float(lr[ok].max())) if ok.any() else None
         if bounds is not None and bounds != self._lr_top:  # at least a decade, so a constant rate reads as a level line
             self._lr_top = bounds
-            lo, hi = math.log10(bounds[0]), math.log10(bounds[1])
-            span = max(hi - lo, 1.0)
+            hi = math.log10(bounds[1])
+            lo = max(math.log10(bounds[0]), hi - LR_DECADES)  # a schedule's tail towards 0 is not the story
+            span = max(hi - lo, 2.0)  # two decades at least: decade ticks only, never crowded minor ones
             self.lr_plot.setYRange(lo - 0.15 * span, hi + 0.25 * span, padding=0)
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")

@@ -66,6 +66,7 @@ class ProbabilityBars(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("predictBarPlot")
+        self.setMinimumHeight(150)  # five bars a line apart, with their labels, at any window size
         self.setBackground(None)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
@@ -91,9 +92,15 @@ class ProbabilityBars(pg.PlotWidget):
         y = np.arange(k, dtype=float)
         self.bars.setOpts(x0=np.zeros(k), y=y, width=np.asarray(self.probabilities), height=0.6)
         self.getAxis("left").setTicks([[(i, label) for i, label in enumerate(self.labels)]])
+        theme = current_theme()
         for i, p in enumerate(self.probabilities):
-            text = pg.TextItem(f"{p * 100:.1f}%", anchor=(0, 0.5))
-            text.setPos(min(p, 0.8) + 0.01, i)
+            inside = p > 0.8  # a long bar carries its figure at its end, in white; a short one beside it
+            text = pg.TextItem(
+                f"{p * 100:.1f}%" if p >= 0.001 else "<0.1%",
+                anchor=(1, 0.5) if inside else (0, 0.5),
+                color="#ffffff" if inside else theme.text,
+            )
+            text.setPos(p - 0.01 if inside else p + 0.01, i)
             self.addItem(text)
             self._texts.append(text)
         self.setYRange(-0.6, max(k, 1) - 0.4, padding=0)

@@ -124,6 +124,10 @@ def test_flops_are_counted_once_per_setup_and_described() -> None:
     assert first > conv1
     assert flops_per_image(nn.Identity(), s, cfg) == first  # cached: the model is not run again
     assert model.training  # the count ran in eval mode and put the mode back
+    vit_cfg = ModelConfig(arch="vit", depth=2, dim=32, heads=2)
+    vit = build_model(vit_cfg, s)
+    attention = 2 * 2 * 49 * 32 * 32 * 3  # 2 layers' q, k, v projections of 49 tokens: a lower bound
+    assert flops_per_image(vit, s, vit_cfg) > attention  # the fused inference path would hide these
     assert describe_flops(1_820_000_000) == "1.8 GFLOPs/image"
     assert describe_flops(142_300_000) == "142 MFLOPs/image"
     assert describe_flops(830_000) == "830 kFLOPs/image"

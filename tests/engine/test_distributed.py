@@ -285,3 +285,62 @@ def test_a_single_process_run_is_as_before(tmp_path: Path) -> None:
     cfg: Config = load_config(small_config(tmp_path, epochs=1))
     s = Trainer(cfg, tmp_path / "run").fit()
     assert s["world_size"] == 1 and "world_size" not in records(tmp_path / "run")[-1]
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_studio_train_nproc_stops_every_rank_cleanly(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = small_config(tmp_path, epochs=100)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio", "train", str(cfg), "--nproc", "2", "--run-dir", str(run)],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling for the event (the first checkpoint), not timing it
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    s = summary(run)
+    assert s["status"] == "stopped" and s["world_size"] == 2 and s["epochs_completed"] < 100
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == s["step"]
+
+
+@pytest.mark.slow
+def test_torchrun_max_restarts_continues_from_last_pt(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = small_config(tmp_path, epochs=6)
+    proc = subprocess.Popen(
+        torchrun("--max-restarts", "1", "-m", "studio", "train", str(cfg), "--run-dir", str(run)),
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling for the event (the first checkpoint), not timing it
+        ranks = _ranks_of(proc.pid)
+        assert set(ranks) == {0, 1}
+        os.kill(ranks[1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "torchrun restarted the run: continuing from" in err
+    s = summary(run)
+    assert s["status"] == "completed" and s["epochs_completed"] == 6
+    steps = [r["step"] for r in records(run) if r["kind"] == "step"]
+    assert steps == sorted(set(steps))  # the resumed run cut metrics.jsonl back to last.pt: no step twice

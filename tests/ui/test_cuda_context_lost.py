@@ -5,8 +5,6 @@ breaks a real one."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,19 +14,6 @@ from studio.engine import cuda_errors
 from studio.engine.run_dir import RunDir
 from studio.ui import run_follower
 from studio.ui.run_controller import RunState
-
-
-def test_launch_commands_for_a_new_and_a_continued_run(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    new = run_follower.Launch(Config(), 1).command(run)
-    assert new[:4] == [sys.executable, "-m", "studio", "train"] and new[-2:] == ["--run-dir", str(run)]
-    assert run_follower.Launch(Config(), 1, resume=True).command(run) == [
-        sys.executable,
-        "-m",
-        "studio",
-        "resume",
-        str(run),
-    ]
 
 
 def test_after_a_lost_context_runs_and_continued_runs_train_in_a_child_process(
