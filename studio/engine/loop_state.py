@@ -46,21 +46,6 @@ class LoopState:
         self.step += 1
         self.pos = pos
 
-    def apply_live_changes(self, changes: dict[str, Any], changed: dict[str, Any]) -> list[str]:
-        """Take a live rate or batch size (`TrainingControl.take_changes`), noting `[old, new]` in `changed`
-        for the next record; returns what to tell the user."""
-        said = []
-        for key, value in changes.items():
-            if key == "lr" and value != self.base_lr:
-                changed["lr"] = [changed.get("lr", [self.base_lr])[0], value]
-                self.base_lr = value  # the new value becomes the schedule's base rate
-                said.append(f"learning rate → {value:g} from step {self.step + 1}")
-            elif key == "batch_size" and value != self.batch_size:
-                changed["batch_size"] = [changed.get("batch_size", [self.batch_size])[0], value]
-                self.batch_size = value
-                said.append(f"batch size → {value} from the next batch")
-        return said
-
     def end_epoch(self, epoch: int, train: EpochMetrics, val: EpochMetrics, watched: float) -> bool:
         """The epoch is done: counters, metrics and the best move together. True when it is the best so far."""
         is_best = watched < self.best_loss
