@@ -100,6 +100,21 @@ def test_garbage_and_a_torn_last_line_wait_then_the_summary_ends_it(
     qtbot.waitUntil(lambda: w.controller.state == RunState.STOPPED, timeout=10000)
 
 
+def test_a_run_whose_data_lives_elsewhere_is_followed_all_the_same(
+    make_window: Any, tmp_path: Path, qtbot: Any
+) -> None:
+    w = make_window()
+    run = tmp_path / "cluster-run"
+    run.mkdir()
+    cluster = 'seed = 0\n[data]\nsource = "csv"\npath = "/scratch/on/the/cluster.csv"\n[train]\nepochs = 7\n'
+    RunDir(run).config.write_text(cluster, encoding="utf-8")
+    RunDir(run).metrics.write_text(step_line(1) + "\n", encoding="utf-8")
+    assert w.opener.follow_run(run)
+    assert "without showing its setup" in w.status.currentMessage() and "cluster.csv" in w.status.currentMessage()
+    assert w.controller.state == RunState.FOLLOWING and w.controller.epochs_total == 7
+    qtbot.waitUntil(lambda: len(w.history.step_x) == 1, timeout=10000)
+
+
 def test_a_deleted_folder_leaves_the_window_alive_and_saying_so(make_window: Any, tmp_path: Path, qtbot: Any) -> None:
     w = make_window()
     run = run_folder(tmp_path)
