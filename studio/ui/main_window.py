@@ -27,7 +27,7 @@ from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
-from studio.ui.qt_helpers import application
+from studio.ui.qt_helpers import application, named
 from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
@@ -75,13 +75,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self.sidebar = SetupSidebar(self.controller)
         self.training_tab = TrainingTab(self.history, self.controller)
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("viewTabs")
+        self.tabs = named(QTabWidget(), "viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training_tab, "Training")
         self.views = ViewTabs(self.tabs, self.history, self.controller, self.runs_location.folder)
-        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.main_splitter.setObjectName("mainSplitter")
+        self.main_splitter = named(QSplitter(Qt.Orientation.Horizontal), "mainSplitter")
         self.main_splitter.addWidget(self.sidebar)
         self.main_splitter.addWidget(self.tabs)
         self.main_splitter.setStretchFactor(0, 0)

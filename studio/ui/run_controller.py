@@ -196,7 +196,9 @@ class RunController(QObject):
         self.control = TrainingControl()
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
-        if request.nproc > 1:
+        from studio.engine.cuda_errors import needs_fresh_process  # torch is loaded by now (Train waits for it)
+
+        if request.nproc > 1 or needs_fresh_process(request.config.train.device):  # after a CUDA error: a child
             launch = Launch(request.config, request.nproc, request.resume)
             self._start_follower(request.run_dir, start_following, launch=launch)
         else:

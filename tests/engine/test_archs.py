@@ -63,7 +63,7 @@ def test_cnn_is_conv_bn_relu_stages_with_he_init() -> None:
     assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) == 3
     for conv in convs[1:]:  # He (fan-out, ReLU gain): std = sqrt(2 / (out channels x kernel area))
         fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
-        assert float(conv.weight.std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.1)
+        assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2.0 / fan_out), rel=0.1)
         assert conv.bias is None  # batch norm's shift replaces it
 
 
