@@ -59,6 +59,7 @@ def test_follow_run_shows_a_cli_run_while_it_trains(make_window: Any, tmp_path: 
     assert w.opener.follow_run(run)  # before the CLI has written a record
     assert w.controller.state == RunState.FOLLOWING and w.history.is_empty()
     assert w.state_label.text() == "Following"
+    assert w.status.device.text() == "Device: the followed run's"  # not this machine's
     assert w.window_actions["stop"].isEnabled()  # through the run folder's control.json
     assert w.window_actions["open_run"].isEnabled() and w.window_actions["follow_run"].isEnabled()
     assert not w.window_actions["train"].isEnabled()  # the setup shown is the followed run's, locked
