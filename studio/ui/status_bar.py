@@ -60,8 +60,15 @@ class TrainingStatusBar(QStatusBar):
         controller.run_opened.connect(self._on_run_opened)
         controller.run_forgotten.connect(self.reset)
         controller.notice.connect(self.showMessage)
+        controller.state_changed.connect(self._on_state)
+        self._device_name = "–"  # this machine's device for a run trained here
 
     # -- following the run -----------------------------------------------------------------------
+
+    def _on_state(self, state: RunState) -> None:
+        # A followed run trains wherever its process is (a cluster node): not on this machine's device.
+        followed = state == RunState.FOLLOWING
+        self.device.setText("Device: the followed run's" if followed else f"Device: {self._device_name}")
 
     def _on_run_started(self, e: FitStart) -> None:
         self.set_device(e.device_name)
@@ -87,6 +94,7 @@ class TrainingStatusBar(QStatusBar):
     # -- the fields ------------------------------------------------------------------------------
 
     def set_device(self, name: str) -> None:
+        self._device_name = name
         self.device.setText(f"Device: {name}")
 
     def set_progress(self, epoch: int, epochs: int, fraction: float) -> None:
