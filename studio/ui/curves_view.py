@@ -28,14 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from studio.ui.change_markers import ChangeMarkers
-from studio.ui.chart_style import pen
+from studio.ui.chart_style import log_axis_range, pen
 from studio.ui.history import RunHistory
 from studio.ui.loss_smoothing import PointSmoother
 from studio.ui.theme import Theme, current_theme
 
 REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
-LR_DECADES = 4.0  # the learning-rate axis shows at most this many decades below the highest rate
 
 
 def _fmt(v: float | None, digits: int = 4) -> str:
@@ -141,6 +140,7 @@ class CurvesView(QWidget):
         self.lr_plot.getPlotItem().getViewBox().enableAutoRange(y=False)
         self.lr_plot.getPlotItem().setLogMode(y=True)  # 0.001 beside 10 must not read as 0
         self.lr_plot.getPlotItem().setLabel("left", "lr (log)")
+        self.lr_plot.setYRange(*log_axis_range(1e-3, 1e-3), padding=0)
 
         lower = QSplitter(Qt.Orientation.Horizontal)
         lower.addWidget(self.acc_card)
@@ -191,6 +191,7 @@ class CurvesView(QWidget):
             self.loss_plot,
         )
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._empty_shown: bool | None = None
         self._placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.loss_plot.installEventFilter(self)
 
@@ -346,10 +347,7 @@ class CurvesView(QWidget):
                 # A decade of room at least (a constant rate is a flat line, not noise around it), and
                 # headroom above for the change labels.
                 self._lr_top = (lo, hi)
-                top = math.log10(hi)
-                low = max(math.log10(lo), top - LR_DECADES)  # a schedule's tail towards 0 is not the story
-                span = max(top - low, 2.0)  # two decades at least: decade ticks only, never crowded minor ones
-                self.lr_plot.setYRange(low - 0.1 * span, top + 0.35 * span, padding=0)
+                self.lr_plot.setYRange(*log_axis_range(lo, hi, above=0.35), padding=0)  # room for the labels
         if len(x) != self._drawn_lr_steps:
             self._dirty = True  # the learning-rate plot still owes points: come back next tick
         epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))
@@ -362,7 +360,13 @@ class CurvesView(QWidget):
                 markers.set_markers(h.markers)
                 for i, why in h.alarms.items():
                     markers.set_alarm(i, why)
-        self._placeholder.setVisible(len(x) == 0 and len(h.epoch_x["train"]) == 0)
+        empty = len(x) == 0 and len(h.epoch_x["train"]) == 0
+        if empty != self._empty_shown:
+            self._empty_shown = empty
+            self._placeholder.setVisible(empty)
+            for card in (self.loss_card, self.acc_card, self.lr_card):  # the hint never sits on a legend
+                if card.legend is not None:
+                    card.legend.setVisible(not empty)
         if self._follow:
             self._fit_x()
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class FillTheGpu(Callback):
     """After epoch 1, takes all but `leave` bytes of the GPU and asks for a bigger batch: epoch 2 runs out."""
 
-    def __init__(self, leave: int = 64 * 2**20) -> None:
+    def __init__(self, leave: int = 512 * 2**20) -> None:
         self.leave = leave
         self.ballast: list[torch.Tensor] = []
 
