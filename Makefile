@@ -1,9 +1,9 @@
-# `make run` opens the studio; `make test` runs the tests. Each sets up .venv on first use.
+# `make run` opens the studio; `make test` runs the tests; `make lint` checks the code. Each sets up .venv on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run qt-libraries test test-fast lint screenshots bench bench-gui clean dist
+.PHONY: run qt-libraries test test-fast test-gpu lint screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
@@ -23,8 +23,22 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# The CUDA tests (tests/cuda, marked `cuda`). Without a GPU they skip, and this says so in one line.
+# CUBLAS_WORKSPACE_CONFIG makes cuBLAS deterministic for the exact-resume tests.
+test-gpu: $(STAMP)
+	@$(PY) -c "import torch; print('GPU:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none: the cuda tests skip (torch ' + torch.__version__ + ')')"
+	QT_QPA_PLATFORM=offscreen CUBLAS_WORKSPACE_CONFIG=:4096:8 $(PY) -m pytest -q -m cuda tests/cuda
+
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
+
+# The habits (config in pyproject.toml): ruff's lint and format, mypy's types, import-linter's layers.
+# .pre-commit-config.yaml runs the same checks at commit time (`$(VENV)/bin/pre-commit install`).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 screenshots: $(STAMP)
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) packaging/screenshots.py docs/screenshots
@@ -38,7 +52,7 @@ bench-gui: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/gui_timer_lag.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 # A wheel that carries resources/ inside the package (studio/_resources links to it).
 dist: $(STAMP)

@@ -140,7 +140,7 @@ def main(out_dir: str) -> int:
     dialog = w.export_dialog
     dialog.start_export()
     pump(120, lambda: not dialog.is_running())
-    if dialog.result is None:
+    if dialog.report is None:
         raise RuntimeError(f"the export failed: {dialog.error}")
     pump(0.4)
     dialog.grab().save(str(out / "studio-export.png"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,16 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one config key, e.g. --set train.lr=0.01 (repeatable)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--nproc", type=int, help="train with N processes under DDP, through torchrun ([train] nproc)")
 
     p = sub.add_parser("resume", help=f"continue a run from {RunDir.LAST_CHECKPOINT}")
     _add_run_dir(p)
     p.add_argument("--epochs", type=int, help="raise the total number of epochs")
     p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--nproc", type=int, help="continue with N processes (default: as the run trained)")
 
-    p = sub.add_parser("eval", help="print a run's metrics as one JSON object")
+    p = sub.add_parser("eval", help="print a run's metrics (a table on a terminal, else one JSON object)")
     _add_run_dir(p)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument("--json", action="store_true", help="print JSON (the default when stdout is not a terminal)")
 
     p = sub.add_parser("export", help="write ONNX and check it against PyTorch")
     _add_run_dir(p)
@@ -77,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.onnx|RUN_DIR")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--top", type=int, default=3, help="how many classes in `top`")
+    p.add_argument("--json", action="store_true", help="print JSON lines (the default when stdout is not a terminal)")
 
     p = sub.add_parser("lr-find", help="run a learning-rate range test")
     p.add_argument("config", metavar="CONFIG.toml")
@@ -94,30 +100,141 @@ def _default_run_dir(cfg: Any) -> Path:
     return new_run_dir(default_runs_dir(), cfg.data.source, cfg.model.arch)
 
 
-def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool) -> int:
+def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) -> int:
+    from studio.engine.control import TrainingControl
+    from studio.engine.distributed import SINGLE, RankSignals, Terminated
     from studio.engine.progress import ProgressPrinter
     from studio.engine.trainer import Trainer, TrainingFailed
 
-    trainer = Trainer(cfg, run_dir, callbacks=[ProgressPrinter(quiet=quiet)], resume=resume)
+    ctx = ctx or SINGLE
+    printer = ProgressPrinter(quiet=quiet)
+    callbacks = [printer] if ctx.is_main else []  # one process prints: rank 0
+    control = TrainingControl()
+    trainer = Trainer(cfg, run_dir, callbacks=callbacks, control=control, resume=resume, dist=ctx)
     try:
-        trainer.fit()
-    except TrainingFailed as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        with RankSignals(ctx, control.stop) as signals:  # under DDP only: Ctrl-C stops every rank together
+            trainer.fit()
+    except (TrainingFailed, Terminated) as exc:
+        if ctx.is_main:
+            print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        if not ctx.active:
+            raise
+        if ctx.is_main:  # a peer died (gloo/NCCL says the connection broke): summary.json says failed
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            print(f"error: another process of the run failed ({first}); the last checkpoint is kept", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if ctx.is_main:
+            _say_interrupted(run_dir)
+        return 130
+    finally:
+        printer.close()
+    if signals.interrupted:
+        if ctx.is_main:
+            _say_interrupted(run_dir)
+        return 130
     return 0
+
+
+def _say_interrupted(run_dir: Path) -> None:
+    if RunDir(run_dir).has_checkpoint("last"):
+        command = f"studio resume {shlex.quote(str(run_dir))}"
+        print(f"\ninterrupted: the last checkpoint was saved; continue with: {command}", file=sys.stderr)
+    else:
+        print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+
+
+def _nproc(cfg: Any, asked: int | None) -> Any:
+    if asked is None:
+        return cfg
+    if asked < 1:
+        raise UsageError(f"--nproc must be >= 1 (got {asked})")
+    return cfg.replace_value("train.nproc", asked)
+
+
+def _launch(cfg: Any, config_path: str | None, run_dir: Path, extra: list[str]) -> int:
+    """`--nproc N`: check what torchrun's ranks would refuse, then run torchrun and wait for it."""
+    import shlex
+
+    from studio.data import load_data
+    from studio.engine import distributed
+    from studio.engine.launcher import run_torchrun
+
+    nproc = cfg.train.nproc
+    distributed.check_split(len(load_data(cfg).train), cfg.train.batch_size, nproc)
+    command = distributed.torchrun_command(config_path, run_dir, nproc, resume=config_path is None, extra=extra)
+    print(f"starting {nproc} processes: {shlex.join(command)}", file=sys.stderr)
+    if config_path is not None:
+        print(f"on a cluster: {distributed.cluster_command(config_path, run_dir, nproc)}", file=sys.stderr)
+    return run_torchrun(command, RunDir(run_dir).control)
+
+
+def _rank0_decides(ctx: Any, decide: Callable[[], Any]) -> Any:
+    """Rank 0's answer (or refusal) on every rank, so a refusal ends every rank at once and is printed once."""
+    outcome: Any = None
+    if ctx.is_main:
+        try:
+            outcome = ("ok", decide())
+        except StudioError as exc:
+            outcome = ("error", str(exc))
+    outcome = ctx.broadcast(outcome)
+    if outcome[0] == "error":
+        raise UsageError(outcome[1])
+    return outcome[1]
+
+
+def _as_rank(cfg: Any, run: Callable[[Any, Any], int]) -> int:
+    """Under torchrun: join the process group, record the world size in the config, run, leave."""
+    from studio.engine import distributed
+
+    ctx = distributed.join(cfg.train.device)
+    try:
+        return run(cfg.replace_value("train.nproc", ctx.world_size), ctx)
+    finally:
+        distributed.leave()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from studio.config import load_config
+    from studio.engine import distributed
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = _nproc(load_config(args.config, args.overrides), args.nproc)
+    if distributed.launched_by_torchrun():
+        return _as_rank(cfg, lambda cfg, ctx: _train_rank(cfg, args, ctx))
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+    _check_new_run_dir(run_dir)
+    if cfg.train.nproc > 1:
+        extra = [a for o in args.overrides for a in ("--set", o)] + ["--set", f"train.nproc={cfg.train.nproc}"]
+        return _launch(cfg, args.config, run_dir, extra + (["--quiet"] if args.quiet else []))
+    return _fit(cfg, run_dir, args.quiet, resume=False)
+
+
+def _check_new_run_dir(run_dir: Path) -> None:
     RunDir(run_dir).lock().check_free()  # a busy folder says so first; the trainer takes the lock itself
     if RunDir(run_dir).has_checkpoint("last"):
         raise UsageError(
             f"--run-dir '{run_dir}' already holds a run; use `studio resume {run_dir}` or choose another folder"
         )
-    return _fit(cfg, run_dir, args.quiet, resume=False)
+
+
+def _train_rank(cfg: Any, args: argparse.Namespace, ctx: Any) -> int:
+    """`studio train` as one rank: rank 0 picks the folder; a torchrun restart continues its last.pt."""
+    from studio.engine import distributed
+
+    def decide() -> tuple[str, bool]:
+        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+        files = RunDir(run_dir)
+        files.lock().check_free()
+        if files.has_checkpoint("last") and distributed.restart_count() > 0:
+            print(f"torchrun restarted the run: continuing from {files.checkpoint('last')}", file=sys.stderr)
+            return str(run_dir), True
+        _check_new_run_dir(run_dir)
+        return str(run_dir), False
+
+    run_dir, resume = _rank0_decides(ctx, decide)
+    return _fit(cfg, Path(run_dir), args.quiet, resume=resume, ctx=ctx)
 
 
 def load_run_config(run_dir: Path) -> Any:
@@ -127,13 +244,16 @@ def load_run_config(run_dir: Path) -> Any:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from studio.engine import distributed
     from studio.engine.checkpoint import load_checkpoint
 
     run_dir = Path(args.run_dir)
     files = RunDir(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = _nproc(load_run_config(run_dir), args.nproc)
+    torchrun = distributed.launched_by_torchrun()
     # A run another process is training may have no last.pt yet: say that it is busy, not that.
-    files.lock().check_free()
+    if not torchrun:
+        files.lock().check_free()
     state = load_checkpoint(files.checkpoint("last"))
     if args.epochs is not None:
         if args.epochs < 1:
@@ -148,14 +268,30 @@ def cmd_resume(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    if torchrun:
+        return _as_rank(cfg, lambda cfg, ctx: _resume_rank(cfg, args, ctx))
+    if cfg.train.nproc > 1:
+        extra = (["--epochs", str(args.epochs)] if args.epochs else []) + (["--quiet"] if args.quiet else [])
+        return _launch(cfg, None, run_dir, extra)
     return _fit(cfg, run_dir, args.quiet, resume=True)
+
+
+def _resume_rank(cfg: Any, args: argparse.Namespace, ctx: Any) -> int:
+    _rank0_decides(ctx, lambda: RunDir(Path(args.run_dir)).lock().check_free())
+    return _fit(cfg, Path(args.run_dir), args.quiet, resume=True, ctx=ctx)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from studio.engine.report import evaluate_run
+    from studio.export.cli import eval_table, print_table, wants_json
 
     report = evaluate_run(Path(args.run_dir), args.checkpoint, args.split)
-    print(json.dumps(report))
+    if wants_json(args.json):
+        if report.get("note"):  # the table shows it; beside JSON it goes to stderr
+            print(f"note: {report['note']}", file=sys.stderr)
+        print(json.dumps(report))
+    else:
+        print_table(eval_table(report))
     return 0
 
 
@@ -168,7 +304,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from studio.export.cli import run_predict
 
-    return run_predict(args.model, args.files, top=args.top)
+    return run_predict(args.model, args.files, top=args.top, as_json=args.json)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -237,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command or "gui"
         return COMMANDS[command](args)
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if os.environ.get("RANK", "0") in ("", "0"):  # under torchrun, rank 0 alone says it
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: the last checkpoint was saved", file=sys.stderr)

@@ -121,12 +121,16 @@ class TrainConfig:
     min_delta: float = _f(0.0, "early stopping: the smallest improvement that counts", min=0.0)
     target_loss: float = _f(0.0, "stop once val loss (train loss without val) falls to this; 0 = off", min=0.0)
     log_every: int = _f(10, "optimizer steps between step records in metrics.jsonl", min=1, max=50)
+    tensorboard: bool = _f(True, "also write TensorBoard event files live into the run folder (if installed)")
     log_every_s: float = _f(2.0, "also write a step record when this many seconds passed since the last", min=0.1)
     freeze_epochs: int = _f(
         1, "pretrained weights: epochs that train the new head alone, the backbone frozen (0 = none)", min=0
     )
     backbone_lr_scale: float = _f(
         0.1, "pretrained weights: the backbone's rate as a fraction of lr once it trains", min=0.0, max=1.0
+    )
+    nproc: int = _f(
+        1, "processes that train the run together under DDP (through torchrun); 1 = one process", min=1, max=1024
     )
 
 

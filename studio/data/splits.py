@@ -23,4 +23,5 @@ def split_indices(
         val.append(perm[n_test : n_test + n_val])
         train.append(perm[n_test + n_val :])
     # Sorting keeps the source order inside each split, so the split is independent of class order.
-    return tuple(torch.sort(torch.cat(parts)).values for parts in (train, val, test))  # type: ignore[return-value]
+    train_idx, val_idx, test_idx = (torch.sort(torch.cat(parts)).values for parts in (train, val, test))
+    return train_idx, val_idx, test_idx

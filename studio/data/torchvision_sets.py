@@ -199,7 +199,7 @@ def load_cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
     try:
         names = _unpickle(folder / "batches.meta")["label_names"]
         labels = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - see _download_mnist: a broken meta file fails in many ways
         raise DataError(
             f"cifar10: '{folder / 'batches.meta'}' is not a CIFAR-10 meta file ({_first_line(exc)})"
         ) from None

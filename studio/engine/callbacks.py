@@ -44,6 +44,8 @@ class TrainerView(Protocol):
     @property
     def device(self) -> torch.device: ...
 
+    def message(self, text: str, level: str = "info") -> None: ...
+
 
 class Callback:
     """Base class; hooks are `on_<event>(trainer, payload)` for each name in `EVENTS`."""

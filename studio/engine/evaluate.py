@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,11 @@ def predict_all(model: nn.Module, source: Any, batch_size: int = 1024) -> tuple[
 def evaluate(
     model: nn.Module, source: Any, loss_fn: nn.Module, spec: DataSpec, loss_name: str = "auto", batch_size: int = 1024
 ) -> dict[str, float | None]:
-    """Mean loss (in reporting units) and accuracy (classification) over a source; None when empty."""
+    """Mean loss (in reporting units) and accuracy (classification) over a source; None when empty.
+
+    Regression adds `rmse` and `mae` in the target's units and `r2`, the figures a person reads
+    where classification shows accuracy.
+    """
     if source is None or len(source) == 0:
         return {"loss": None, "accuracy": None}
     model.eval()
@@ -55,15 +60,44 @@ def evaluate(
     total: torch.Tensor | float = 0.0
     correct: torch.Tensor | int = 0
     n = 0
+    regression = spec.task == "regression"
+    # Regression: squared and absolute errors, and the centred targets' sum and squares (for R²).
+    sq: torch.Tensor | float = 0.0
+    ab: torch.Tensor | float = 0.0
+    dev: torch.Tensor | float = 0.0
+    dev_sq: torch.Tensor | float = 0.0
     order = torch.arange(len(source))
     for x, y in source.batches(order, 0, lambda: batch_size, augment=False):
         out = model(x)
         total = total + compute_loss(out, y, loss_fn, spec).double() * len(y)
         if spec.task == "classification":
             correct = correct + (out.argmax(dim=1) == y).sum()
+        elif regression:
+            err = out[:, 0].double() - y.double()
+            centred = y.double() - spec.target_mean
+            sq = sq + (err * err).sum()
+            ab = ab + err.abs().sum()
+            dev = dev + centred.sum()
+            dev_sq = dev_sq + (centred * centred).sum()
         n += len(y)
     acc = int(correct) / n if spec.task == "classification" else None
-    return {"loss": float(total) / n * loss_scale(loss_name, spec), "accuracy": acc}
+    result: dict[str, float | None] = {"loss": float(total) / n * loss_scale(loss_name, spec), "accuracy": acc}
+    if regression:
+        sq_f, dev_f = float(sq), float(dev)
+        ss_tot = float(dev_sq) - dev_f * dev_f / n
+        result |= {"rmse": math.sqrt(sq_f / n), "mae": float(ab) / n, "r2": 1.0 - sq_f / ss_tot if ss_tot > 0 else None}
+    return result
+
+
+REGRESSION_FIGURES = ("rmse", "mae", "r2")
+
+
+def train_rmse(loss: float, spec: DataSpec, loss_name: str) -> dict[str, float | None]:
+    """`{"rmse": ...}` of a regression's training epoch when its loss is the MSE (in the target's
+    units squared), else `{}`: the running train loss is all the loop keeps of that epoch."""
+    if spec.task != "regression" or loss_name not in ("auto", "mse") or not loss >= 0:
+        return {}
+    return {"rmse": math.sqrt(loss)}
 
 
 def classification_report(out: torch.Tensor, y: torch.Tensor, labels: tuple[str, ...]) -> dict[str, Any]:
@@ -99,14 +133,16 @@ def classification_report(out: torch.Tensor, y: torch.Tensor, labels: tuple[str,
 
 
 def regression_report(out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
-    """MSE, MAE and R² in the target's units."""
+    """MSE, RMSE and MAE in the target's units, and R²."""
     pred = out[:, 0].double()
     y = y.double()
     err = pred - y
     ss_res = float((err**2).sum())
     ss_tot = float(((y - y.mean()) ** 2).sum())
+    mse = float((err**2).mean())
     return {
-        "mse": float((err**2).mean()),
+        "mse": mse,
+        "rmse": math.sqrt(mse),
         "mae": float(err.abs().mean()),
         "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else None,
         "n": len(y),

@@ -58,6 +58,10 @@ class LoopState:
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
         }
+        for split, metrics in (("train", train), ("val", val)):  # regression: RMSE, MAE, R² where present
+            self.last_metrics |= {
+                f"{split}_{k}": metrics[k] for k in ("rmse", "mae", "r2") if metrics.get(k) is not None
+            }
         return is_best
 
     def to_checkpoint(self, elapsed: float) -> dict[str, Any]:
@@ -130,9 +134,12 @@ class StepInFlight:
     grad_norm: torch.Tensor | None = None
     updated: bool = False  # the optimizer has applied this step's update to the weights
 
-    def add_batch(self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor, classify: bool) -> None:
+    def add_batch(
+        self, loss: torch.Tensor, out: torch.Tensor, y: torch.Tensor, classify: bool, taken: int | None = None
+    ) -> None:
+        """Add one batch's loss and hits; `taken` is how far it moves the epoch (a DDP rank's global batch)."""
         bs = int(y.shape[0])
-        self.pos += bs
+        self.pos += bs if taken is None else taken
         self.count += bs
         self.batches += 1
         total = loss.detach().double() * bs

@@ -105,10 +105,14 @@ class StepRecord(_JsonLine):
 
 @dataclass(frozen=True)
 class EpochRecord(_JsonLine):
-    """One split's loss and accuracy at the end of an epoch (test: once, at the end of the run)."""
+    """One split's loss and accuracy at the end of an epoch (test: once, at the end of the run).
+
+    Regression adds RMSE and MAE in the target's units and R² (val and test; train from its MSE
+    loss). The test record names the checkpoint its figures come from (`best` when the run has one).
+    """
 
     kind: ClassVar[str] = "epoch"
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("world_size",)
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("world_size", "rmse", "mae", "r2", "checkpoint")
 
     split: str  # train | val | test
     epoch: int
@@ -119,9 +123,42 @@ class EpochRecord(_JsonLine):
     batch_size: int | None = None
     time: float | None = None
     world_size: int | None = None
+    rmse: float | None = None  # regression, in the target's units
+    mae: float | None = None
+    r2: float | None = None
+    checkpoint: str | None = None  # test: "best" | "last", the weights the figures come from
 
 
 Record = StepRecord | EpochRecord
+
+
+def epoch_record(
+    split: str,
+    epoch: int,
+    step: int,
+    metrics: Mapping[str, float | None],
+    lr: float | None,
+    batch_size: int | None,
+    time: float | None,
+    checkpoint: str | None = None,
+    world_size: int | None = None,
+) -> EpochRecord:
+    """The record of one split's epoch figures: loss, accuracy, and a regression's RMSE, MAE and R²."""
+    return EpochRecord(
+        split=split,
+        epoch=epoch,
+        step=step,
+        loss=metrics.get("loss"),
+        accuracy=metrics.get("accuracy"),
+        lr=lr,
+        batch_size=batch_size,
+        time=time,
+        rmse=metrics.get("rmse"),
+        mae=metrics.get("mae"),
+        r2=metrics.get("r2"),
+        checkpoint=checkpoint,
+        world_size=world_size,
+    )
 
 
 def record_to_json(record: Record) -> dict[str, Any]:
@@ -188,6 +225,10 @@ def record_from_json(obj: Any) -> Record | None:
             batch_size=_count(obj.get("batch_size")),
             time=_number(obj.get("time")),
             world_size=world_size,
+            rmse=_number(obj.get("rmse")),
+            mae=_number(obj.get("mae")),
+            r2=_number(obj.get("r2")),
+            checkpoint=obj["checkpoint"] if obj.get("checkpoint") in ("best", "last") else None,
         )
     if obj.get("kind") != "step":
         return None

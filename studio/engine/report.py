@@ -25,6 +25,7 @@ from studio.engine.evaluate import (
     regression_points,
     regression_report,
 )
+from studio.engine.linear_fit import FittedLine, fitted_line, linear_parameters
 from studio.engine.optim import build_loss
 from studio.engine.run_dir import RunDir
 from studio.errors import CheckpointError, StudioError
@@ -41,6 +42,7 @@ class TrainedRun:
     model: StudioModel
     checkpoint: dict[str, Any] = field(repr=False)
     _bundle: DataBundle | None = None
+    which: str = "best"  # the checkpoint actually loaded ("best" falls back to "last")
 
     @property
     def data(self) -> DataBundle:
@@ -61,7 +63,7 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
     run_dir = files.path
     path = files.checkpoint(which)
     if which == "best" and not path.exists() and files.has_checkpoint("last"):
-        path = files.checkpoint("last")
+        which, path = "last", files.checkpoint("last")
     if not path.exists():
         raise CheckpointError(
             f"{run_dir}: no checkpoint yet ({path.relative_to(run_dir)} not found); train the run first"
@@ -80,52 +82,68 @@ def load_trained(run_dir: Path, which: str = "best") -> TrainedRun:
             f"checkpoint '{path}' does not fit the run's model ({str(exc).splitlines()[0][:160]})"
         ) from None
     model.eval()
-    return TrainedRun(run_dir, config, spec, model, state)
+    return TrainedRun(run_dir, config, spec, model, state, which=which)
 
 
-def _split_outputs(run: TrainedRun, split: str) -> tuple[str, Any, torch.Tensor, torch.Tensor]:
-    """(split actually used, its Split, model outputs, targets); test falls back to val when empty."""
+# The split evaluated when the asked one is empty, in order: a run without a val or test split
+# (the tutorial's line fit trains on all its points) is evaluated on what it has, and says so.
+FALLBACKS = {"test": ("val", "train"), "val": ("train",), "train": ()}
+
+
+def _split_outputs(run: TrainedRun, split: str) -> tuple[str, Any, torch.Tensor, torch.Tensor, str | None]:
+    """(split used, its Split, model outputs, targets, a note when it is not the split asked for)."""
     data = run.data
     if data.spec.input_shape != run.spec.input_shape or data.spec.labels != run.spec.labels:
         raise StudioError(
             f"{run.run_dir}: the data no longer matches the run "
             f"(now {data.spec.describe()}, trained on {run.spec.describe()})"
         )
-    if split not in ("train", "val", "test"):
+    if split not in FALLBACKS:
         raise StudioError(f"split must be train, val or test (got {split!r})")
-    part = {"train": data.train, "val": data.val, "test": data.test}[split]
-    if len(part) == 0 and split == "test":
-        split, part = "val", data.val
-    if len(part) == 0:
+    parts = {"train": data.train, "val": data.val, "test": data.test}
+    used = next((s for s in (split, *FALLBACKS[split]) if len(parts[s]) > 0), None)
+    if used is None:
         raise StudioError(f"{run.run_dir}: the {split} split is empty (see [data] val_split / test_split)")
+    note = None
+    if used != split:
+        empty = [s for s in ("val", "test") if len(parts[s]) == 0 and s in (split, *FALLBACKS[split])]
+        note = f"evaluated on {used} (no {' or '.join(empty)} split)"
+    part = parts[used]
     out, y = predict_all(run.model, make_batches(part, torch.device("cpu"), None, run.config.data.num_workers))
-    return split, part, out, y
+    return used, part, out, y, note
 
 
-def _report(run: TrainedRun, which: str, split: str, out: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+def _report(
+    run: TrainedRun, which: str, split: str, out: torch.Tensor, y: torch.Tensor, note: str | None = None
+) -> dict[str, Any]:
     loss = float(compute_loss(out, y, build_loss(run.config.train.loss, run.spec.task), run.spec))
     loss *= loss_scale(run.config.train.loss, run.spec)
     report: dict[str, Any] = {
         "run_dir": str(run.run_dir),
-        "checkpoint": which,
+        "checkpoint": run.which,
         "split": split,
         "epoch": run.checkpoint["epoch"],
         "task": run.spec.task,
         "loss": loss,
     }
+    if note:
+        report["note"] = note
     if run.spec.task == "classification":
         report |= classification_report(out, y, run.spec.labels)
     else:
         report |= regression_report(out, y)
         report["accuracy"] = None
+    parameters = linear_parameters(run.model, run.spec, run.config.model.arch)
+    if parameters is not None:
+        report["parameters"] = parameters
     return report
 
 
 def evaluate_run(run_dir: Path, which: str = "best", split: str = "test") -> dict[str, Any]:
     """Metrics of one split as a JSON-ready dict: loss, accuracy, confusion matrix, per-class figures."""
     run = load_trained(run_dir, which)
-    split, _, out, y = _split_outputs(run, split)
-    return _report(run, which, split, out, y)
+    split, _, out, y, note = _split_outputs(run, split)
+    return _report(run, which, split, out, y, note)
 
 
 @dataclass(frozen=True)
@@ -146,6 +164,7 @@ class EvaluationDetails:
     images: np.ndarray | None
     source_indices: np.ndarray | None  # each sample's position in the data source
     _pixels: Any = None  # the split's x: a uint8 tensor, or a file-backed stand-in that decodes on demand
+    fitted_line: FittedLine | None = None  # one-feature regression: the data and the model's line
 
     def sample_images(self, positions: Any) -> np.ndarray:
         """uint8 images [k, C, H, W] of these samples (in memory, or decoded from their files)."""
@@ -159,12 +178,15 @@ class EvaluationDetails:
 def evaluation_details(run_dir: Path, which: str = "best", split: str = "test") -> EvaluationDetails:
     """Evaluate a run on a split and keep each sample's prediction, for the GUI's Evaluation tab."""
     run = load_trained(run_dir, which)
-    split, part, out, y = _split_outputs(run, split)
-    report = _report(run, which, split, out, y)
+    split, part, out, y, note = _split_outputs(run, split)
+    report = _report(run, which, split, out, y, note)
     classes = class_predictions(out, y) if run.spec.task == "classification" else None
     points = regression_points(out, y) if run.spec.task == "regression" else None
     in_memory = run.spec.kind == "image" and isinstance(part.x, torch.Tensor)
     images = part.x.numpy() if in_memory else None  # a view, not a copy
     indices = part.indices.numpy() if part.indices is not None else None
     pixels = part.x if run.spec.kind == "image" else None
-    return EvaluationDetails(report, run.spec.task, run.spec.labels, classes, points, images, indices, pixels)
+    line = fitted_line(run.model, run.spec, part.x, part.y) if run.spec.kind == "tabular" else None
+    return EvaluationDetails(
+        report, run.spec.task, run.spec.labels, classes, points, images, indices, pixels, fitted_line=line
+    )

@@ -43,6 +43,7 @@ class RunDir:
     SUMMARY: ClassVar[str] = "summary.json"
     CHECKPOINTS: ClassVar[str] = "checkpoints"
     ONNX: ClassVar[str] = "model.onnx"
+    CONTROL: ClassVar[str] = "control.json"  # live control written by any process (engine/control_file.py)
     LOCK: ClassVar[str] = RUN_LOCK_NAME
     TOP_FILES: ClassVar[tuple[str, ...]] = (CONFIG, METRICS, SUMMARY)  # written atomically beside checkpoints/
     CHECKPOINT_FILES: ClassVar[tuple[str, ...]] = ("last.pt", "best.pt")
@@ -76,6 +77,12 @@ class RunDir:
         return self.path / self.SUMMARY
 
     @property
+    def tensorboard(self) -> Path:
+        """Where the live TensorBoard event files go: the run folder itself, beside metrics.jsonl,
+        so `tensorboard --logdir runs` shows each run under its folder's name."""
+        return self.path
+
+    @property
     def checkpoints(self) -> Path:
         """The folder of the checkpoints."""
         return self.path / self.CHECKPOINTS
@@ -88,6 +95,10 @@ class RunDir:
     @property
     def onnx(self) -> Path:
         return self.path / self.ONNX
+
+    @property
+    def control(self) -> Path:
+        return self.path / self.CONTROL
 
     @property
     def lock_file(self) -> Path:

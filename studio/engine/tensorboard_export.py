@@ -7,9 +7,13 @@ that says how to get it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.engine.run_dir import read_metrics
 from studio.errors import StudioError
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 MISSING = (
     "TensorBoard export needs the 'tensorboard' package, which is not installed; "
@@ -31,13 +35,13 @@ STEP_TAGS = {
 
 def tensorboard_available() -> bool:
     try:
-        import tensorboard  # noqa: F401
+        import tensorboard  # noqa: F401 - importing it is the check
     except ImportError:
         return False
     return True
 
 
-def _summary_writer():  # type: ignore[no-untyped-def]
+def _summary_writer() -> type[SummaryWriter]:
     if not tensorboard_available():
         raise StudioError(MISSING)
     try:

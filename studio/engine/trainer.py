@@ -26,10 +26,14 @@ from studio.data.batches import epoch_order
 from studio.engine import cuda_errors
 from studio.engine.callbacks import call
 from studio.engine.control import TrainingControl
+from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
+from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import compute_loss, evaluate
+from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
+from studio.engine.fine_tune import FineTune
+from studio.engine.headline import headline_checkpoint, headline_model
 from studio.engine.interrupts import DeferredInterrupt
 from studio.engine.loop_state import (
     EpochMetrics,
@@ -39,12 +43,14 @@ from studio.engine.loop_state import (
     generator_states,
     set_generator_states,
 )
-from studio.engine.records import EpochRecord, StepRecord
+from studio.engine.records import EpochRecord, StepRecord, epoch_record
 from studio.engine.run_dir import RunDir
-from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
+from studio.engine.run_lifecycle import Ending, apply_resume_edits, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
+from studio.engine.step import epoch_train_metrics, forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
+from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
 from studio.errors import StudioError
 from studio.files import WriteError
@@ -76,13 +82,16 @@ class Trainer:
         resume: bool = False,
         data: DataBundle | None = None,
         schedule: Schedule | None = None,
+        dist: Dist = SINGLE,
     ) -> None:
         if resume and run_dir is None:
             raise ValueError("resume needs a run directory")
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run_files = RunDir(self.run_dir) if self.run_dir is not None else None
-        self.callbacks = list(callbacks)
+        self.dist = dist  # this process's rank in a DDP run (distributed.join); SINGLE alone
+        # FineTune acts only on pretrained weights; TensorBoard logs live (rank 0 alone) when on
+        self.callbacks = [FineTune(), *callbacks, *live_loggers(config, self.run_dir if dist.is_main else None)]
         self.control = control or TrainingControl()
         self.resume = resume
         self.data = data
@@ -93,7 +102,10 @@ class Trainer:
         self.stops = StopCriteria(config.train, self.control)
         self.setup: TrainingSetup | None = None  # built by `fit`, under the run directory's lock
         self.sums = RunningSums(torch.device("cpu"))  # on the training device once set up
-        self.writer = RunWriter(self.run_files)  # every file the fit writes goes through it
+        # Every file the fit writes goes through the writer; under DDP only rank 0's writes anything.
+        self.writer = RunWriter(self.run_files if dist.is_main else None)
+        self._net: torch.nn.Module | None = None  # what the step runs: the model, or its DDP wrapper
+        self._controls = ControlExchange(dist, self.run_files.control if self.run_files else None, self.message)
         self._interrupts = DeferredInterrupt()
         self._in_flight: StepInFlight | None = None
         self._resume_edits: dict[str, Any] = {}
@@ -243,12 +255,14 @@ class Trainer:
         n = len(setup.train_src)
         setup.model.train()
         # The source asks for the batch size as it cuts each batch, so a live change applies next batch.
+        # Under DDP every rank cuts these same global batches and trains its shard of each (step.py).
         batches = setup.train_src.batches(epoch_order(n, self.config.seed, epoch), state.pos, lambda: state.batch_size)
         self._win_t = time.perf_counter()
         while state.pos < n:
             # -- between steps: the only place a pause, a stop or a live change takes effect
+            self._controls.exchange(self.control)  # control.json, and under DDP rank 0's decisions
             while not self.control.wait_if_paused(0.1):
-                pass
+                self._controls.exchange(self.control)
             if self.stops.user_stop()[0]:
                 return None
             step = StepInFlight(
@@ -271,24 +285,23 @@ class Trainer:
             # -- report
             if record is not None:
                 self.emit("step_end", record)
-        return self._epoch_train_metrics()
+        return epoch_train_metrics(self.sums, self.state, setup, self.config.train.loss)
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        setup, accumulate = self._built(), self.config.train.accumulate
-        while step.batches < accumulate and step.pos < step.n:
-            x, y = next(batches)
-            with setup.autocast():
-                out = setup.model(x)
-            loss = compute_loss(out, y, setup.loss_fn, setup.spec)
-            setup.scaler.scale(loss / accumulate).backward()
-            step.add_batch(loss, out, y, setup.classify)
+        setup = self._built()
+        forward_backward(setup, self._net or setup.model, step, batches, self.config.train.accumulate, self.dist)
 
     def _optimizer_step(self, step: StepInFlight) -> StepRecord | None:
         """Rate, clip, update; then the commit. Returns the step's record when it is a log point."""
         setup, cfg, state = self._built(), self.config.train, self.state
         opt = setup.optimizer
         step.lr = self.schedule(state.step + 1, step.epoch - 1 + step.pos / step.n, state.base_lr)
-        step.log_now = (state.step + 1) % cfg.log_every == 0 or bool(step.changed) or step.pos >= step.n
+        step.log_now = (
+            (state.step + 1) % cfg.log_every == 0
+            or bool(step.changed)
+            or step.pos >= step.n
+            or time.perf_counter() - self._win_t >= cfg.log_every_s  # a point every few seconds, however slow
+        )
 
         # Clip (and measure the gradient norm the log shows).
         if cfg.clip_grad_norm > 0 or step.log_now:
@@ -302,7 +315,7 @@ class Trainer:
         # Update and commit: a Ctrl-C that arrives in here takes effect after the record is written.
         with self._interrupts.held():
             for group in opt.param_groups:
-                group["lr"] = step.lr
+                group["lr"] = step.lr * group.get("lr_scale", 1.0)  # fine-tuning: the backbone's lower rate
             setup.scaler.step(opt)
             step.updated = True  # also when the scaler skipped an fp16 step with inf gradients
             setup.scaler.update()
@@ -311,7 +324,7 @@ class Trainer:
             self.writer.flush()
         return record
 
-    def _commit_step(self, step: StepInFlight) -> StepRecord | None:
+    def _commit_step(self, step: StepInFlight, reduce: bool = True) -> StepRecord | None:
         """The one place a step joins the run: step counter, position and sums advance together.
 
         Called right after the optimizer applied the update (or from the Ctrl-C handler, when an
@@ -320,6 +333,8 @@ class Trainer:
         """
         setup, state, sums = self._built(), self.state, self.sums
         assert step.updated
+        if reduce:  # under DDP, every rank's loss, hits and count: the records are over all samples
+            reduce_step(step, self.dist, setup.device)
         sums.add(step, state.step + 1)
         window_loss = float(sums.win_loss) if step.log_now else 0.0  # a sync, once per log interval
         stop, reason = self.stops.non_finite(window_loss, sums.first_bad_step, step.lr)
@@ -330,37 +345,12 @@ class Trainer:
         if not step.log_now:
             return None
         now = time.perf_counter()
-        cuda = setup.device.type == "cuda"
-        record = StepRecord(
-            epoch=step.epoch,
-            step=state.step,
-            loss=window_loss / max(sums.win_n, 1) * setup.loss_scale,
-            accuracy=float(sums.win_correct) / max(sums.win_n, 1) if setup.classify else None,
-            lr=step.lr,
-            batch_size=state.batch_size,
-            time=round(self.elapsed(), 4),
-            epoch_progress=step.pos / step.n,
-            samples_per_s=round(sums.win_n / max(now - self._win_t, 1e-9), 1),
-            grad_norm=float(step.grad_norm) if step.grad_norm is not None else None,
-            cuda_memory_allocated=torch.cuda.memory_allocated(setup.device) if cuda else None,
-            cuda_memory_reserved=torch.cuda.memory_reserved(setup.device) if cuda else None,
-            changed=dict(step.changed) or None,
-        )
+        window_s, world = now - self._win_t, self._world_size()
+        record = step_record(step, state, sums, setup, window_loss, self.elapsed(), window_s, world)
         sums.close_window()
         self._win_t = now
         self.writer.add(record)
         return record
-
-    def _epoch_train_metrics(self) -> EpochMetrics:
-        setup = self._built()
-        loss_sum, correct, count = self.sums.epoch_totals()
-        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
-            last = self.state.last_metrics
-            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        return {
-            "loss": float(loss_sum) / count * setup.loss_scale,
-            "accuracy": float(correct) / count if setup.classify else None,
-        }
 
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
@@ -380,17 +370,12 @@ class Trainer:
             self.writer.add(record)
         return is_best, decision, records
 
-    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics) -> EpochRecord:
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.state.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=self.current_lr(),
-            batch_size=self.state.batch_size,
-            time=round(self.elapsed(), 4),
-        )
+    def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
+        step, lr, batch_size, time_s = self.state.step, self.current_lr(), self.state.batch_size, self.elapsed()
+        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint, self._world_size())
+
+    def _world_size(self) -> int | None:
+        return self.dist.world_size if self.dist.active else None
 
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
@@ -413,8 +398,10 @@ class Trainer:
 
     def _set_up(self) -> dict[str, Any] | None:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
-        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message)
+        prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message, self.dist)
         self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
+        tuning = bool(self.config.model.weights) and self.config.train.freeze_epochs > 0  # FineTune freezes a part
+        self._net = ddp_wrap(self.setup.model, self.setup.device, tuning) if self.dist.active else None
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
@@ -425,14 +412,9 @@ class Trainer:
     def _restore(self, state: dict[str, Any]) -> None:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
-        for key, value in self._resume_edits.items():
-            (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
-            self.message(
-                f"config.toml sets [train] {key} = {value:g}; the run was at "
-                f"{self.state.base_lr if key == 'lr' else self.state.batch_size:g}: applied from step "
-                f"{self.state.step + 1} and recorded in metrics.jsonl",
-                "info",
-            )
+        restore_rank_rng(state, self.dist)
+        for text in apply_resume_edits(self._resume_edits, self.control, self.state):
+            self.message(text, "info")
 
     def _announce(self, resumed: bool) -> None:
         event, lines = fit_start(self.config, self._built(), self.state, self.run_dir, resumed)
@@ -442,15 +424,17 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def save(self, which: str = "last") -> None:
+    def save(self, which: str = "last", together: bool = True) -> None:
+        """Write checkpoint `which` (rank 0); `together`: every rank calls this here (DDP gathers their generators)."""
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
+            state |= checkpoint_keys(self.dist, gather=together)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
-    def _save_checkpoints(self) -> None:
-        self.save("last")
+    def _save_checkpoints(self, together: bool = True) -> None:
+        self.save("last", together)
         if self.writer.best_due:
-            self.save("best")
+            self.save("best", together)
             self.writer.best_due = False
 
     def _save_after_interrupt(self, ending: Ending) -> Ending:
@@ -458,7 +442,7 @@ class Trainer:
         step = self._in_flight
         if step is not None and step.updated:
             try:  # the update is in the weights: finish the step's bookkeeping, as the loop would have
-                self._commit_step(step)
+                self._commit_step(step, reduce=False)  # no collective here: the other ranks may be gone
             except TrainingFailed as exc:  # that update made the weights non-finite: keep the last good files
                 return ending._replace(reason=f"{ending.reason}; {exc}")
         elif step is not None:  # nothing of the step reached the weights: undo what it drew and changed
@@ -466,15 +450,16 @@ class Trainer:
             self.state.base_lr, self.state.batch_size = step.base_lr, step.batch_size
             self._in_flight = None
         self.writer.flush()
-        self._save_checkpoints()
+        self._save_checkpoints(together=False)  # no collective: under DDP the other ranks may be elsewhere
         return ending
 
     def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
         """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
-        setup, train = self._built(), self.config.train
-        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        setup, train, lost = self._built(), self.config.train, failure.kind is cuda_errors.CudaFailureKind.CONTEXT_LOST
+        label = str(setup.device) if lost else device_name(setup.device)  # a lost context answers nothing more
+        text = cuda_errors.describe(failure, setup.device, label, self.state.batch_size, train)
         ending = Ending(RunStatus.FAILED, text, text)
-        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+        if not lost:
             ending = self._save_after_interrupt(ending)
         error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
         return ending._replace(reason=error, error=error)
@@ -484,13 +469,15 @@ class Trainer:
         self.status, self.reason = ending.status, ending.reason  # the one place the run's status is set
         setup, state = self._built(), self.state
         test: EpochMetrics = {"loss": None, "accuracy": None}
+        which = headline_checkpoint(self.run_files)  # the one checkpoint the run's figures name
         if self.status in (RunStatus.COMPLETED, RunStatus.EARLY_STOPPED) and setup.test_src is not None:
-            test = evaluate(setup.model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
+            model, which = headline_model(setup.model, self.run_files)
+            test = evaluate(model, setup.test_src, setup.loss_fn, setup.spec, self.config.train.loss)
             try:
-                self.writer.write(self._epoch_record(state.epoch, "test", test))
+                self.writer.write(self._epoch_record(state.epoch, "test", test, checkpoint=which))
             except WriteError as exc:
                 self.message(f"the test record could not be written: {exc}", "warning")
-        summary = run_summary(self.config, state, ending, test, self.elapsed())
+        summary = run_summary(self.config, state, ending, test, self.elapsed(), self.dist.world_size, checkpoint=which)
         try:
             self.writer.finish(summary)
         except (WriteError, OSError) as exc:

@@ -30,7 +30,7 @@ from studio.engine.evaluate import loss_scale
 from studio.engine.loop_state import LoopState, RunningSums
 from studio.engine.optim import build_loss, build_optimizer
 from studio.errors import CheckpointError, ConfigError
-from studio.models import StudioModel, build_model
+from studio.models import StudioModel, build_model, head_name
 from studio.models.memory import check_fits
 
 Say = Callable[[str, str], None]  # (text, level): how the set-up tells the user something
@@ -73,7 +73,13 @@ class TrainingSetup:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def build_training(config: Config, data: DataBundle | None = None, say: Say | None = None) -> TrainingSetup:
+def build_training(
+    config: Config,
+    data: DataBundle | None = None,
+    say: Say | None = None,
+    device: torch.device | None = None,
+    load_weights: bool = True,
+) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
     Refuses, before anything trains, what cannot work: a device that is absent, a model that does
@@ -85,18 +91,19 @@ def build_training(config: Config, data: DataBundle | None = None, say: Say | No
         if say is not None:
             say(text, level)
 
+    # First: an absent device (or a lost CUDA context) refuses at once. A DDP rank passes its own (cuda:LOCAL_RANK).
+    device = device or resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
     bundle = data or load_data(cfg)
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = resolve_device(cfg.train.device)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
     torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
-    model = build_model(cfg.model, spec).to(device)
-    optimizer = build_optimizer(model, cfg.train)
+    model = build_model(cfg.model, spec, load_weights).to(device)
+    optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))  # fine-tuning: per-part rates
     loss_fn = build_loss(cfg.train.loss, spec.task)
     amp_dtype = None
     if cfg.train.precision != "fp32":

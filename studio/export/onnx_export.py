@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -144,11 +144,12 @@ class ExportReport:
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
+        if size < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -407,7 +408,7 @@ def export_onnx(
                     EXPORTERS[name](model, trace_x, tmp, opset)
                 except Exception as exc:  # noqa: BLE001 - any exporter failure means: try the next one
                     if _is_storage_error(exc):  # a full disk fails every exporter alike: say so instead
-                        raise write_error(exc, path) from None  # type: ignore[arg-type]
+                        raise write_error(exc, path) from None
                     failures.append(f"the {name} exporter failed: {first_line(exc)}")
                     continue
                 try:
@@ -468,7 +469,7 @@ def export_onnx(
     raise ExportFailed(f"no valid ONNX file could be made, so '{path}' was not written: " + "; ".join(failures))
 
 
-def _is_storage_error(exc: BaseException) -> bool:
+def _is_storage_error(exc: BaseException) -> TypeGuard[OSError]:
     return isinstance(exc, OSError) and exc.errno in (
         errno.ENOSPC,
         errno.EROFS,

@@ -121,6 +121,9 @@ def enlarged(h: int, w: int) -> tuple[int, int]:
 class ImagenetInput(nn.Module):
     """Grey to RGB, enlarge small images, ImageNet mean and std: the weights' preprocessing, in the graph."""
 
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, channels: int, size: tuple[int, int], out: tuple[int, int]) -> None:
         super().__init__()
         self.grey = channels == 1
@@ -161,3 +164,26 @@ def build_pretrained(arch: str, channels: int, h: int, w: int, classes: int, dro
 
         backbone = mobilenet_for(3, max(out), classes, dropout or 0.2)
     return PretrainedNet(ImagenetInput(channels, (h, w), out), backbone, arch)
+
+
+def pretrained_hint(arch: str, weights: str, source: str) -> str:
+    """One line for the setup: propose a pretrained model for an image folder, or say how to get its weights.
+
+    Empty when there is nothing to say (not a folder, or pretrained weights already set and cached).
+    """
+    if weights == "imagenet":
+        if is_cached(arch):
+            return ""
+        return f"ImageNet weights for {arch} download when training starts (once). Offline: {offline_advice(arch)}."
+    if source != "folder" or weights:
+        return ""
+    cached = [a for a in HEADS if is_cached(a)]
+    if cached:
+        return (
+            f"ImageNet weights for {cached[0]} are cached: choose {cached[0]} with pretrained weights "
+            '"imagenet" for a strong model on a small folder in a few epochs.'
+        )
+    return (
+        'A pretrained model learns a small folder best: resnet18 with weights "imagenet" downloads '
+        f"its weights once (45 MB). Offline: {offline_advice('resnet18')}."
+    )

@@ -26,7 +26,7 @@ def run_gui(target: str | None = None) -> int:
     if sys.platform == "win32":
         # On Windows, torch >= 2.9 cannot load c10.dll once Qt's libraries are in the process
         # (pytorch/pytorch#166628): there torch comes first, and the first paint waits for it.
-        import torch  # noqa: F401
+        import torch  # noqa: F401 - loaded before Qt, for the reason above
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -77,7 +77,8 @@ def run_gui(target: str | None = None) -> int:
         if unreachable is not None:
             print(no_display_message(why=unreachable), file=sys.stderr)
             return 2
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    running = QApplication.instance()
+    app = running if isinstance(running, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("Studio")
     app.setOrganizationName("studio")
     app.setApplicationDisplayName("Studio")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QLabel,
@@ -87,7 +87,7 @@ class CurvesView(QWidget):
         lower.setStretchFactor(1, 2)
         lower.setChildrenCollapsible(False)
         lower.setHandleWidth(10)
-        self.lower = lower
+        self.lower_split = lower
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.loss_card)
         split.addWidget(lower)
@@ -427,6 +427,6 @@ class CurvesView(QWidget):
         self.redraw()  # what arrived while another tab was on screen
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if obj is self.loss_plot and event.type() == QEvent.Type.Resize:
-            self._placeholder.setGeometry(0, 0, self.loss_plot.width(), self.loss_plot.height())
+        if obj is self.loss_plot and isinstance(event, QResizeEvent):
+            self._placeholder.setGeometry(0, 0, event.size().width(), event.size().height())
         return super().eventFilter(obj, event)

@@ -33,7 +33,7 @@ from studio.config import Config
 from studio.data.overview import DataOverview, data_overview
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, styled_plot, text_color
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import thumbnail
 from studio.ui.theme import current_theme
 

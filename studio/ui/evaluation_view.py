@@ -35,7 +35,7 @@ from studio.engine.report import EvaluationDetails, evaluation_details
 from studio.ui.background_call import BackgroundCall
 from studio.ui.chart_style import add_legend, qcolor, restyle_plot, styled_plot, text_color
 from studio.ui.confusion_matrix import ConfusionMatrixView
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.regression_view import RegressionPage
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import current_theme

@@ -68,7 +68,7 @@ class ExportDialog(QDialog):
         self.setMinimumSize(640, 480)
         self._call: BackgroundCall | None = None
         self._snippet = ""
-        self.result: dict[str, Any] | None = None
+        self.report: dict[str, Any] | None = None
         self.error: str | None = None
         self._close_when_done = False
 
@@ -167,7 +167,7 @@ class ExportDialog(QDialog):
     def start_export(self) -> None:
         if self.is_running():
             return
-        self.result, self.error = None, None
+        self.report, self.error = None, None
         self.report_view.clear()
         self.copy_button.setEnabled(False)
         self._set_busy(True)
@@ -209,7 +209,7 @@ class ExportDialog(QDialog):
 
     @Slot(object)
     def _on_succeeded(self, result: dict[str, Any]) -> None:
-        self.result = result
+        self.report = result
         self._snippet = result["snippet"]
         self.report_view.setPlainText(result["text"])
         report = result["report"]
@@ -233,7 +233,7 @@ class ExportDialog(QDialog):
     @Slot()
     def _on_finished(self) -> None:
         self._set_busy(False)
-        if self.result is not None:
+        if self.report is not None:
             self.progress_bar.setValue(1)
         if self._close_when_done:
             self.close()

@@ -23,7 +23,7 @@ from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import StepRecord
 from studio.ui.chart_style import add_legend, log_axis_range, pen, styled_plot
 from studio.ui.history import RunHistory, StepSignals
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import SERIES, current_theme
 

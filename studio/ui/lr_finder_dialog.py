@@ -29,7 +29,7 @@ from studio.config import Config
 from studio.engine.lr_finder import LRFinderPoint, LRFinderResult, find_lr, smooth_losses
 from studio.ui.background_call import BackgroundCall, TaskState
 from studio.ui.chart_style import add_legend, pen, styled_plot, text_color
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme
 
 
@@ -56,7 +56,7 @@ class LRFinderDialog(QDialog):
         self.setWindowTitle("Learning-rate finder")
         self.config = config
         self.start_lr, self.end_lr, self.num_steps = start_lr, end_lr, num_steps
-        self.result: LRFinderResult | None = None
+        self.found: LRFinderResult | None = None
         self.chosen: float | None = None
         self._lrs: list[float] = []
         self._losses: list[float] = []
@@ -155,7 +155,7 @@ class LRFinderDialog(QDialog):
         """Start (or restart) the range test in a worker thread."""
         if self.is_running():
             return
-        self.result, self.chosen = None, None
+        self.found, self.chosen = None, None
         self._lrs, self._losses, self._raw = [], [], []
         self._redraw()
         for item in (self.suggest_line, self.suggest_text, self.min_line):
@@ -212,7 +212,7 @@ class LRFinderDialog(QDialog):
             self.plot.setYRange(lo - 0.05 * (top - lo), top, padding=0)
 
     def _on_finished(self, result: LRFinderResult) -> None:
-        self.result = result
+        self.found = result
         self._lrs, self._losses, self._raw = list(result.lrs), list(result.losses), list(result.raw_losses)
         self._redraw()
         self.run_button.setEnabled(True)
@@ -250,7 +250,7 @@ class LRFinderDialog(QDialog):
         i = int(np.argmin(np.abs(logs - math.log10(lr))))
         self.chosen = float(self._lrs[i])
         x, y = float(logs[i]), float(self._losses[i])
-        suggested = self.result.suggestion if self.result is not None else None
+        suggested = self.found.suggestion if self.found is not None else None
         is_suggestion = suggested is not None and math.isclose(self.chosen, suggested)
         label = "suggested" if is_suggestion else "chosen"
         self.suggest_line.setPos(x)

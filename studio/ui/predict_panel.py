@@ -288,7 +288,7 @@ class PredictPanel(QWidget):
             return _images_job(predictor, missing, self.top_spin.value()) if missing else None
 
         self.result_label.setText("Predicting…")
-        self._submit(build, self._on_images_predicted, self._on_predict_failed, lazy=True)
+        self._submit_later(build, self._on_images_predicted, self._on_predict_failed)
 
     @Slot(object)
     def _on_images_predicted(self, results: list[dict[str, Any]]) -> None:
@@ -296,11 +296,11 @@ class PredictPanel(QWidget):
             self.results[r["file"]] = r
         for i in range(self.file_list.count()):
             item = self.file_list.item(i)
-            r = self.results.get(item.data(Qt.ItemDataRole.UserRole))
-            if r is not None:
+            shown = self.results.get(item.data(Qt.ItemDataRole.UserRole))
+            if shown is not None:
                 item.setText(
-                    f"{Path(r['file']).name}: "
-                    + (f"{r['label']} ({r['probability'] * 100:.1f}%)" if "label" in r else "cannot read")
+                    f"{Path(shown['file']).name}: "
+                    + (f"{shown['label']} ({shown['probability'] * 100:.1f}%)" if "label" in shown else "cannot read")
                 )
         self._show_current()
         self.predicted.emit(results)
@@ -424,24 +424,36 @@ class PredictPanel(QWidget):
     # -- one background job at a time -------------------------------------------------------------
 
     def _submit(
+        self, job: Callable[[TaskState], Any], on_success: Callable[[Any], None], on_failure: Callable[[str], None]
+    ) -> None:
+        """Run `job` now, or after the running one."""
+        self._submit_later(lambda: job, on_success, on_failure)
+
+    def _submit_later(
         self,
-        job: Callable[[TaskState], Any] | Callable[[], Any],
+        build: Callable[[], Callable[[TaskState], Any] | None],
         on_success: Callable[[Any], None],
         on_failure: Callable[[str], None],
-        *,
-        lazy: bool = False,
     ) -> None:
-        """Run `job` now, or after the running one; with `lazy`, `job()` builds the real job at that time."""
+        """Run the job `build()` makes when its turn comes (now, or after the running one); None: nothing to do."""
         generation = self._generation
 
+        def succeeded(result: Any) -> None:
+            if generation == self._generation:
+                on_success(result)
+
+        def failed(message: str) -> None:
+            if generation == self._generation:
+                on_failure(message)
+
         def make() -> BackgroundCall | None:
-            real = job() if lazy else job
+            real = build()
             if real is None:
                 return None
             # No Qt parent: the panel's Python references own it, so its thread object lives exactly as long.
             call = BackgroundCall(real)
-            call.succeeded.connect(lambda result: generation == self._generation and on_success(result))
-            call.failed.connect(lambda message: generation == self._generation and on_failure(message))
+            call.succeeded.connect(succeeded)
+            call.failed.connect(failed)
             call.finished.connect(self._on_job_finished)
             return call
 

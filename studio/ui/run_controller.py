@@ -11,6 +11,10 @@ window", draws the whole path.
                         └──── stop ────┬───────────┘
                                        ▼
                                     STOPPING ──the thread ends──▶ COMPLETED | EARLY_STOPPED | STOPPED | FAILED
+    READY ──follow──▶ FOLLOWING ──summary.json──▶ (the run's end), or let go when another run is shown
+
+A run of N > 1 processes (`RunRequest.nproc`) trains in child processes that a `RunFollowWorker`
+supervises (run_follower.py); it goes through the same states as one trained in the window.
 
 A run that ends by itself goes from TRAINING to its end; opening a run shows the state it ended
 in (READY when it has no summary); `forget` goes back to READY. The actions follow
@@ -22,12 +26,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from studio.config import Config, load_config
@@ -38,88 +40,33 @@ from studio.engine.records import Record, StepRecord
 from studio.engine.run_dir import RunDir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
 from studio.ui.history import RunHistory
+from studio.ui.qt_helpers import application
+from studio.ui.run_follower import FollowRelay, Launch, RunFollowWorker, start_following
+from studio.ui.run_state import (
+    ENDED_STATUSES,
+    STATE_LABELS,
+    CannotStart,
+    OpenedRun,
+    RunProgress,
+    RunRequest,
+    RunState,
+)
 from studio.ui.worker import RunOutcome, TrainingWorker, start_training
+
+# The run's values live in run_state.py; the views import them from here, beside the controller.
+__all__ = [
+    "ENDED_STATUSES",
+    "STATE_LABELS",
+    "CannotStart",
+    "OpenedRun",
+    "RunController",
+    "RunProgress",
+    "RunRequest",
+    "RunState",
+]
 
 PROGRESS_MS = 250  # cards and status bar: four updates a second; the curves already show every point
 GIL_SWITCH_S = 0.001  # the GIL switch interval while a run trains (see `start`)
-
-
-class RunState(StrEnum):
-    """Where the window's run is; the ended states are summary.json's statuses."""
-
-    READY = "ready"
-    TRAINING = "training"
-    PAUSED = "paused"
-    STOPPING = "stopping"
-    COMPLETED = "completed"
-    EARLY_STOPPED = "early_stopped"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-    @property
-    def label(self) -> str:
-        return STATE_LABELS[self]
-
-    @property
-    def is_training(self) -> bool:
-        """A run is in the worker thread (the setup is locked)."""
-        return self in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING)
-
-    @classmethod
-    def of_status(cls, status: str | None, default: RunState) -> RunState:
-        """The state of a run that ended with `status` (summary.json's word)."""
-        return cls(status) if status in ENDED_STATUSES else default
-
-
-STATE_LABELS = {
-    RunState.READY: "Ready",
-    RunState.TRAINING: "Training",
-    RunState.PAUSED: "Paused",
-    RunState.STOPPING: "Stopping…",
-    RunState.COMPLETED: "Completed",
-    RunState.EARLY_STOPPED: "Early stopped",
-    RunState.STOPPED: "Stopped",
-    RunState.FAILED: "Failed",
-}
-ENDED_STATUSES = ("completed", "early_stopped", "stopped", "failed")
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A run about to start: where, with what setup, and whether it continues from its last checkpoint."""
-
-    run_dir: Path
-    config: Config
-    resume: bool
-
-
-@dataclass(frozen=True)
-class OpenedRun:
-    """A finished or stopped run shown from its folder (File › Open Run, a recent run, a drop)."""
-
-    run_dir: Path
-    status: str | None
-    epochs_done: int
-    epochs_total: int
-    records: int
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """Where a training run is, from its latest step record (throttled to `PROGRESS_MS`)."""
-
-    step: StepRecord
-    epochs: int
-    fraction: float  # of the whole run, 0..1
-    eta_s: float | None
-
-
-class CannotStart(Exception):
-    """Why Train or Continue Run cannot go: a title and a message for the dialog."""
-
-    def __init__(self, title: str, message: str, *, info: bool = False) -> None:
-        super().__init__(message)
-        self.title, self.message, self.info = title, message, info
 
 
 class _QuitWatcher(QObject):
@@ -168,8 +115,10 @@ class RunController(QObject):
         self.epochs_total = 0
         self.last_outcome: RunOutcome | None = None
         self.control: TrainingControl | None = None
-        self.thread: QThread | None = None
-        self.worker: TrainingWorker | None = None
+        self.worker_thread: QThread | None = None
+        self.worker: TrainingWorker | RunFollowWorker | None = None
+        self.relay: FollowRelay | None = None  # while a RunFollowWorker is the run's
+        self._let_go: list[FollowRelay] = []  # followed runs no longer shown, until their threads end
         self.close_after_stop = False  # the window closes (and maybe quits) once the run has saved itself
         self.quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
         self._quit_watcher = _QuitWatcher(self._on_quit_requested)
@@ -184,18 +133,32 @@ class RunController(QObject):
 
     @property
     def is_training(self) -> bool:
-        return self.thread is not None
+        """A run of the window's own trains (a followed run is another process's: the window may let it go)."""
+        return self.worker_thread is not None and self.state != RunState.FOLLOWING
+
+    @property
+    def steerable(self) -> bool:
+        """Whether Stop, Pause and live changes reach the run: the window's own, or a followed one through control.json."""
+        if self.state == RunState.FOLLOWING:
+            return isinstance(self.worker, RunFollowWorker) and self.worker.steerable
+        return self.is_training
+
+    @property
+    def live_control(self) -> bool:
+        """Whether Pause and live rate and batch-size changes reach the run (child processes: through control.json)."""
+        worker = self.worker
+        return self.steerable and (not isinstance(worker, RunFollowWorker) or worker.writer is not None)
 
     # -- starting ----------------------------------------------------------------------------------
 
-    def plan(self, config: Callable[[], Config], resume: bool, runs_dir: Path) -> RunRequest:
-        """What Train (or Continue Run) would start; `CannotStart` says why it cannot."""
+    def plan(self, config: Callable[[], Config], resume: bool, runs_dir: Path, nproc: int = 1) -> RunRequest:
+        """What Train (or Continue Run) would start, in `nproc` processes; `CannotStart` says why it cannot."""
         try:
             cfg = config()
         except StudioError as exc:
             raise CannotStart("Cannot start training", str(exc)) from None
         if not resume:
-            return RunRequest(new_run_dir(runs_dir, cfg.data.source, cfg.model.arch), cfg, False)
+            return RunRequest(new_run_dir(runs_dir, cfg.data.source, cfg.model.arch), cfg, False, max(nproc, 1))
         run_dir = self.run_dir
         if run_dir is not None and not run_dir.exists():
             raise CannotStart(
@@ -218,12 +181,13 @@ class RunController(QObject):
                 f"All {cfg.train.epochs} epochs of this run are done. Raise Epochs to train further.",
                 info=True,
             )
-        return RunRequest(run_dir, cfg, True)
+        return RunRequest(run_dir, cfg, True, max(nproc, 1))
 
     def start(self, request: RunRequest) -> None:
         """Start `request` on the worker thread."""
         if self.is_training:
             return
+        self.let_go()
         if not request.resume:
             self.history.clear()
         self.run_dir, self.status, self.last_outcome = request.run_dir, None, None
@@ -232,23 +196,64 @@ class RunController(QObject):
         self.control = TrainingControl()
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
-        self.thread, self.worker = start_training(
-            request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
-        )
-        self.thread.finished.connect(self._on_thread_finished)
+        from studio.engine.cuda_errors import needs_fresh_process  # torch is loaded by now (Train waits for it)
+
+        if request.nproc > 1 or needs_fresh_process(request.config.train.device):  # after a CUDA error: a child
+            launch = Launch(request.config, request.nproc, request.resume)
+            self._start_follower(request.run_dir, start_following, launch=launch)
+        else:
+            self.worker_thread, self.worker = start_training(
+                request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
+            )
+            self.worker_thread.finished.connect(self._on_thread_finished)
         # Each Python call the GUI thread makes (a timer tick, a plot item's paint) first takes the
         # GIL from the training thread, which Python hands over only every switch interval (5 ms by
         # default): ten such calls in one repaint were 50 ms of stutter. 1 ms keeps the window
         # responsive; the training thread is interrupted only when the GUI thread has work.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, GIL_SWITCH_S))
-        _app().installEventFilter(self._quit_watcher)
+        application().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
         self._progress_timer.start()
         self._set_state(RunState.TRAINING)
         self.run_changed.emit(self.run_dir)
+
+    def follow(self, run_dir: Path, epochs_total: int) -> None:
+        """Show a run that another process writes, live, until it ends or another run is shown."""
+        if self.is_training:
+            return
+        self.let_go()
+        self.history.clear()
+        self.run_dir, self.status, self.last_outcome = run_dir, None, None
+        self.epochs_total = self.history.epochs_total = epochs_total
+        self.control = TrainingControl()
+        self._start_follower(run_dir, start_following)
+        self._progress_timer.start()
+        self._set_state(RunState.FOLLOWING)
+        self.run_changed.emit(run_dir)
+        how = "" if self.steerable else " (read-only: its folder is not writable from here)"
+        self._say(f"following run {run_dir.name}{how}")
+
+    def _start_follower(self, run_dir: Path, start: Callable[..., Any], launch: Launch | None = None) -> None:
+        def connect(thread: QThread, worker: RunFollowWorker) -> None:
+            self.relay = FollowRelay(self, thread, worker)
+
+        assert self.control is not None
+        self.worker_thread, self.worker = start(
+            run_dir, self.epochs_total, self.control, launch=launch, connect=connect
+        )
+        self._fit_t0, self._fit_frac0, self._latest_step = time.perf_counter(), 0.0, None
+
+    def let_go(self) -> None:
+        """Stop following the followed run (it goes on in its own process)."""
+        if self.state != RunState.FOLLOWING or self.relay is None:
+            return
+        self.relay.let_go()
+        self._let_go.append(self.relay)
+        self.relay, self.worker_thread, self.worker, self.control = None, None, None, None
+        self._progress_timer.stop()
 
     def _connect_worker(self, worker: TrainingWorker) -> None:
         # Bound methods of this object only: PySide queues those to the GUI thread. A lambda here
@@ -263,7 +268,11 @@ class RunController(QObject):
     # -- steering ----------------------------------------------------------------------------------
 
     def toggle_pause(self) -> None:
-        if self.control is None or self.state not in (RunState.TRAINING, RunState.PAUSED):
+        if self.control is None or not self.live_control or self.state == RunState.STOPPING:
+            return
+        if self.state == RunState.FOLLOWING:  # the run's own records show when it pauses
+            (self.control.resume if self.control.paused else self.control.pause)()
+            self.notice.emit(f"Asked the run to {'pause' if self.control.paused else 'resume'} (control.json)", 5000)
             return
         if self.control.paused:
             self.control.resume()
@@ -275,9 +284,12 @@ class RunController(QObject):
             self._say("paused: training waits at the next batch")
 
     def stop(self) -> None:
-        if self.control is None or not self.is_training:
+        if self.control is None or not self.steerable:
             return
         self.control.stop()
+        if self.state == RunState.FOLLOWING:
+            self.notice.emit("Asked the run to stop at its next step (control.json)", 0)
+            return
         self._set_state(RunState.STOPPING)
         self.notice.emit("Stopping at the next batch…", 0)
 
@@ -287,12 +299,12 @@ class RunController(QObject):
         self.stop()
 
     def set_lr(self, lr: float) -> None:
-        if self.control is not None and self.state in (RunState.TRAINING, RunState.PAUSED):
+        if self.control is not None and self.live_control and self.state != RunState.STOPPING:
             self.control.set_lr(lr)
             self.notice.emit(f"Learning rate → {lr:g} from the next step", 5000)
 
     def set_batch_size(self, n: int) -> None:
-        if self.control is not None and self.state in (RunState.TRAINING, RunState.PAUSED):
+        if self.control is not None and self.live_control and self.state != RunState.STOPPING:
             self.control.set_batch_size(n)
             self.notice.emit(f"Batch size → {n} from the next batch", 5000)
 
@@ -305,6 +317,14 @@ class RunController(QObject):
         if e.resumed:  # the curves so far, from the file the run continues
             self.history.load_records(read_metrics(Path(e.run_dir)), e.epochs)
         self.run_started.emit(e)
+
+    def _on_loaded(self, records: list[Record]) -> None:
+        """A followed run's whole metrics.jsonl: when following starts, and again after a resume rewrote it."""
+        self.history.load_records(records, self.epochs_total)
+        steps = [r for r in records if isinstance(r, StepRecord)]
+        if steps:
+            self._latest_step = steps[-1]
+            self._fit_frac0 = (steps[-1].epoch_float) / max(self.epochs_total, 1)
 
     def _on_steps(self, records: list[StepRecord]) -> None:
         if records:
@@ -332,16 +352,18 @@ class RunController(QObject):
         self.finished.emit(outcome)
 
     def _on_thread_finished(self) -> None:
-        thread, worker = self.thread, self.worker
+        thread, worker = self.worker_thread, self.worker
         if thread is not None:
             thread.wait()
             thread.deleteLater()
         if worker is not None:
             worker.deleteLater()
-        self.thread, self.worker, self.control = None, None, None
+        if self.relay is not None:
+            self.relay.deleteLater()
+        self.worker_thread, self.worker, self.control, self.relay = None, None, None, None
         sys.setswitchinterval(self._switch_interval)
         self._progress_timer.stop()
-        _app().removeEventFilter(self._quit_watcher)
+        application().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
             self.run_dir = None  # the setup failed before the run folder was made
             self.run_changed.emit(None)
@@ -365,18 +387,25 @@ class RunController(QObject):
 
     def shutdown(self, timeout_s: float = 10.0) -> bool:
         """Stop any run and wait for its thread while events flow; True when none is left running."""
+        self.let_go()
         if self.control is not None:
             self.control.stop()
         deadline = time.perf_counter() + timeout_s
-        while self.thread is not None and time.perf_counter() < deadline:
+        while (self.worker_thread is not None or self._following()) and time.perf_counter() < deadline:
             QApplication.processEvents()
             time.sleep(0.005)
-        return self.thread is None
+        return self.worker_thread is None
+
+    def _following(self) -> bool:
+        """Whether a run let go of still has its thread (it ends at its next look at the folder)."""
+        self._let_go = [r for r in self._let_go if _alive(r)]
+        return bool(self._let_go)
 
     # -- showing runs ------------------------------------------------------------------------------
 
     def show_run(self, run_dir: Path, epochs_total: int, records: Sequence[Record], summary: dict[str, Any]) -> None:
         """Show a run read from its folder: its curves, its end state."""
+        self.let_go()
         self.history.load_records(records, epochs_total)
         self.run_dir, self.epochs_total, self.last_outcome = run_dir, epochs_total, None
         self.status = summary.get("status") or ("stopped" if records else None)
@@ -391,6 +420,7 @@ class RunController(QObject):
         """Show no run: an empty window for a new setup."""
         if self.is_training:
             return
+        self.let_go()
         self.run_dir, self.status, self.last_outcome = None, None, None
         self.history.clear()
         self.run_forgotten.emit()
@@ -411,7 +441,8 @@ class RunController(QObject):
         self.message.emit(Message(text))
 
 
-def _app() -> QCoreApplication:
-    app = QCoreApplication.instance()
-    assert app is not None, "a RunController needs the application"
-    return app
+def _alive(relay: FollowRelay) -> bool:
+    try:
+        return not relay.worker_thread.isFinished()
+    except RuntimeError:  # deleted once it had ended
+        return False

@@ -8,6 +8,7 @@ opened) and says what a dropped path means. Drops are refused while a run trains
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
@@ -70,6 +71,29 @@ class RunOpener(QObject):
         add_recent_run(self.settings, str(run_dir))
         return True
 
+    def choose_follow_run(self) -> None:
+        start = self._runs_dir()
+        path = QFileDialog.getExistingDirectory(
+            self.window, "Follow a run", str(start if start.is_dir() else Path.home())
+        )
+        if path:
+            self.follow_run(Path(path))
+
+    def follow_run(self, run_dir: Path) -> bool:
+        """Show a run another process writes, live; False (with a dialog) when it is no run folder."""
+        if self.controller.is_training:
+            return False
+        try:
+            run_dir = check_run_dir(Path(run_dir))
+            cfg = load_config(RunDir(run_dir).config)
+        except StudioError as exc:
+            show_error(self.window, "Cannot follow this run", str(exc))
+            return False
+        self.sidebar.set_config(cfg)
+        self.controller.follow(run_dir, cfg.train.epochs)
+        add_recent_run(self.settings, str(run_dir))
+        return True
+
     def fill_recent_menu(self, menu: QMenu) -> None:
         menu.clear()
         runs = [r for r in recent_runs(self.settings) if Path(r).is_dir()]
@@ -77,7 +101,7 @@ class RunOpener(QObject):
             menu.addAction("No recent runs").setEnabled(False)
             return
         for r in runs:
-            menu.addAction(Path(r).name, lambda p=r: self.open_run(Path(p)))
+            menu.addAction(Path(r).name, partial(self.open_run, Path(r)))
 
     def _remember(self, outcome: RunOutcome) -> None:
         if outcome.run_dir and RunDir(Path(outcome.run_dir)).is_run():

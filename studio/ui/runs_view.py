@@ -31,7 +31,7 @@ from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_m
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.errors import StudioError
 from studio.ui.chart_style import add_legend, styled_plot
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme, series_color
 
 COLUMNS = ("name", "date", "data", "model", "status", "best val acc", "epochs")
@@ -77,7 +77,7 @@ class _SortItem(QTableWidgetItem):
             a, b = self.key, other.key
             if a is None or b is None:  # missing values sort first
                 return a is None and b is not None
-            return a < b  # type: ignore[operator]
+            return a < b  # type: ignore[operator]  # a column's keys are all text or all numbers
         return super().__lt__(other)
 
 
@@ -171,10 +171,10 @@ class RunsView(QWidget):
         layout.addWidget(self.status)
 
         # New or removed run folders show up by themselves; the timer coalesces bursts of changes.
-        self._watcher = QFileSystemWatcher(self)
-        self._watcher.directoryChanged.connect(lambda _: self._debounce.start())
         self._debounce = QTimer(self, singleShot=True, interval=500)
         self._debounce.timeout.connect(self.refresh)
+        self._watcher = QFileSystemWatcher(self)
+        self._watcher.directoryChanged.connect(lambda _: self._debounce.start())
         # A run's status and curves change inside its folder, which the watcher does not see; a slow
         # poll while the view is on screen keeps "running" rows and their curves current.
         self._poll = QTimer(self, interval=15000)
@@ -230,7 +230,7 @@ class RunsView(QWidget):
                 self.table.setItem(i, j, cell)
         self.table.setSortingEnabled(True)
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() in keep:
+            if (item := self.table.item(row, 0)) is not None and item.text() in keep:
                 self._add_row_to_selection(row)
         self.table.blockSignals(False)
         self._draw_selected()
@@ -265,7 +265,7 @@ class RunsView(QWidget):
         """Select the runs with these names (for scripts and tests)."""
         self.table.clearSelection()
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() in names:
+            if (item := self.table.item(row, 0)) is not None and item.text() in names:
                 self._add_row_to_selection(row)
 
     # -- curves --------------------------------------------------------------------------------
@@ -309,9 +309,9 @@ class RunsView(QWidget):
         colors = {str(run.path): series_color(i) for i, run in enumerate(runs)}
         for row in range(self.table.rowCount()):
             item = self.table.item(row, 0)
-            color = colors.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
+            swatch = colors.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
             if item is not None:
-                item.setIcon(_swatch(color) if color else QIcon())
+                item.setIcon(_swatch(swatch) if swatch else QIcon())
         for plot in (self.loss_plot, self.acc_plot):
             axis = plot.getPlotItem().getAxis("bottom")
             if 0 < last_epoch <= 20:  # whole epochs, not 1.5

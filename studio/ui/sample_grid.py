@@ -6,6 +6,7 @@ validation grid. Images come in as uint8 numpy arrays [N, C, H, W], exactly as t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,9 +163,9 @@ class SampleGridView(QScrollArea):
     def set_samples(
         self,
         images: np.ndarray | list[np.ndarray],
-        captions: list[tuple[str, ...]] | None = None,
-        states: list[str | None] | None = None,
-        tooltips: list[str] | None = None,
+        captions: Sequence[tuple[str, ...]] | None = None,
+        states: Sequence[str | None] | None = None,
+        tooltips: Sequence[str] | None = None,
     ) -> None:
         n = len(images)
         captions = captions or [()] * n

@@ -22,9 +22,9 @@ def app_settings() -> QSettings:
 
 def recent_runs(settings: QSettings) -> list[str]:
     value = settings.value("runs/recent", [])
-    if isinstance(value, str):
-        value = [value]
-    return [str(v) for v in (value or [])]
+    if isinstance(value, str):  # QSettings gives back a one-item list as the item
+        return [value]
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def add_recent_run(settings: QSettings, path: str) -> list[str]:

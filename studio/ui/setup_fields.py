@@ -6,8 +6,9 @@ choices, its range from the limits, its tooltip from the help text.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QRegularExpression, Qt, Signal
 from PySide6.QtGui import QRegularExpressionValidator
@@ -54,7 +55,13 @@ LABELS = {
     "dropout": "Dropout",
     "init": "Initialisation",
     "weights": "Pretrained weights",
+    "widths": "CNN widths",
+    "patch_size": "ViT patch size",
+    "depth": "ViT depth",
+    "dim": "ViT width",
+    "heads": "ViT heads",
     "epochs": "Epochs",
+    "nproc": "Processes",
     "batch_size": "Batch size",
     "lr": "Learning rate",
     "optimizer": "Optimizer",
@@ -74,6 +81,9 @@ LABELS = {
     "min_delta": "Early-stop min delta",
     "target_loss": "Target loss",
     "log_every": "Log every (steps)",
+    "log_every_s": "Log every (seconds)",
+    "freeze_epochs": "Frozen-backbone epochs",
+    "backbone_lr_scale": "Backbone LR factor",
     "seed": "Seed",
 }
 
@@ -88,7 +98,10 @@ CHOICE_LABELS = {
     "softmax": "Softmax regression",
     "mlp": "MLP",
     "lenet": "LeNet-5",
+    "cnn": "CNN (conv-BN-ReLU)",
     "resnet18": "ResNet-18",
+    "mobilenet_v3_small": "MobileNetV3-Small",
+    "vit": "Vision Transformer (ViT)",
     "linear_arch": "Linear",
     "sgd": "SGD",
     "adam": "Adam",
@@ -106,11 +119,12 @@ OBJECT_NAMES = {
     "batch_size": "batchSizeSpinBox",
     "epochs": "epochsSpinBox",
     "device": "deviceCombo",
+    "nproc": "processesSpinBox",
 }
 
 # Augmentation strengths a checkbox switches on (0 means off in the config).
 AUGMENT_ON = {"translate": 0.1, "rotate": 10.0, "color_jitter": 0.2}
-SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "rotate": "°", "warmup_epochs": " ep"}
+SUFFIXES = {"memory_budget_mb": " MB", "image_size": " px", "patch_size": " px", "rotate": "°", "warmup_epochs": " ep"}
 LOG_SCALE = {"lr", "weight_decay", "min_delta", "target_loss"}
 
 
@@ -118,6 +132,9 @@ def _choice_label(section: str, value: str) -> str:
     if section == "model" and value == "linear":
         return CHOICE_LABELS["linear_arch"]
     return CHOICE_LABELS.get(value, value.replace("_", " ").capitalize())
+
+
+E = TypeVar("E", bound=QWidget)
 
 
 def _narrow(box: QComboBox) -> QComboBox:
@@ -139,6 +156,7 @@ class FieldEditor(QObject):
         self.label = QLabel(LABELS.get(name, name.replace("_", " ").capitalize()))
         self.label.setObjectName("fieldLabel")
         self.help = meta.get("help", "")
+        self.source_hint: Callable[[], Any] | None = None  # the path field: which source it browses for
         # Says, under the field, why a value was not taken (or what it will do); cleared by the next edit.
         self.hint = QLabel("")
         self.hint.setObjectName("fieldHint")
@@ -158,6 +176,12 @@ class FieldEditor(QObject):
         self.set_value(default)
 
     # -- editors ---------------------------------------------------------------------------------
+
+    def editor_as(self, kind: type[E]) -> E:
+        """The editor, as the widget its config type makes it (a QComboBox for a choice, ...)."""
+        if not isinstance(self.editor, kind):
+            raise TypeError(f"{self.name}'s editor is a {type(self.editor).__name__}, not a {kind.__name__}")
+        return self.editor
 
     def _make_editor(self) -> QWidget:
         meta, tp, name = self.meta, self.tp, self.name
@@ -184,15 +208,15 @@ class FieldEditor(QObject):
             self.label.setText("")
             return check
         if tp is int:
-            spin = WholeNumberSpinBox()
-            spin.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
-            spin.setKeyboardTracking(False)
-            spin.setSuffix(SUFFIXES.get(name, ""))
+            counter = WholeNumberSpinBox()
+            counter.setRange(int(meta.get("min", 0)), int(min(meta.get("max", 1_000_000_000), 2_000_000_000)))
+            counter.setKeyboardTracking(False)
+            counter.setSuffix(SUFFIXES.get(name, ""))
             if name == "batch_size":
-                spin.setRange(1, 65536)
-            spin.valueChanged.connect(self.changed)
-            self.editor = spin
-            return spin
+                counter.setRange(1, 65536)
+            counter.valueChanged.connect(self.changed)
+            self.editor = counter
+            return counter
         if tp is float:
             lo = float(meta.get("min", meta.get("min_exclusive", 0.0)))
             hi = float(meta.get("max", meta.get("max_exclusive", 1e6)))
@@ -242,7 +266,7 @@ class FieldEditor(QObject):
         edit.setPlaceholderText(
             {
                 "path": "a folder of class subfolders, or a CSV file",
-                "weights": "optional .pth state dict",
+                "weights": 'optional: "imagenet" or a .pth state dict',
                 "cache_dir": "default: the user's cache",
             }[self.name]
         )
@@ -273,10 +297,10 @@ class FieldEditor(QObject):
         return holder
 
     def browse(self) -> None:
-        edit: QLineEdit = self.editor  # type: ignore[assignment]
+        edit = self.editor_as(QLineEdit)
         start = edit.text() or str(Path.home())
         if self.name == "path":
-            source = getattr(self, "source_hint", lambda: "csv")()
+            source = self.source_hint() if self.source_hint is not None else "csv"
             if source == "csv":
                 path, _ = QFileDialog.getOpenFileName(
                     self.widget, "Choose a CSV file", start, "CSV files (*.csv *.tsv *.txt);;All files (*)"
@@ -310,7 +334,7 @@ class FieldEditor(QObject):
             return int(e.value())
         if isinstance(e, QDoubleSpinBox):
             return float(f"{e.value():.10g}")
-        text = e.text().strip()  # type: ignore[attr-defined]
+        text = self.editor_as(QLineEdit).text().strip()
         if self.tp == list[int]:
             return [int(p) for p in text.replace(" ", "").split(",") if p]
         return text
@@ -342,9 +366,9 @@ class FieldEditor(QObject):
                         f"{self.label.text() or self.name} {value:g} is beyond {lo:g}–{hi:,g}: using {e.value():g}"
                     )
             elif self.tp == list[int]:
-                e.setText(", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(", ".join(str(v) for v in value))
             else:
-                e.setText(str(value))  # type: ignore[attr-defined]
+                self.editor_as(QLineEdit).setText(str(value))
         finally:
             e.blockSignals(blocker[0])
 

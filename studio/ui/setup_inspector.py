@@ -29,6 +29,8 @@ class Inspection:
     param_count: int | None
     model_detail: str
     task: str | None
+    flops: int | None = None  # one forward pass on one sample (models.cost)
+    hint: str = ""  # e.g. propose pretrained weights for an image folder, or how to get them
     num_train: int | None = None  # training samples, when the data loaded
 
 
@@ -94,21 +96,33 @@ class SetupInspector(QObject):
                 summary, error = cached, True
             else:
                 spec, summary, num_train = cached
-        count, detail, task = None, "", None
+        count, detail, task, flops = None, "", None, None
+        hint = _pretrained_hint(cfg)
         if state.is_interruption_requested():
             return None  # a newer setup is being inspected: building this model would be wasted
         if spec is not None:
             task = spec.task
             try:
                 from studio.models import build_model, param_count, shape_summary
+                from studio.models.cost import flops_per_image
 
-                model = build_model(cfg.model, spec)
+                model = build_model(cfg.model, spec, load_weights=False)  # counting needs no download
                 count, detail = param_count(model), shape_summary(model, spec)
+                flops = flops_per_image(model, spec, cfg.model)
             except StudioError as exc:
                 detail = str(exc)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - a summary line must never take the app down
                 detail = f"{type(exc).__name__}: {exc}"
-        return Inspection(gen, summary, error, count, detail, task, num_train)
+        return Inspection(gen, summary, error, count, detail, task, flops, hint, num_train)
+
+
+def _pretrained_hint(cfg: Config) -> str:
+    try:
+        from studio.models.pretrained import pretrained_hint
+
+        return pretrained_hint(cfg.model.arch, cfg.model.weights, cfg.data.source)
+    except Exception:  # noqa: BLE001 - a hint line must never take the inspection down
+        return ""
 
 
 def _describe(bundle: Any) -> str:

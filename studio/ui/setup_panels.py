@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
-from studio.config import Config, field_specs
+from studio.config import PRETRAINED_ARCHS, Config, field_specs
 from studio.ui.setup_fields import Collapsible, FieldEditor
 from studio.ui.spin_boxes import ScientificSpinBox
 
@@ -116,8 +116,8 @@ class DataPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Data")
         data, aug = _fields("data"), _fields("augment")
-        self.source_combo: QComboBox = data["source"].editor  # type: ignore[assignment]
-        data["path"].source_hint = lambda: self.fields["data.source"].value()  # type: ignore[attr-defined]
+        self.source_combo = data["source"].editor_as(QComboBox)
+        data["path"].source_hint = lambda: self.fields["data.source"].value()
         for name in ("source", "path", "target", "val_split", "test_split"):
             self.add_field(data.pop(name))
         self.aug_block = Collapsible("Augmentation")
@@ -168,7 +168,7 @@ class ModelPanel(SetupCard):
     def __init__(self) -> None:
         super().__init__("Model")
         model = _fields("model")
-        self.arch_combo: QComboBox = model["arch"].editor  # type: ignore[assignment]
+        self.arch_combo = model["arch"].editor_as(QComboBox)
         self.params_label = QLabel("–")
         self.params_label.setObjectName("paramCountLabel")
         for name in ("arch", "hidden", "dropout"):
@@ -177,13 +177,34 @@ class ModelPanel(SetupCard):
         for f in model.values():
             self.add_field(f, advanced=True)
         self.visible_when("model.hidden", lambda: self.fields["model.arch"].value() == "mlp")
-        self.visible_when("model.weights", lambda: self.fields["model.arch"].value() == "resnet18")
+        arch = lambda: self.fields["model.arch"].value()  # noqa: E731
+        self.visible_when("model.weights", lambda: arch() in PRETRAINED_ARCHS)
+        self.visible_when("model.widths", lambda: arch() == "cnn")
+        for key in ("patch_size", "depth", "dim", "heads"):
+            self.visible_when(f"model.{key}", lambda: arch() == "vit")
+        self.hint_label = QLabel("")
+        self.hint_label.setObjectName("modelHint")
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hint_label.setVisible(False)
+        self.main.addWidget(self.hint_label, self.main.rowCount(), 0, 1, 2)
         self.changed.connect(self.refresh_visibility)
         self.refresh_visibility()
 
-    def set_param_count(self, n: int | None, detail: str = "") -> None:
-        self.params_label.setText("–" if n is None else f"{n:,}")
+    def set_param_count(self, n: int | None, detail: str = "", flops: int | None = None) -> None:
+        """The parameter count, and the cost of one image (FLOPs of a forward pass) beside it."""
+        from studio.models.cost import describe_flops
+
+        text = "–" if n is None else f"{n:,}"
+        if n is not None and flops:
+            text += f" · {describe_flops(flops)}"
+        self.params_label.setText(text)
         self.params_label.setToolTip(detail)
+
+    def set_hint(self, text: str) -> None:
+        """A line under the model: e.g. propose pretrained weights for an image folder."""
+        self.hint_label.setText(text)
+        self.hint_label.setVisible(bool(text))
 
 
 class TrainingPanel(SetupCard):
@@ -201,16 +222,24 @@ class TrainingPanel(SetupCard):
         top = _fields_top()
         for name in ("optimizer", "lr", "batch_size", "epochs", "schedule", "weight_decay", "patience", "device"):
             self.add_field(train.pop(name))
+        processes = train.pop("nproc")  # [train] nproc, as `studio train --nproc N` sets it
+        processes.help = PROCESSES_HELP
+        processes.editor.setToolTip(PROCESSES_HELP)
+        self.add_field(processes)
+        self.processes_spin = processes.editor_as(QSpinBox)
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
-        self.lr_spin: ScientificSpinBox = self.fields["train.lr"].editor  # type: ignore[assignment]
-        self.batch_spin: QSpinBox = self.fields["train.batch_size"].editor  # type: ignore[assignment]
-        self.epochs_spin: QSpinBox = self.fields["train.epochs"].editor  # type: ignore[assignment]
-        self.device_combo: QComboBox = self.fields["train.device"].editor  # type: ignore[assignment]
+        self.lr_spin = self.fields["train.lr"].editor_as(ScientificSpinBox)
+        self.batch_spin = self.fields["train.batch_size"].editor_as(QSpinBox)
+        self.epochs_spin = self.fields["train.epochs"].editor_as(QSpinBox)
+        self.device_combo = self.fields["train.device"].editor_as(QComboBox)
         self.lr_spin.valueChanged.connect(lambda v: self.lr_committed.emit(float(f"{v:.10g}")))
         self.batch_spin.valueChanged.connect(lambda v: self.batch_size_committed.emit(int(v)))
-        opt = lambda: self.fields["train.optimizer"].value()  # noqa: E731
+
+        def opt() -> object:
+            return self.fields["train.optimizer"].value()
+
         self.visible_when("train.momentum", lambda: opt() == "sgd")
         self.visible_when("train.nesterov", lambda: opt() == "sgd")
         self.visible_when("train.step_size", lambda: self.fields["train.schedule"].value() == "step")
@@ -235,6 +264,9 @@ class TrainingPanel(SetupCard):
         elif field.hint.text().startswith("Batch size") and "training samples" in field.hint.text():
             field.show_hint("")
 
+    def processes(self) -> int:
+        return int(self.processes_spin.value())
+
     def set_devices(self, devices: list[tuple[str, str]]) -> None:
         """List each CUDA GPU by name, then MPS, then the CPU, after 'Auto'."""
         current = self.device_combo.currentData()
@@ -249,6 +281,13 @@ class TrainingPanel(SetupCard):
             i = self.device_combo.count() - 1
         self.device_combo.setCurrentIndex(max(i, 0))
         self.device_combo.blockSignals(False)
+
+
+PROCESSES_HELP = (
+    "Processes that train this run together under DDP (torchrun). 1 trains inside the window; more start "
+    "`studio train --nproc N` as child processes that the window follows and can stop. One per GPU on CUDA; "
+    "on the CPU they share the cores. The batch size stays the whole batch, split across the processes."
+)
 
 
 def _fields_top() -> dict[str, FieldEditor]:

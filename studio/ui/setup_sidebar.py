@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFileDialog, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QFileDialog, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from studio.config import Config, config_from_dict, save_config
+from studio.config import Config, config_from_dict, load_config, save_config
 from studio.engine.events import FitStart
 from studio.errors import StudioError
 from studio.ui.dialogs import show_error
@@ -54,6 +54,7 @@ class SetupSidebar(QWidget):
         title.setObjectName("sidebarTitle")
         title.setToolTip("Choose data, a model and how to train it; hover a field for what it does.")
         lay.addWidget(title)
+        lay.addWidget(self._make_presets())
         for card in self.cards:
             lay.addWidget(card)
         self.setup_error = QLabel("")
@@ -88,6 +89,10 @@ class SetupSidebar(QWidget):
     def config(self) -> Config:
         """The setup the cards describe; raises `ConfigError` saying what is wrong."""
         return config_from_dict(config_dict(self.cards))
+
+    def processes(self) -> int:
+        """The Processes field: how many processes train the next run ([train] nproc)."""
+        return self.training_panel.processes()
 
     def set_config(self, cfg: Config) -> None:
         """Show `cfg` in the cards."""
@@ -127,21 +132,51 @@ class SetupSidebar(QWidget):
 
     def _on_inspected(self, result: Inspection) -> None:
         self.data_panel.set_summary(result.data_summary, error=result.data_error)
-        self.model_panel.set_param_count(result.param_count, result.model_detail)
+        self.model_panel.set_param_count(result.param_count, result.model_detail, result.flops)
+        self.model_panel.set_hint(result.hint)
         self.training_panel.set_train_samples(result.num_train)
         self.inspected.emit(result)
+
+    def _make_presets(self) -> QComboBox:
+        """The example configs as presets ("Best for digits", "Quick look", ...): choosing one loads it."""
+        from studio.resources import presets
+
+        combo = QComboBox()
+        combo.setObjectName("presetCombo")
+        combo.setToolTip("Load a ready-made setup from the examples shipped with the studio")
+        combo.addItem("Presets…", None)
+        for title, path in presets():
+            combo.addItem(title, str(path))
+        combo.activated.connect(self._on_preset)
+        self.preset_combo = combo
+        return combo
+
+    def _on_preset(self, index: int) -> None:
+        path = self.preset_combo.itemData(index)
+        self.preset_combo.setCurrentIndex(0)
+        if not path:
+            return
+        try:
+            cfg = load_config(path)
+        except StudioError as exc:
+            show_error(self, "The preset cannot be loaded", str(exc))
+            return
+        self.set_config(cfg)
+        self.notice.emit(f"Loaded the preset {Path(path).stem}", 4000)
 
     # -- following the run -----------------------------------------------------------------------
 
     def _on_state(self, state: RunState) -> None:
-        locked = state.is_training
+        locked = state.is_training or state == RunState.FOLLOWING
+        # A followed run takes live changes only where its engine reads control.json.
+        live_locked = state == RunState.FOLLOWING and not self.controller.live_control
+        self.preset_combo.setEnabled(not locked)
         if not locked and self._changed_while_training:
             self._changed_while_training = False
             self.validate()
         for card in self.cards:
             for key, f in card.fields.items():
-                if key not in TrainingPanel.LIVE:
-                    f.set_locked(locked)
+                f.set_locked(live_locked if key in TrainingPanel.LIVE else locked)
 
     def _on_run_started(self, e: FitStart) -> None:
         self.model_panel.set_param_count(e.param_count, e.model_summary)

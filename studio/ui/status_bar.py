@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from studio.engine.events import FitStart
+from studio.engine.progress import headline
 from studio.ui.run_controller import OpenedRun, RunController, RunProgress, RunState
 from studio.ui.worker import RunOutcome
 
@@ -74,8 +75,8 @@ class TrainingStatusBar(QStatusBar):
     def _on_finished(self, outcome: RunOutcome) -> None:
         if outcome.error is None:
             s = outcome.summary
-            test_accuracy = (s.get("metrics") or {}).get("test_accuracy")
-            extra = f", test accuracy {test_accuracy:.2%}" if test_accuracy is not None else ""
+            figure = headline(s)  # the log's end line words the same number, naming its checkpoint
+            extra = f", {figure}" if figure else ""
             what = RunState.of_status(outcome.status, RunState.FAILED).label
             self.showMessage(f"{what}: {s.get('epochs_completed', 0)} epoch(s){extra}", 10000)
 

@@ -227,6 +227,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert f"the last checkpoint was saved; continue with: studio resume {run}" in err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "stopped"
     assert load_checkpoint(run / "checkpoints" / "last.pt")["pos"] > 0

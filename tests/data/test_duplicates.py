@@ -127,8 +127,8 @@ def test_file_backed_splits_are_hashed_by_file(tmp_path) -> None:
         Split(x[torch.tensor([0, 1, 2])], y[:3], torch.tensor([0, 1, 2])),  # type: ignore[arg-type]
         Split(x[torch.tensor([3])], y[3:4], torch.tensor([3])),  # type: ignore[arg-type]
         Split(x[torch.tensor([4])], y[4:5], torch.tensor([4])),
-    )  # type: ignore[arg-type]
-    bundle.paths = tuple(paths)  # type: ignore[attr-defined]  # what the folder source records
+    )
+    bundle.paths = tuple(paths)  # what the folder source records
     report = find_duplicates(bundle)
     assert report.leaks["val"].pairs == [(0, 0)]  # file 3 has the bytes of file 0
     assert report.leaks["test"].pairs == []

@@ -92,7 +92,10 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
     Trainer(c.replace_value("train.epochs", 2), tmp_path / "part").fit()
     Trainer(c, tmp_path / "part", resume=True).fit()
     assert same_weights(tmp_path / "full", tmp_path / "part")
-    strip = lambda r: {k: v for k, v in r.items() if k not in ("time", "samples_per_s")}  # noqa: E731
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k not in ("time", "samples_per_s")}
+
     assert [strip(r) for r in records(tmp_path / "full")] == [strip(r) for r in records(tmp_path / "part")]
 
 

@@ -111,6 +111,6 @@ if HOW == "end":
         app.processEvents()
     sys.exit(0)  # with the run training: the interpreter's exit must stop and save it
 
-from studio.ui.app import run_gui  # noqa: E402
+from studio.ui.app import run_gui  # noqa: E402 - the `end` way above never loads run_gui
 
 sys.exit(run_gui(str(CONFIG)))

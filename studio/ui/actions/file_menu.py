@@ -34,6 +34,12 @@ ACTIONS = (
     ActionSpec(
         "open_run", "Open Run…", "Open a finished or stopped run", lambda w: w.choose_run(), shortcut="Ctrl+Shift+O"
     ),
+    ActionSpec(
+        "follow_run",
+        "Follow Run…",
+        "Watch a run another process is writing (the CLI, torchrun, a cluster job on shared storage), live",
+        lambda w: w.choose_follow_run(),
+    ),
     ActionSpec("quit", "Quit", "Close the studio", lambda w: w.close(), shortcut=QKeySequence.StandardKey.Quit),
 )
 
@@ -46,6 +52,7 @@ def build(window: QMainWindow, menus: QMenuBar, actions: dict[str, QAction]) -> 
         menu.addAction(actions[name])
     menu.addSeparator()
     menu.addAction(actions["open_run"])
+    menu.addAction(actions["follow_run"])
     recent = menu.addMenu("Recent Runs")
     recent.setObjectName("recentRunsMenu")
     recent.aboutToShow.connect(lambda: cast(ActionTarget, window).fill_recent_menu(recent))

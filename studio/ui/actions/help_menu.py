@@ -5,15 +5,15 @@ from __future__ import annotations
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu, QMenuBar, QWidget
 
-from studio.ui.actions.spec import ActionSpec, make_action
+from studio.ui.actions.spec import ActionSpec, ActionTarget, make_action
 from studio.ui.dialogs import show_info
 
 
-def show_about(window: QWidget) -> None:
+def show_about(window: ActionTarget) -> None:
     from studio import __version__
 
     show_info(
-        window,
+        window if isinstance(window, QWidget) else None,
         "About Studio",
         f"Studio {__version__}\n\nTrain neural networks by pointing and clicking, "
         "or headless with `studio train`. PyTorch, Qt (PySide6) and pyqtgraph.",

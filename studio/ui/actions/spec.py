@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
@@ -27,6 +27,7 @@ class ActionTarget(Protocol):
     def choose_config(self) -> None: ...
     def save_config_as(self) -> None: ...
     def choose_run(self) -> None: ...
+    def choose_follow_run(self) -> None: ...
     def fill_recent_menu(self, menu: QMenu) -> None: ...
     def set_theme(self, name: str) -> None: ...
     def close(self) -> bool: ...
@@ -56,5 +57,6 @@ def make_action(window: QWidget, spec: ActionSpec) -> QAction:
     key = f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})" if spec.shortcut else ""
     action.setToolTip(f"{spec.tip}{key}")
     action.setStatusTip(spec.tip)
-    action.triggered.connect(lambda _checked=False: spec.trigger(window))
+    target = cast(ActionTarget, window)  # the main window: a QWidget that has the commands
+    action.triggered.connect(lambda _checked=False: spec.trigger(target))
     return action

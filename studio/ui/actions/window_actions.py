@@ -18,14 +18,20 @@ from studio.ui.actions import file_menu, help_menu, run_menu, view_menu
 from studio.ui.run_controller import RunController, RunState
 from studio.ui.theme import themed_icon
 
-IDLE = frozenset({"train", "resume", "lr_finder", "export", "new_setup", "open_config", "open_run", "recent_runs"})
+IDLE = frozenset(
+    {"train", "resume", "lr_finder", "export", "new_setup", "open_config", "open_run", "recent_runs", "follow_run"}
+)
 TRAINING = frozenset({"pause", "stop", "export"})
+# A followed run is another process's: the window may show something else at any time. Pause and
+# Stop reach it only through control.json (`STEERING`).
+FOLLOWING = frozenset({"pause", "stop", "export", "new_setup", "open_config", "open_run", "recent_runs", "follow_run"})
 # What each state allows. A run can be exported as soon as it has a checkpoint, even while it trains.
 ENABLED: dict[RunState, frozenset[str]] = {
     RunState.READY: IDLE - {"resume"},
     RunState.TRAINING: TRAINING,
     RunState.PAUSED: TRAINING,
     RunState.STOPPING: frozenset({"export"}),
+    RunState.FOLLOWING: FOLLOWING,
     RunState.COMPLETED: IDLE,
     RunState.EARLY_STOPPED: IDLE,
     RunState.STOPPED: IDLE,
@@ -37,6 +43,10 @@ NEEDS: dict[str, Callable[[RunDir | None], bool]] = {
     "resume": lambda run: run is not None and run.has_checkpoint("last"),
 }
 MANAGED = frozenset().union(*ENABLED.values())
+STEERING: dict[str, Callable[[RunController], bool]] = {
+    "pause": lambda c: c.live_control,
+    "stop": lambda c: c.steerable,
+}
 
 
 class WindowActions(QObject):
@@ -62,7 +72,8 @@ class WindowActions(QObject):
         state, run_dir = self.controller.state, self.controller.run_dir
         run = RunDir(Path(run_dir)) if run_dir is not None else None
         for name in MANAGED:
-            self.by_name[name].setEnabled(name in ENABLED[state] and NEEDS.get(name, _always)(run))
+            steer = STEERING.get(name, lambda _c: True)(self.controller)
+            self.by_name[name].setEnabled(name in ENABLED[state] and NEEDS.get(name, _always)(run) and steer)
         paused = state == RunState.PAUSED
         pause = self.by_name["pause"]
         pause.setText("Resume" if paused else "Pause")
