@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run qt-libraries test test-fast lint screenshots bench bench-gui clean dist
+.PHONY: run qt-libraries test test-fast test-gpu lint screenshots bench bench-gui clean dist
 
 $(STAMP): pyproject.toml constraints.txt packaging/setup-env.sh
 	VENV=$(VENV) bash packaging/setup-env.sh
@@ -22,6 +22,12 @@ qt-libraries: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The CUDA tests (tests/cuda, marked `cuda`). Without a GPU they skip, and this says so in one line.
+# CUBLAS_WORKSPACE_CONFIG makes cuBLAS deterministic for the exact-resume tests.
+test-gpu: $(STAMP)
+	@$(PY) -c "import torch; print('GPU:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none: the cuda tests skip (torch ' + torch.__version__ + ')')"
+	QT_QPA_PLATFORM=offscreen CUBLAS_WORKSPACE_CONFIG=:4096:8 $(PY) -m pytest -q -m cuda tests/cuda
 
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"

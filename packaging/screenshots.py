@@ -6,13 +6,15 @@
 settings, so the user's own runs and preferences are neither used nor touched: two short runs
 headless (for the Runs tab to compare), then one in the window, pictured while it trains
 (Training, Signals); after it ends come Evaluation, the Export report, Predict with a
-prediction shown, Data, Runs and the LR finder.
+prediction shown, Data, Runs and the LR finder; then every tab at 1280×720 in the light and the
+dark look, and the tutorial's line fit (its learned line on the Evaluation tab).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SIZE = (1480, 920)
+SMALL = (1280, 720)
 
 
 def main(out_dir: str) -> int:
@@ -61,7 +64,7 @@ def main(out_dir: str) -> int:
                 return
             time.sleep(0.01)
 
-    from studio.config import load_config
+    from studio.config import load_config, save_config
     from studio.engine.trainer import Trainer
 
     examples = Path(__file__).resolve().parents[1] / "resources" / "examples" / "digits.toml"
@@ -187,6 +190,51 @@ def main(out_dir: str) -> int:
     finder.grab().save(str(out / "studio-lr-finder.png"))
     shots.append(out / "studio-lr-finder.png")
     finder.close()
+
+    # A smaller screen (1280×720, a laptop's) in both looks, every tab: nothing cut off or squashed.
+    w.resize(*SMALL)
+    for theme in ("light", "dark"):
+        w.set_theme(theme)
+        for key in ("training", "signals", "evaluation", "predict", "data", "runs"):
+            if key == "training":
+                w.tabs.setCurrentIndex(0)
+            else:
+                w.views.show_tab(key)
+            pump(0.3)
+            shot(f"studio-{SMALL[0]}x{SMALL[1]}-{key}-{theme}.png")
+    w.set_theme("light")
+    w.resize(*SIZE)
+
+    # The tutorial's line fit (no val or test split): the learned slope and intercept, and the line.
+    line_run = runs / "20261122-100000-line-linear"
+    Trainer(load_config(examples.parent / "line.toml", ["train.log_every=5"]), line_run).fit()
+    w.open_run(line_run)
+    w.views.show_tab("evaluation")
+    pump(60, lambda: evaluation.details is not None and evaluation.details.task == "regression")
+    shot("studio-line-fit.png")
+    w.tabs.setCurrentIndex(0)
+    shot("studio-line-fit-training.png")
+
+    # File › Follow Run: a run that `studio train` writes in another process, shown live.
+    followed = runs / "20261122-101500-digits-mlp-cli"
+    followed.mkdir(parents=True)
+    save_config(
+        Config().replace_value("train.epochs", 40).replace_value("train.log_every", 5), followed / "config.toml"
+    )
+    w.tabs.setCurrentIndex(0)
+    w.opener.follow_run(followed)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "studio", "train", str(followed / "config.toml"), "--run-dir", str(followed), "-q"],
+        env=env,
+    )
+    pump(180, lambda: len(w.history.epoch_x["val"]) >= 4)
+    shot("follow-run.png")
+    w.stop_training()  # through the run folder's control.json: the CLI run saves itself and stops
+    pump(60, lambda: cli.poll() is not None)
+    if cli.poll() is None:
+        cli.terminate()
+    cli.wait()
 
     w.shutdown(30.0)
     w.close()

@@ -126,20 +126,24 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) ->
             print(f"error: another process of the run failed ({first}); the last checkpoint is kept", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        printer.close()
-        if not ctx.is_main:
-            pass  # rank 0 says it
-        elif RunDir(run_dir).has_checkpoint("last"):
-            print(
-                f"\ninterrupted: the last checkpoint was saved; continue with: studio resume {shlex.quote(str(run_dir))}",
-                file=sys.stderr,
-            )
-        else:
-            print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
+        if ctx.is_main:
+            _say_interrupted(run_dir)
         return 130
     finally:
         printer.close()
-    return 130 if signals.interrupted else 0
+    if signals.interrupted:
+        if ctx.is_main:
+            _say_interrupted(run_dir)
+        return 130
+    return 0
+
+
+def _say_interrupted(run_dir: Path) -> None:
+    if RunDir(run_dir).has_checkpoint("last"):
+        command = f"studio resume {shlex.quote(str(run_dir))}"
+        print(f"\ninterrupted: the last checkpoint was saved; continue with: {command}", file=sys.stderr)
+    else:
+        print("\ninterrupted before the first checkpoint; nothing to resume", file=sys.stderr)
 
 
 def _nproc(cfg: Any, asked: int | None) -> Any:

@@ -145,6 +145,17 @@ def check_context_usable(device: torch.device) -> None:
         raise CudaContextError(f"{CONTEXT_LOST} (an earlier run ended with: {_lost})")
 
 
+def needs_fresh_process(device: str) -> bool:
+    """True when a run on `device` (a config name) would use CUDA in a process whose context is lost.
+
+    The window then trains it in a child process (`studio train`/`studio resume`, followed through
+    the run directory), so the next run works without restarting the application.
+    """
+    if _lost is None:
+        return False
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def reset_for_tests() -> None:
     """Forget a lost context (tests that fake one put the process back as it was)."""
     global _lost

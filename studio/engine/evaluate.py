@@ -92,6 +92,14 @@ def evaluate(
 REGRESSION_FIGURES = ("rmse", "mae", "r2")
 
 
+def train_rmse(loss: float, spec: DataSpec, loss_name: str) -> dict[str, float | None]:
+    """`{"rmse": ...}` of a regression's training epoch when its loss is the MSE (in the target's
+    units squared), else `{}`: the running train loss is all the loop keeps of that epoch."""
+    if spec.task != "regression" or loss_name not in ("auto", "mse") or not loss >= 0:
+        return {}
+    return {"rmse": math.sqrt(loss)}
+
+
 def classification_report(out: torch.Tensor, y: torch.Tensor, labels: tuple[str, ...]) -> dict[str, Any]:
     """Accuracy, confusion matrix (rows = true class), per-class precision/recall/F1/support."""
     k = len(labels)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from studio.engine.callbacks import Callback, TrainerView
@@ -96,24 +97,52 @@ def fit_end_line(event: FitEnd) -> str:
 
 
 class ProgressPrinter(Callback):
-    """Prints the engine's messages and progress (loss, accuracy, lr, samples/s, ETA) to stderr."""
+    """Prints the engine's messages and progress (loss, accuracy, lr, samples/s, ETA) to stderr.
+
+    The position in the epoch is read from the trainer's loop state, which moves at every optimizer
+    step, so the bar and the timed lines follow each batch, not only the step records.
+    """
 
     def __init__(self, stream: TextIO | None = None, quiet: bool = False, heartbeat_s: float = HEARTBEAT_S) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.tty = self.stream.isatty()
         self.heartbeat_s = heartbeat_s
+        self._trainer: TrainerView | None = None
         self._epochs = 0
         self._num_train = 0
-        self._epoch_t0 = time.perf_counter()
-        self._last: StepRecord | None = None  # the latest step record, for the plain progress line
         self._epoch = 0
+        self._in_epoch = False
+        self._epoch_t0 = time.perf_counter()
+        self._last: StepRecord | None = None  # the epoch's latest step record: its loss, rate and speed
         self._lock = threading.Lock()  # the heartbeat thread and the loop both write
         self._last_line = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._bar: Any = None  # rich.progress.Progress on a terminal, while the fit runs
+        self._bar: Any = None  # a rich Progress on a terminal, while the fit runs
         self._task: Any = None
+
+    # -- where the epoch is ------------------------------------------------------------------------
+
+    def _fraction(self) -> float:
+        """How far into the epoch the run is, 0..1: the loop's position, else the last step record's."""
+        state = getattr(self._trainer, "state", None)
+        if state is not None and self._num_train:
+            return min(1.0, max(0.0, state.pos / self._num_train))
+        return (self._last.epoch_progress or 0.0) if self._last is not None else 0.0
+
+    def _samples(self, fraction: float) -> str:
+        return f"{round(fraction * self._num_train):,}/{self._num_train:,}" if self._num_train else ""
+
+    def progress_line(self) -> str | None:
+        """`epoch 2/5 43% (2,752/6,400 samples) loss 0.3120 acc 0.910 lr 0.001 bs 64 ETA 00:12`; None between epochs."""
+        if not self._in_epoch:
+            return None
+        fraction = self._fraction()
+        eta = remaining_seconds(time.perf_counter() - self._epoch_t0, fraction) if fraction > 0 else None
+        samples = f" ({self._samples(fraction)} samples)" if self._num_train else ""
+        figures = f" {_figures(self._last)}" if self._last is not None else ""
+        return f"epoch {self._epoch}/{self._epochs} {fraction:.0%}{samples}{figures} ETA {_fmt_time(eta)}"
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -127,18 +156,48 @@ class ProgressPrinter(Callback):
             self._last_line = time.monotonic()
 
     def _start_bar(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+        from rich.console import Console, RenderableType
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            ProgressColumn,
+            Task,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        from rich.table import Column
+        from rich.text import Text
 
-        console = Console(file=self.stream, force_terminal=True)
-        self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[samples]}"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[figures]}"),
-            console=console,
+        printer = self
+
+        class FiguresColumn(ProgressColumn):
+            """The step's figures; the one column that gives way (cut short) on a narrow terminal."""
+
+            def render(self, task: Task) -> Text:
+                return Text(str(task.fields.get("figures", "")), no_wrap=True, overflow="ellipsis")
+
+        class LiveBar(Progress):
+            """Moves with the loop's position at each refresh (8 a second), between step records too."""
+
+            def get_renderables(self) -> Iterable[RenderableType]:
+                if printer._task is not None and printer._in_epoch:
+                    fraction = printer._fraction()
+                    self.update(printer._task, completed=fraction, samples=printer._samples(fraction))
+                yield from super().get_renderables()
+
+        # Everything but the figures keeps its width; on a narrow terminal the figures lose their end.
+        def fixed() -> Column:
+            return Column(no_wrap=True)
+
+        self._bar = LiveBar(
+            TextColumn("{task.description}", table_column=fixed()),
+            BarColumn(bar_width=16, table_column=fixed()),
+            TaskProgressColumn(table_column=fixed()),
+            TextColumn("{task.fields[samples]}", table_column=fixed()),
+            TimeRemainingColumn(table_column=fixed()),
+            FiguresColumn(),
+            console=Console(file=self.stream, force_terminal=True),
             transient=True,
             refresh_per_second=8,
         )
@@ -150,16 +209,6 @@ class ProgressPrinter(Callback):
             if self._bar is not None:
                 self._bar.stop()
                 self._bar = None
-
-    def progress_line(self) -> str | None:
-        """`epoch 2/5 43% (2,752/6,400 samples) loss 0.3120 acc 0.910 lr 0.001 bs 64 ETA 00:12`; None before a step."""
-        r = self._last
-        if r is None:
-            return None
-        progress = r.epoch_progress or 0.0
-        eta = remaining_seconds(time.perf_counter() - self._epoch_t0, progress)
-        samples = f" ({int(progress * self._num_train):,}/{self._num_train:,} samples)" if self._num_train else ""
-        return f"epoch {r.epoch}/{self._epochs} {progress:.0%}{samples} {_figures(r)} ETA {_fmt_time(eta)}"
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.heartbeat_s / 4):
@@ -177,7 +226,7 @@ class ProgressPrinter(Callback):
         self._print(prefix + event.text)
 
     def on_fit_start(self, trainer: TrainerView, event: FitStart) -> None:
-        self._epochs, self._num_train = event.epochs, event.num_train
+        self._trainer, self._epochs, self._num_train = trainer, event.epochs, event.num_train
         if self.quiet:
             return
         if self.tty:
@@ -190,26 +239,23 @@ class ProgressPrinter(Callback):
 
     def on_epoch_start(self, trainer: TrainerView, event: EpochStart) -> None:
         self._epoch_t0 = time.perf_counter()
-        self._epoch = event.epoch
-        self._last = None
+        self._epoch, self._in_epoch, self._last = event.epoch, True, None
         if self._bar is not None:
-            self._bar.update(self._task, completed=0.0, description=f"epoch {event.epoch}/{event.epochs}")
+            self._bar.reset(self._task, total=1.0, description=f"epoch {event.epoch}/{event.epochs}", figures="")
 
     def on_step_end(self, trainer: TrainerView, event: StepRecord) -> None:
         if self.quiet:
             return
         self._last = event
         if self._bar is not None:
-            progress = event.epoch_progress or 0.0
-            samples = f"{int(progress * self._num_train):,}/{self._num_train:,} samples" if self._num_train else ""
-            self._bar.update(self._task, completed=progress, samples=samples, figures=_figures(event))
+            self._bar.update(self._task, figures=_figures(event))
         elif time.monotonic() - self._last_line >= self.heartbeat_s:
             line = self.progress_line()
             if line is not None:
                 self._print(line)
 
     def on_epoch_end(self, trainer: TrainerView, event: EpochEnd) -> None:
-        self._last = None
+        self._in_epoch, self._last = False, None
         if not self.quiet:
             self._print(epoch_line(event))
 
@@ -220,6 +266,7 @@ class ProgressPrinter(Callback):
 
     def close(self) -> None:
         """End the live bar and the heartbeat thread (the fit's end does; a caller may again, safely)."""
+        self._in_epoch = False
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -229,5 +276,5 @@ class ProgressPrinter(Callback):
 
 def _figures(r: StepRecord) -> str:
     acc = f" acc {r.accuracy:.3f}" if r.accuracy is not None else ""
-    speed = f" {r.samples_per_s:,.0f} samples/s" if r.samples_per_s is not None else ""
+    speed = f" {r.samples_per_s:,.0f}/s" if r.samples_per_s is not None else ""
     return f"loss {r.loss:.4f}{acc} lr {r.lr:.3g} bs {r.batch_size}{speed}"

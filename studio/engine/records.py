@@ -132,6 +132,35 @@ class EpochRecord(_JsonLine):
 Record = StepRecord | EpochRecord
 
 
+def epoch_record(
+    split: str,
+    epoch: int,
+    step: int,
+    metrics: Mapping[str, float | None],
+    lr: float | None,
+    batch_size: int | None,
+    time: float | None,
+    checkpoint: str | None = None,
+    world_size: int | None = None,
+) -> EpochRecord:
+    """The record of one split's epoch figures: loss, accuracy, and a regression's RMSE, MAE and R²."""
+    return EpochRecord(
+        split=split,
+        epoch=epoch,
+        step=step,
+        loss=metrics.get("loss"),
+        accuracy=metrics.get("accuracy"),
+        lr=lr,
+        batch_size=batch_size,
+        time=time,
+        rmse=metrics.get("rmse"),
+        mae=metrics.get("mae"),
+        r2=metrics.get("r2"),
+        checkpoint=checkpoint,
+        world_size=world_size,
+    )
+
+
 def record_to_json(record: Record) -> dict[str, Any]:
     """The JSON object of one metrics.jsonl line, keys in the contract's order."""
     return dict(record)

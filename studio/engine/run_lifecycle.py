@@ -52,7 +52,10 @@ def prepare(
     if files is not None and resume:
         resume_state = ckpt.load_checkpoint(files.checkpoint("last"))
         edits = check_resume(config, resume_state, files.path)
-    setup = build_training(config, data, say=say, device=ctx.device(config.train.device))
+    # A resumed run's weights come from its checkpoint: no pretrained file (or download) is needed.
+    setup = build_training(
+        config, data, say=say, device=ctx.device(config.train.device), load_weights=resume_state is None
+    )
     check_split(len(setup.bundle.train), config.train.batch_size, ctx.world_size)
     if resume_state is not None and ctx.is_main:
         was = int(resume_state.get("world_size", 1) or 1)

@@ -43,7 +43,7 @@ from studio.engine.loop_state import (
     generator_states,
     set_generator_states,
 )
-from studio.engine.records import EpochRecord, StepRecord
+from studio.engine.records import EpochRecord, StepRecord, epoch_record
 from studio.engine.run_dir import RunDir
 from studio.engine.run_lifecycle import Ending, apply_resume_edits, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
@@ -372,21 +372,8 @@ class Trainer:
         return is_best, decision, records
 
     def _epoch_record(self, epoch: int, split: str, m: EpochMetrics, checkpoint: str | None = None) -> EpochRecord:
-        return EpochRecord(
-            split=split,
-            epoch=epoch,
-            step=self.state.step,
-            loss=m["loss"],
-            accuracy=m["accuracy"],
-            lr=self.current_lr(),
-            batch_size=self.state.batch_size,
-            time=round(self.elapsed(), 4),
-            world_size=self._world_size(),
-            rmse=m.get("rmse"),
-            mae=m.get("mae"),
-            r2=m.get("r2"),
-            checkpoint=checkpoint,
-        )
+        step, lr, batch_size, time_s = self.state.step, self.current_lr(), self.state.batch_size, self.elapsed()
+        return epoch_record(split, epoch, step, m, lr, batch_size, round(time_s, 4), checkpoint, self._world_size())
 
     def _world_size(self) -> int | None:
         return self.dist.world_size if self.dist.active else None
@@ -469,10 +456,11 @@ class Trainer:
 
     def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:
         """Out of memory: the context is fine, so save the progress as after a Ctrl-C. A lost context: don't touch it."""
-        setup, train = self._built(), self.config.train
-        text = cuda_errors.describe(failure, setup.device, device_name(setup.device), self.state.batch_size, train)
+        setup, train, lost = self._built(), self.config.train, failure.kind is cuda_errors.CudaFailureKind.CONTEXT_LOST
+        label = str(setup.device) if lost else device_name(setup.device)  # a lost context answers nothing more
+        text = cuda_errors.describe(failure, setup.device, label, self.state.batch_size, train)
         ending = Ending(RunStatus.FAILED, text, text)
-        if failure.kind is cuda_errors.CudaFailureKind.OUT_OF_MEMORY:
+        if not lost:
             ending = self._save_after_interrupt(ending)
         error = f"{ending.reason}; {self.writer.kept_checkpoint()}"
         return ending._replace(reason=error, error=error)

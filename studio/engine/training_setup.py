@@ -74,7 +74,11 @@ class TrainingSetup:
 
 
 def build_training(
-    config: Config, data: DataBundle | None = None, say: Say | None = None, device: torch.device | None = None
+    config: Config,
+    data: DataBundle | None = None,
+    say: Say | None = None,
+    device: torch.device | None = None,
+    load_weights: bool = True,
 ) -> TrainingSetup:
     """Load (or take) the data and build the model, optimizer and batch sources, seeded by the config.
 
@@ -87,17 +91,18 @@ def build_training(
         if say is not None:
             say(text, level)
 
+    # First: an absent device (or a lost CUDA context) refuses at once. A DDP rank passes its own (cuda:LOCAL_RANK).
+    device = device or resolve_device(cfg.train.device)
     seed_everything(cfg.seed)
     bundle = data or load_data(cfg)
     for warning in bundle.warnings:
         tell(warning, "warning")
     spec = bundle.spec
-    device = device or resolve_device(cfg.train.device)  # a DDP rank passes its own (cuda:LOCAL_RANK)
     if device.type == "cpu" and torch.get_num_threads() != cpu_threads():
         torch.set_num_threads(cpu_threads())  # see cpu_threads: one core stays free
     check_fits(cfg, spec, device)  # refuse, with the estimate, what the kernel would kill
     torch.manual_seed(cfg.seed)  # the same init whatever loading the data drew
-    model = build_model(cfg.model, spec).to(device)
+    model = build_model(cfg.model, spec, load_weights).to(device)
     optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))  # fine-tuning: per-part rates
     loss_fn = build_loss(cfg.train.loss, spec.task)
     amp_dtype = None

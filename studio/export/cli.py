@@ -11,10 +11,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio.errors import StudioError
 from studio.export.onnx_export import ExportFailed
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 
 def _progress(message: str) -> None:
@@ -139,21 +142,22 @@ def eval_table(report: dict[str, Any]) -> Any:
         parts.append(_parameters_table(params))
     if report.get("task") == "classification" and report.get("per_class"):
         classes = Table(title="per class", header_style="bold", box=None)
-        for name, justify in (
+        columns: tuple[tuple[str, JustifyMethod], ...] = (
             ("class", "left"),
             ("precision", "right"),
             ("recall", "right"),
             ("F1", "right"),
             ("support", "right"),
-        ):
+        )
+        for name, justify in columns:
             classes.add_column(name, justify=justify)
         for label, c in report["per_class"].items():
             classes.add_row(label, _fig(c["precision"]), _fig(c["recall"]), _fig(c["f1"]), str(c["support"]))
         parts.append(classes)
         labels, cm = report.get("labels") or [], report.get("confusion_matrix") or []
         if 0 < len(labels) <= 12:
-            matrix = Table(title="confusion matrix (rows: true, columns: predicted)", header_style="bold", box=None)
-            matrix.add_column("")
+            matrix = Table(title="confusion matrix", header_style="bold", box=None)
+            matrix.add_column("true \\ predicted")
             for label in labels:
                 matrix.add_column(str(label), justify="right")
             for label, row in zip(labels, cm, strict=False):

@@ -215,7 +215,7 @@ def _build_imagenet(cfg: ModelConfig, spec: DataSpec, load_weights: bool) -> Stu
     return StudioModel(net, dataclasses.replace(spec, mean=(0.0,) * c, std=(1.0,) * c))
 
 
-def head_name(model: StudioModel, cfg: ModelConfig) -> str | None:
+def head_name(model: nn.Module, cfg: ModelConfig) -> str | None:
     """The module (a `named_modules` name) that fine-tuning trains first; None without pretrained weights."""
     from studio.models.pretrained import HEADS, PretrainedNet
 

@@ -34,7 +34,8 @@ def flops_per_image(model: nn.Module, spec: DataSpec, cfg: ModelConfig | None = 
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        # Not under no_grad: there nn.TransformerEncoder takes its fused fast path, which the counter misses.
+        with FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *spec.input_shape))
     finally:
         model.train(was_training)

@@ -61,7 +61,7 @@ def layout_labels(
     return placed
 
 
-class ChangeMarkers(pg.GraphicsObject):  # type: ignore[misc]  # pyqtgraph is untyped
+class ChangeMarkers(pg.GraphicsObject):
     """Every live change on one plot; `labels` picks which markers carry their text (None: all)."""
 
     def __init__(self, plot: pg.PlotWidget, color: str, labels: tuple[str, ...] | None = None) -> None:

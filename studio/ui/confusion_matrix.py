@@ -48,7 +48,7 @@ class ConfusionMatrixView(QWidget):
         super().__init__(parent)
         self.setObjectName("confusionMatrix")
         self.setMouseTracking(True)
-        self.setMinimumSize(320, 320)
+        self.setMinimumSize(220, 200)  # a 1280×720 window has room for little more; cells drop their numbers
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.cm = np.zeros((0, 0), dtype=np.int64)
         self.labels: list[str] = []
@@ -241,8 +241,10 @@ class ConfusionMatrixView(QWidget):
         p.restore()
         p.setFont(font)
         p.setPen(QColor(theme.muted))
+        hint = "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them"
+        room = self.width() - grid.left() - 4  # the whole width, not just the grid's: a small grid cut it short
         p.drawText(
-            QRectF(grid.left(), 0, grid.width(), grid.top() - 4),
+            QRectF(grid.left(), 0, room, grid.top() - 4),
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignBottom,
-            "row %: share of the true class" if self.normalise else "samples per cell · click a cell to see them",
+            fm.elidedText(hint, Qt.TextElideMode.ElideRight, int(room)),
         )

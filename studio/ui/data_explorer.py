@@ -281,6 +281,7 @@ class DataExplorerView(QWidget):
         present = [s for s in SPLIT_NAMES if s in o.counts and sum(o.counts[s]) > 0]
         width = 0.8 / max(len(present), 1)
         legend = add_legend(self.counts_plot)
+        legend.setColumnCount(max(len(present), 1))  # one row along the top: it never sits on the bars
         top = 0.0
         for j, name in enumerate(present):
             values = np.asarray(o.counts[name], dtype=float)
@@ -301,7 +302,7 @@ class DataExplorerView(QWidget):
         plot.getAxis("bottom").setTicks([[(i, o.labels[i][:12]) for i in range(0, k, step)]])
         plot.setLabel("left", "% of the split" if share else "samples")
         plot.setXRange(-0.6, k - 0.4, padding=0)
-        plot.setYRange(0, top * 1.22 if top else 1, padding=0)
+        plot.setYRange(0, top * 1.3 if top else 1, padding=0)
 
     def _fill_sizes(self, o: DataOverview) -> None:
         self.sizes_table.setVisible(o.kind == "image")

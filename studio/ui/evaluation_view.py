@@ -93,8 +93,12 @@ class EvaluationView(QWidget):
         bar.addWidget(self.normalise_box)
         bar.addSpacing(8)
         bar.addWidget(self.evaluate_button)
-        bar.addSpacing(16)
-        bar.addWidget(self.headline, 1)
+        bar.addStretch(1)
+        # The headline has a row of its own (with the status beside it), so a narrow window never cuts it.
+        head = QHBoxLayout()
+        head.addWidget(self.headline)
+        head.addSpacing(16)
+        head.addWidget(self.status, 1)
 
         self.pages = QStackedWidget()
         self._headline_parts: list[tuple[str, str]] = []
@@ -108,7 +112,7 @@ class EvaluationView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
-        layout.addWidget(self.status)
+        layout.addLayout(head)
         layout.addWidget(self.pages, 1)
 
         self.normalise_box.toggled.connect(self.matrix.set_normalised)
@@ -232,7 +236,7 @@ class EvaluationView(QWidget):
         self.details = None
         self._headline_parts = []
         self.headline.setText("")
-        self.empty.setText(f"Could not evaluate {self.run_dir.name if self.run_dir else 'this run'}: {message}")
+        self.empty.setText(f"Could not evaluate {self.run_dir.name if self.run_dir else 'this run'}.")
         self.pages.setCurrentIndex(0)
         self.status.setText(f"could not evaluate: {message}")
         self.status.setStyleSheet(f"color: {current_theme().danger};")

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSplitter, QVBoxLayout, QWidg
 
 from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import StepRecord
-from studio.ui.chart_style import add_legend, pen, styled_plot
+from studio.ui.chart_style import add_legend, log_axis_range, pen, styled_plot
 from studio.ui.history import RunHistory, StepSignals
 from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import SampleGridView
@@ -50,7 +50,7 @@ class LiveInsightView(QWidget):
         self._tops: dict[str, float] = {}
         self._stats_at = 0.0
 
-        self.grad_plot = styled_plot("Gradient norm (global L2)", "step", "‖g‖₂", object_name="gradNormPlot")
+        self.grad_plot = styled_plot("Gradient norm", "step", "‖g‖₂ (global L2)", object_name="gradNormPlot")
         self.lr_plot = styled_plot("Learning rate", "step", "lr", object_name="lrPlot")
         self.lr_plot.getPlotItem().setLogMode(y=True)
         self.speed_plot = styled_plot("Throughput", "step", "samples / s", object_name="throughputPlot")
@@ -195,9 +195,7 @@ class LiveInsightView(QWidget):
         bounds = (float(lr[ok].min()), float(lr[ok].max())) if ok.any() else None
         if bounds is not None and bounds != self._lr_top:  # at least a decade, so a constant rate reads as a level line
             self._lr_top = bounds
-            lo, hi = math.log10(bounds[0]), math.log10(bounds[1])
-            span = max(hi - lo, 1.0)
-            self.lr_plot.setYRange(lo - 0.15 * span, hi + 0.25 * span, padding=0)
+            self.lr_plot.setYRange(*log_axis_range(*bounds), padding=0)
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
         # Axes that only grow, in round steps: re-ticking an axis on every redraw costs more than

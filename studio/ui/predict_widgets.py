@@ -27,7 +27,7 @@ class DropArea(QFrame):
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("#predictDropArea { border: 2px dashed palette(mid); border-radius: 6px; }")
-        self.setMinimumHeight(70)
+        self.setMinimumHeight(48)
         label = QLabel("Drop images here")
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
@@ -66,6 +66,7 @@ class ProbabilityBars(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("predictBarPlot")
+        self.setMinimumHeight(130)  # five bars a line apart, with their labels, at any window size
         self.setBackground(None)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
@@ -91,13 +92,24 @@ class ProbabilityBars(pg.PlotWidget):
         y = np.arange(k, dtype=float)
         self.bars.setOpts(x0=np.zeros(k), y=y, width=np.asarray(self.probabilities), height=0.6)
         self.getAxis("left").setTicks([[(i, label) for i, label in enumerate(self.labels)]])
+        theme = current_theme()
         for i, p in enumerate(self.probabilities):
-            text = pg.TextItem(f"{p * 100:.1f}%", anchor=(0, 0.5))
-            text.setPos(min(p, 0.8) + 0.01, i)
+            inside = p > 0.8  # a long bar carries its figure at its end, in white; a short one beside it
+            text = pg.TextItem(
+                f"{p * 100:.1f}%" if p >= 0.001 else "<0.1%",
+                anchor=(1, 0.5) if inside else (0, 0.5),
+                color="#ffffff" if inside else theme.text,
+            )
+            text.setPos(p - 0.01 if inside else p + 0.01, i)
             self.addItem(text)
             self._texts.append(text)
         self.setYRange(-0.6, max(k, 1) - 0.4, padding=0)
         self.setXRange(0, 1, padding=0.02)
+
+    def apply_theme(self) -> None:
+        """Redraw in the current theme's colours (the labels' colour is fixed when they are drawn)."""
+        self.bars.setOpts(brush=pg.mkBrush(qcolor(current_theme().accent, 200)))
+        self.show_top([[label, p] for label, p in zip(self.labels, self.probabilities, strict=True)])
 
     def clear_bars(self) -> None:
         self.show_top([])

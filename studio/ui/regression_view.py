@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
 from studio.ui.chart_style import add_legend, qcolor, styled_plot
-from studio.ui.named import named
+from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme
 
 MAX_WEIGHTS_SHOWN = 8  # more features than this: the largest weights, and the rest in the tooltip

@@ -26,12 +26,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QThread, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QThread, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from studio.config import Config, load_config
@@ -42,91 +40,33 @@ from studio.engine.records import Record, StepRecord
 from studio.engine.run_dir import RunDir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
 from studio.ui.history import RunHistory
+from studio.ui.qt_helpers import application
 from studio.ui.run_follower import FollowRelay, Launch, RunFollowWorker, start_following
+from studio.ui.run_state import (
+    ENDED_STATUSES,
+    STATE_LABELS,
+    CannotStart,
+    OpenedRun,
+    RunProgress,
+    RunRequest,
+    RunState,
+)
 from studio.ui.worker import RunOutcome, TrainingWorker, start_training
 
+# The run's values live in run_state.py; the views import them from here, beside the controller.
+__all__ = [
+    "ENDED_STATUSES",
+    "STATE_LABELS",
+    "CannotStart",
+    "OpenedRun",
+    "RunController",
+    "RunProgress",
+    "RunRequest",
+    "RunState",
+]
+
 PROGRESS_MS = 250  # cards and status bar: four updates a second; the curves already show every point
-
-
-class RunState(StrEnum):
-    """Where the window's run is; the ended states are summary.json's statuses."""
-
-    READY = "ready"
-    TRAINING = "training"
-    PAUSED = "paused"
-    STOPPING = "stopping"
-    FOLLOWING = "following"  # a run another process writes, shown live (File › Follow Run…)
-    COMPLETED = "completed"
-    EARLY_STOPPED = "early_stopped"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-    @property
-    def label(self) -> str:
-        return STATE_LABELS[self]
-
-    @property
-    def is_training(self) -> bool:
-        """A run is in the worker thread (the setup is locked)."""
-        return self in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING)
-
-    @classmethod
-    def of_status(cls, status: str | None, default: RunState) -> RunState:
-        """The state of a run that ended with `status` (summary.json's word)."""
-        return cls(status) if status in ENDED_STATUSES else default
-
-
-STATE_LABELS = {
-    RunState.READY: "Ready",
-    RunState.TRAINING: "Training",
-    RunState.PAUSED: "Paused",
-    RunState.STOPPING: "Stopping…",
-    RunState.FOLLOWING: "Following",
-    RunState.COMPLETED: "Completed",
-    RunState.EARLY_STOPPED: "Early stopped",
-    RunState.STOPPED: "Stopped",
-    RunState.FAILED: "Failed",
-}
-ENDED_STATUSES = ("completed", "early_stopped", "stopped", "failed")
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A run about to start: where, with what setup, and whether it continues from its last checkpoint."""
-
-    run_dir: Path
-    config: Config
-    resume: bool
-    nproc: int = 1  # processes under DDP: more than one run as child processes (torchrun)
-
-
-@dataclass(frozen=True)
-class OpenedRun:
-    """A finished or stopped run shown from its folder (File › Open Run, a recent run, a drop)."""
-
-    run_dir: Path
-    status: str | None
-    epochs_done: int
-    epochs_total: int
-    records: int
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """Where a training run is, from its latest step record (throttled to `PROGRESS_MS`)."""
-
-    step: StepRecord
-    epochs: int
-    fraction: float  # of the whole run, 0..1
-    eta_s: float | None
-
-
-class CannotStart(Exception):
-    """Why Train or Continue Run cannot go: a title and a message for the dialog."""
-
-    def __init__(self, title: str, message: str, *, info: bool = False) -> None:
-        super().__init__(message)
-        self.title, self.message, self.info = title, message, info
+GIL_SWITCH_S = 0.001  # the GIL switch interval while a run trains (see `start`)
 
 
 class _QuitWatcher(QObject):
@@ -185,6 +125,7 @@ class RunController(QObject):
         self._fit_t0 = 0.0
         self._fit_frac0 = 0.0
         self._latest_step: StepRecord | None = None
+        self._switch_interval = sys.getswitchinterval()
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(PROGRESS_MS)
         self._progress_timer.timeout.connect(self._emit_progress)
@@ -240,7 +181,7 @@ class RunController(QObject):
                 f"All {cfg.train.epochs} epochs of this run are done. Raise Epochs to train further.",
                 info=True,
             )
-        return RunRequest(run_dir, cfg, True)
+        return RunRequest(run_dir, cfg, True, max(nproc, 1))
 
     def start(self, request: RunRequest) -> None:
         """Start `request` on the worker thread."""
@@ -255,15 +196,23 @@ class RunController(QObject):
         self.control = TrainingControl()
         self.run_starting.emit(request)
         self._say(f"{'resuming' if request.resume else 'starting'} run {request.run_dir.name}")
-        if request.nproc > 1:
-            launch = Launch(request.config, request.nproc)
+        from studio.engine.cuda_errors import needs_fresh_process  # torch is loaded by now (Train waits for it)
+
+        if request.nproc > 1 or needs_fresh_process(request.config.train.device):  # after a CUDA error: a child
+            launch = Launch(request.config, request.nproc, request.resume)
             self._start_follower(request.run_dir, start_following, launch=launch)
         else:
             self.worker_thread, self.worker = start_training(
                 request.config, request.run_dir, self.control, resume=request.resume, connect=self._connect_worker
             )
             self.worker_thread.finished.connect(self._on_thread_finished)
-        _app().installEventFilter(self._quit_watcher)
+        # Each Python call the GUI thread makes (a timer tick, a plot item's paint) first takes the
+        # GIL from the training thread, which Python hands over only every switch interval (5 ms by
+        # default): ten such calls in one repaint were 50 ms of stutter. 1 ms keeps the window
+        # responsive; the training thread is interrupted only when the GUI thread has work.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, GIL_SWITCH_S))
+        application().installEventFilter(self._quit_watcher)
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
@@ -284,7 +233,7 @@ class RunController(QObject):
         self._progress_timer.start()
         self._set_state(RunState.FOLLOWING)
         self.run_changed.emit(run_dir)
-        how = "" if self.steerable else " (read-only: this studio's engine reads no control.json)"
+        how = "" if self.steerable else " (read-only: its folder is not writable from here)"
         self._say(f"following run {run_dir.name}{how}")
 
     def _start_follower(self, run_dir: Path, start: Callable[..., Any], launch: Launch | None = None) -> None:
@@ -412,8 +361,9 @@ class RunController(QObject):
         if self.relay is not None:
             self.relay.deleteLater()
         self.worker_thread, self.worker, self.control, self.relay = None, None, None, None
+        sys.setswitchinterval(self._switch_interval)
         self._progress_timer.stop()
-        _app().removeEventFilter(self._quit_watcher)
+        application().removeEventFilter(self._quit_watcher)
         if self.run_dir is not None and not self.run_dir.exists():
             self.run_dir = None  # the setup failed before the run folder was made
             self.run_changed.emit(None)
@@ -493,12 +443,6 @@ class RunController(QObject):
 
 def _alive(relay: FollowRelay) -> bool:
     try:
-        return not relay.thread.isFinished()
+        return not relay.worker_thread.isFinished()
     except RuntimeError:  # deleted once it had ended
         return False
-
-
-def _app() -> QCoreApplication:
-    app = QCoreApplication.instance()
-    assert app is not None, "a RunController needs the application"
-    return app

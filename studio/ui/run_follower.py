@@ -12,8 +12,8 @@ Two uses:
   when summary.json says the run ended (a summary older than the last record is a previous end of
   a run that was resumed since), or when the window lets it go (`detach()`).
 - **A run of N processes launched from the window** (`launch` given): the worker starts
-  `studio train CONFIG --run-dir R --nproc N` (which runs torchrun) in its own process group and
-  supervises it. Stop writes `stop` to control.json where the engine reads one (else it sends the
+  `studio train CONFIG --run-dir R --nproc N` (which runs torchrun) through `ChildProcesses`
+  (child_processes.py) and supervises it. Stop writes `stop` to control.json where the engine reads one (else it sends the
   processes Ctrl-C, which `studio train` answers by saving and stopping), and terminates, then
   kills, the processes that have not ended in time. However they end (done, a crash, a killed
   rank, a bad exit code), the worker reads the last records and summary.json and finishes with a
@@ -22,22 +22,16 @@ Two uses:
 
 from __future__ import annotations
 
-import importlib
+import atexit
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from studio.config import Config, save_config
 from studio.engine.control import TrainingControl
 from studio.engine.events import EpochEnd, Message
 from studio.engine.metrics_tail import MetricsTail
@@ -45,41 +39,28 @@ from studio.engine.progress import epoch_line
 from studio.engine.records import EpochRecord, Record, StepRecord
 from studio.engine.run_dir import RunDir
 from studio.errors import StudioError
+from studio.ui.child_processes import ChildProcesses, Launch
 from studio.ui.worker import RunError, RunOutcome
 
 POLL_S = 0.25  # how often the folder is looked at: four times a second is live to a person
 QUIET_S = 60.0  # a followed run that writes nothing for this long may have died: say so once
-STOP_GRACE_S = 30.0  # after Stop, how long the processes get to save and end before they are terminated
-KILL_GRACE_S = 5.0  # after terminate, before kill
-MAX_OUTPUT_READ = 1 << 20  # bytes of the processes' output read per look
-CONTROL_FILE = "control.json"  # the run directory's live control (h11-ddp's engine/control_file.py reads it)
 
 ControlWriter = Callable[..., None]
 
 
-def control_writer() -> ControlWriter | None:
-    """`write_control(path, **values)` of the engine, where this studio's engine reads control.json.
+def control_writer(run_dir: Path | None) -> ControlWriter | None:
+    """`write_control(path, **values)`, where the window may write the run folder's control.json.
 
-    None where it does not: a followed run is then shown read-only.
+    None for a folder this user cannot write (a read-only mount of a cluster's storage): the run is
+    then shown read-only. `run_dir=None`: a folder the window makes itself.
     """
-    try:
-        module = importlib.import_module("studio.engine.control_file")
-    except ImportError:
+    if run_dir is not None and not os.access(run_dir, os.W_OK):
         return None
-    writer: ControlWriter | None = getattr(module, "write_control", None)
-    return writer
+    # Imported here, on the GUI thread once a run is followed: it imports torch, which must not
+    # delay the window's first paint.
+    from studio.engine.control_file import write_control
 
-
-@dataclass(frozen=True)
-class Launch:
-    """A run the worker starts as child processes: `studio train CONFIG --run-dir R [--nproc N]`."""
-
-    config: Config
-    nproc: int
-
-    def command(self, run_dir: Path) -> list[str]:
-        cmd = [sys.executable, "-m", "studio", "train", str(RunDir(run_dir).config), "--run-dir", str(run_dir)]
-        return [*cmd, "--nproc", str(self.nproc)] if self.nproc > 1 else cmd
+    return write_control
 
 
 class RunFollowWorker(QObject):
@@ -111,21 +92,16 @@ class RunFollowWorker(QObject):
         self.control = control
         self.launch = launch
         self.poll_s = poll_s
-        self.writer = control_writer()
+        self.writer = control_writer(self.run_dir if launch is None else None)
         self._detached = threading.Event()
         self._tail = MetricsTail(self.files.metrics)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
-        self._output_path: Path | None = None
-        self._output_tail = b""
-        self._last_lines: list[str] = []
+        self.child_processes = ChildProcesses(launch, self.run_dir, self.message.emit) if launch else None
         self._t0 = time.time()
         self._last_change = time.monotonic()
         self._quiet_said = False
         self._lost = False
         self._paused_sent = False
-        self._stop_sent_at: float | None = None
-        self._terminated_at: float | None = None
+        self._stop_written = False
         self._epoch_metrics: dict[int, dict[str, float | None]] = {}
 
     @property
@@ -144,12 +120,12 @@ class RunFollowWorker(QObject):
         self.started.emit()
         outcome: RunOutcome | None = None
         try:
-            if self.launch is not None:
-                self._start_processes(self.launch)
+            if self.child_processes is not None:
+                self.child_processes.start()
             self._poll_files(first=True)
             while outcome is None:
                 if self._detached.wait(self.poll_s):
-                    if self._process is None:
+                    if self.child_processes is None:
                         outcome = RunOutcome(str(self.run_dir), "following")  # let go: nobody listens
                         break
                     time.sleep(self.poll_s)  # a launched run is supervised to its end
@@ -161,7 +137,8 @@ class RunFollowWorker(QObject):
             self.errored.emit(error)
             outcome = RunOutcome(str(self.run_dir), "failed", {}, error)
         finally:
-            self._close_output()
+            if self.child_processes is not None:
+                self.child_processes.close()
         self.finished.emit(outcome)
         QThread.currentThread().quit()
 
@@ -184,7 +161,8 @@ class RunFollowWorker(QObject):
         elif not self._quiet_said and self.launch is None and time.monotonic() - self._last_change > QUIET_S:
             self._quiet_said = True
             self.notice.emit(f"No new records for {QUIET_S:.0f} s: the run may have ended without a summary", 0)
-        self._read_output()
+        if self.child_processes is not None:
+            self.child_processes.read_output()
 
     def _emit_records(self, records: list[Record]) -> None:
         steps = [r for r in records if isinstance(r, StepRecord)]
@@ -223,173 +201,38 @@ class RunFollowWorker(QObject):
         return summary
 
     def _ended(self) -> RunOutcome | None:
-        if self._process is None:
+        if self.child_processes is None:
             summary = self._summary()
             if summary is None or self._tail.pending:
                 return None
             return RunOutcome(str(self.run_dir), str(summary["status"]), summary)
-        rc = self._process.poll()
+        rc = self.child_processes.poll()
         if rc is None:
             return None
         self._poll_files()  # the last records and lines the processes wrote
-        return self._outcome_of_exit(rc)
-
-    # -- launched processes ------------------------------------------------------------------------
-
-    def _start_processes(self, launch: Launch) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(launch.config, self.files.config)  # what the processes read; the trainer rewrites it
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])  # the studio these processes run is this one
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        # The processes append to a file of their own; this worker reads it through another handle
-        # (a shared handle would share its position with their writes).
-        fd, name = tempfile.mkstemp(prefix="studio-run-", suffix=".log")
-        os.close(fd)
-        self._output_path = Path(name)
-        writer = open(name, "ab")  # the child's; closed here once it has started
-        self._output = open(name, "rb")
-        cmd = launch.command(self.run_dir)
-        self.message.emit(Message(f"starting {launch.nproc} process(es): {' '.join(cmd[1:])}"))
-        kwargs: dict[str, Any] = (
-            {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-            if os.name == "nt"
-            else {"start_new_session": True}  # its own process group: Stop reaches every rank, not the window
-        )
-        try:
-            self._process = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=writer, stderr=subprocess.STDOUT, env=env, **kwargs
-            )
-        finally:
-            writer.close()
-
-    def _read_output(self) -> None:
-        """What the processes printed since last time, line by line into the log (epoch lines come from the records)."""
-        if self._output is None:
-            return
-        try:
-            data = self._output.read(MAX_OUTPUT_READ)
-        except OSError:
-            return
-        *lines, self._output_tail = (self._output_tail + data).replace(b"\r", b"\n").split(b"\n")
-        self._output_tail = self._output_tail[-MAX_OUTPUT_READ:]
-        for raw in lines:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if line and not line.startswith("epoch "):
-                self._last_lines = [*self._last_lines[-19:], line]
-                error = line.startswith("error: ")
-                self.message.emit(Message(line[7:] if error else line, "error" if error else "info"))
-
-    def _close_output(self) -> None:
-        if self._output is not None:
-            self._output.close()
-            self._output = None
-        if self._output_path is not None:
-            self._output_path.unlink(missing_ok=True)
+        return self.child_processes.outcome(rc, self._summary())
 
     def _steer(self) -> None:
-        """Pass the window's Stop, Pause and live changes on to the run."""
+        """Pass the window's Stop, Pause and live changes on to the run (control.json; Stop: the processes too)."""
         if self.writer is not None:
             changes = self.control.take_changes()
             if self.control.paused != self._paused_sent:
                 changes["pause"] = self._paused_sent = self.control.paused
-            if self.control.stop_requested and self._stop_sent_at is None:
+            if self.control.stop_requested and not self._stop_written:
                 changes["stop"] = True
             if changes:
                 self._write_control(changes)
-        if self._process is None or not self.control.stop_requested:
-            return
-        now = time.monotonic()
-        if self._stop_sent_at is None:
-            self._stop_sent_at = now
-            if self.writer is None:
-                self._signal(signal.SIGINT if os.name != "nt" else signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        elif self._terminated_at is None and now - self._stop_sent_at > STOP_GRACE_S:
-            self._terminated_at = now
-            self.message.emit(Message(f"the processes did not stop within {STOP_GRACE_S:.0f} s: terminating them"))
-            self._signal(signal.SIGTERM)
-        elif self._terminated_at is not None and now - self._terminated_at > KILL_GRACE_S:
-            self._signal(signal.SIGKILL if os.name != "nt" else signal.SIGTERM)
+        if self.child_processes is not None and self.control.stop_requested:
+            self.child_processes.stop(asked_through_file=self._stop_written)
 
     def _write_control(self, values: dict[str, Any]) -> None:
         assert self.writer is not None
         try:
-            self.writer(self.run_dir / CONTROL_FILE, **values)
+            self.writer(self.files.control, **values)
         except (OSError, StudioError) as exc:
             self.notice.emit(f"Could not steer the run (control.json): {exc}", 8000)
             return
-        if values.get("stop"):
-            self._stop_sent_at = time.monotonic()
-
-    def _signal(self, sig: int) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            if os.name == "nt":
-                process.send_signal(sig)
-            else:
-                os.killpg(process.pid, sig)
-        except (OSError, ValueError):
-            pass  # it ended in between
-
-    def _outcome_of_exit(self, rc: int) -> RunOutcome:
-        summary = self._summary()
-        run = str(self.run_dir)
-        if summary is not None and (rc in (0, 130) or summary["status"] == "failed"):
-            error = None
-            if summary["status"] == "failed":
-                error = RunError("processes", str(summary.get("error") or _exit_words(rc)), self._details())
-            return RunOutcome(run, str(summary["status"]), summary, error)
-        said = next((line[7:] for line in reversed(self._last_lines) if line.startswith("error: ")), None)
-        if rc == 2 and said:
-            return RunOutcome(run, "failed", {}, RunError("input", said))
-        kept = (
-            f" The last checkpoint is kept ({RunDir.LAST_CHECKPOINT}): Continue Run resumes it."
-            if (self.files.has_checkpoint("last"))
-            else ""
-        )
-        message = f"The training processes {_exit_words(rc)}{f': {said}' if said else ''}.{kept}"
-        summary = self._write_failed_summary(message)
-        return RunOutcome(run, "failed", summary, RunError("processes", message, self._details()))
-
-    def _details(self) -> str:
-        return "\n".join(self._last_lines)
-
-    def _write_failed_summary(self, message: str) -> dict[str, Any]:
-        """A run whose processes died without a summary says so in its folder (the Runs tab, `studio eval`)."""
-        records = self.files.read_metrics()
-        epochs = max((r.epoch for r in records if isinstance(r, EpochRecord) and r.split == "val"), default=0)
-        latest = {
-            f"{r.split}_{k}": getattr(r, k) for r in records if isinstance(r, EpochRecord) for k in ("loss", "accuracy")
-        }
-        summary: dict[str, Any] = {
-            "status": "failed",
-            "epochs_completed": epochs,
-            "metrics": {
-                k: latest.get(k) for k in (f"{s}_{m}" for s in ("train", "val", "test") for m in ("loss", "accuracy"))
-            },
-            "best": None,
-            "error": message,
-            "world_size": self.launch.nproc if self.launch else 1,
-        }
-        try:
-            with self.files.lock():
-                self.files.write_summary(summary)
-        except StudioError as exc:  # busy (a rank still alive) or unwritable: the window still says it
-            self.message.emit(Message(f"summary.json not written: {exc}", "warning"))
-        return summary
-
-
-def _exit_words(rc: int) -> str:
-    if rc < 0:
-        try:
-            name = signal.Signals(-rc).name
-        except ValueError:
-            name = f"signal {-rc}"
-        return f"were killed ({name})"
-    return f"ended with exit code {rc}"
+        self._stop_written = self._stop_written or bool(values.get("stop"))
 
 
 def start_following(
@@ -409,8 +252,52 @@ def start_following(
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
     if connect is not None:
         connect(thread, worker)
+    _track(thread, worker)
     thread.start()
     return thread, worker
+
+
+# -- followed runs when the program ends ------------------------------------------------------------
+
+_running: dict[QThread, RunFollowWorker] = {}
+_running_lock = threading.Lock()
+
+
+def _track(thread: QThread, worker: RunFollowWorker) -> None:
+    with _running_lock:
+        if not _running:
+            atexit.register(stop_following)  # registered after PySide6's import, so it runs before Qt goes
+        for t in [t for t in _running if _ended(t)]:
+            del _running[t]
+        _running[thread] = worker
+
+
+def _ended(thread: QThread) -> bool:
+    try:
+        return thread.isFinished()
+    except RuntimeError:  # deleted by its owner once it had ended
+        return True
+
+
+def stop_following(timeout_s: float = 60.0) -> bool:
+    """Let every followed run go and stop every launched one, then wait for their threads (the net at exit).
+
+    A QThread destroyed while it runs takes the process down; a window stops its own first.
+    """
+    with _running_lock:
+        runs = [(t, w) for t, w in _running.items() if not _ended(t)]
+        _running.clear()
+    for _, worker in runs:
+        worker.detach()
+        if worker.launch is not None:
+            worker.control.stop()
+    deadline = time.monotonic() + timeout_s
+    for thread, _ in runs:
+        try:
+            thread.wait(int(max(deadline - time.monotonic(), 0.0) * 1000))
+        except RuntimeError:
+            pass
+    return all(_ended(t) for t, _ in runs)
 
 
 class FollowRelay(QObject):
@@ -423,7 +310,7 @@ class FollowRelay(QObject):
 
     def __init__(self, controller: Any, thread: QThread, worker: RunFollowWorker) -> None:
         super().__init__(controller)
-        self.controller, self.thread, self.worker = controller, thread, worker
+        self.controller, self.worker_thread, self.worker = controller, thread, worker
         self.active = True
         worker.loaded.connect(self._loaded)
         worker.step_ended.connect(self._steps)
@@ -461,8 +348,8 @@ class FollowRelay(QObject):
         if self.active:
             self.controller._on_thread_finished()
             return
-        self.thread.wait()
-        self.thread.deleteLater()
+        self.worker_thread.wait()
+        self.worker_thread.deleteLater()
         self.worker.deleteLater()
         self.deleteLater()
 

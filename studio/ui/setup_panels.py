@@ -7,7 +7,6 @@ options") by itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,7 @@ class SetupCard(QFrame):
 
     def set_config(self, cfg: Config) -> None:
         for f in self.fields.values():
-            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name, f.default)
+            value = getattr(cfg, f.name) if f.section == "" else getattr(getattr(cfg, f.section), f.name)
             f.set_value(value)
         self.refresh_visibility()
 
@@ -223,10 +222,11 @@ class TrainingPanel(SetupCard):
         top = _fields_top()
         for name in ("optimizer", "lr", "batch_size", "epochs", "schedule", "weight_decay", "patience", "device"):
             self.add_field(train.pop(name))
-        # [train] nproc: the same key `studio train --nproc` sets; a config without the key trains in one.
-        self._config_has_nproc = train.pop("nproc", None) is not None
-        self.add_field(FieldEditor("train", "nproc", int, 1, PROCESSES))
-        self.processes_spin: QSpinBox = self.fields["train.nproc"].editor  # type: ignore[assignment]
+        processes = train.pop("nproc")  # [train] nproc, as `studio train --nproc N` sets it
+        processes.help = PROCESSES_HELP
+        processes.editor.setToolTip(PROCESSES_HELP)
+        self.add_field(processes)
+        self.processes_spin = processes.editor_as(QSpinBox)
         for f in train.values():
             self.add_field(f, advanced=True)
         self.add_field(top["seed"], advanced=True)
@@ -264,12 +264,6 @@ class TrainingPanel(SetupCard):
         elif field.hint.text().startswith("Batch size") and "training samples" in field.hint.text():
             field.show_hint("")
 
-    def values(self) -> dict[str, dict[str, Any]]:
-        out = super().values()
-        if not self._config_has_nproc:  # this engine has no such key yet: the window passes it on itself
-            out["train"].pop("nproc", None)
-        return out
-
     def processes(self) -> int:
         return int(self.processes_spin.value())
 
@@ -289,16 +283,11 @@ class TrainingPanel(SetupCard):
         self.device_combo.blockSignals(False)
 
 
-PROCESSES = {
-    "help": (
-        "processes that train this run together under DDP (torchrun). 1 trains inside the window; "
-        "more start `studio train --nproc N` as child processes that the window follows and can stop. "
-        "One per GPU on CUDA; on the CPU they share the cores. The batch size stays the whole batch, split "
-        "across the processes"
-    ),
-    "min": 1,
-    "max": max(os.cpu_count() or 1, 2),
-}
+PROCESSES_HELP = (
+    "Processes that train this run together under DDP (torchrun). 1 trains inside the window; more start "
+    "`studio train --nproc N` as child processes that the window follows and can stop. One per GPU on CUDA; "
+    "on the CPU they share the cores. The batch size stays the whole batch, split across the processes."
+)
 
 
 def _fields_top() -> dict[str, FieldEditor]:

@@ -79,7 +79,7 @@ class WholeNumberSpinBox(QSpinBox):
     """A QSpinBox that lets a number beyond its range be typed in full, so that Enter can say why it
     is not taken (Qt's own box drops the keystroke: 1000000 silently became 10000)."""
 
-    def validate(self, text: str, pos: int) -> object:
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
         result = super().validate(text, pos)
         state = result[0] if isinstance(result, tuple) else result
         if state == QValidator.State.Invalid:

@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -63,6 +64,18 @@ def test_off_a_terminal_a_long_epoch_prints_a_progress_line(tmp_path: Path) -> N
     assert "epoch 1/2 25% (1,600/6,400 samples) loss 0.5000 acc 0.800 lr 0.001 bs 64" in text and "ETA" in text
     assert "\r" not in text and "\x1b[" not in text  # plain lines, no terminal codes
     assert text.rstrip().endswith("stopped: 0 epoch(s) (stopped by the user); run saved in runs/x")
+
+
+def test_off_a_terminal_the_line_follows_the_loop_before_any_step_record() -> None:
+    stream = Stream(tty=False)
+    printer = ProgressPrinter(stream, heartbeat_s=0.05)
+    trainer = SimpleNamespace(state=SimpleNamespace(pos=640))  # 10 batches in, no step record yet
+    printer.on_fit_start(trainer, _fit_start())  # type: ignore[arg-type]
+    printer.on_epoch_start(trainer, EpochStart(1, 2))  # type: ignore[arg-type]
+    stream.written.clear()
+    assert stream.written.wait(30)
+    printer.close()
+    assert "epoch 1/2 10% (640/6,400 samples) ETA" in stream.getvalue()
 
 
 def test_on_a_terminal_a_live_bar_then_the_epoch_line(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_out_of_memory_while_setting_up_ends_in_words(tmp_path: Path, monkeypatc
         raise torch.OutOfMemoryError(OUT_OF_MEMORY)
 
     monkeypatch.setattr(training_setup, "build_training", build)
-    monkeypatch.setattr("studio.engine.trainer.build_training", build)
+    monkeypatch.setattr("studio.engine.run_lifecycle.build_training", build)
     with pytest.raises(TrainingFailed, match=r"out of memory on cpu at batch size 32.*nothing was trained"):
         Trainer(make_config(), tmp_path / "run").fit()
 
@@ -269,3 +269,14 @@ def test_no_memory_fields_off_cuda(tmp_path: Path, bundle: DataBundle) -> None:
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in lines if r["kind"] == "step"]
     assert steps and not any("cuda_memory_allocated" in r or "cuda_memory_reserved" in r for r in steps)
+
+
+def test_a_fresh_process_is_needed_only_for_cuda_after_a_lost_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not cuda_errors.needs_fresh_process("cuda")
+    cuda_errors.mark_context_lost("CUDA error: an illegal memory access was encountered")
+    assert cuda_errors.needs_fresh_process("cuda") and cuda_errors.needs_fresh_process("cuda:1")
+    assert not cuda_errors.needs_fresh_process("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert cuda_errors.needs_fresh_process("auto")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not cuda_errors.needs_fresh_process("auto")

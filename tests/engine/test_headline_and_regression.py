@@ -108,3 +108,17 @@ def test_the_new_record_fields_round_trip_and_bad_values_are_dropped() -> None:
     assert "rmse" not in record_to_json(EpochRecord("val", 1, 10, 0.5, 0.8))  # classification: absent
     forged = record_from_json(line | {"checkpoint": "../../etc", "r2": "high"})
     assert forged is not None and forged.checkpoint is None and forged.r2 is None and forged.rmse == 0.7
+
+
+def test_eval_export_and_predict_default_to_the_headline_checkpoint() -> None:
+    import inspect
+
+    from studio.cli import build_parser
+    from studio.export.predict import CheckpointPredictor
+    from studio.export.run_export import export_run
+
+    parser = build_parser()
+    assert parser.parse_args(["eval", "RUN"]).checkpoint == "best"
+    assert parser.parse_args(["export", "RUN"]).checkpoint == "best"
+    assert inspect.signature(export_run).parameters["checkpoint"].default == "best"
+    assert inspect.signature(CheckpointPredictor).parameters["which"].default == "best"
