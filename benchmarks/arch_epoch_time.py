@@ -73,7 +73,7 @@ def epoch_times(
     times = Times()
     saved = resnet.stem_stride
     if old_stem:
-        resnet.stem_stride = lambda size: 1  # type: ignore[assignment]  # the stride-1 stem at every size
+        resnet.stem_stride = lambda size: 1  # the stride-1 stem at every size
     try:
         trainer = Trainer(cfg, None, callbacks=[times])
         trainer.fit()

@@ -86,8 +86,10 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
         if config.model.weights == "imagenet":  # the ImageNet layout, enlarging small images first
             from studio.models.pretrained import build_pretrained
 
-            c, h, w = spec.input_shape
-            net = build_pretrained(config.model.arch, c, h, w, spec.num_outputs, config.model.dropout)
+            channels, height, width = spec.input_shape
+            net: nn.Module = build_pretrained(
+                config.model.arch, channels, height, width, spec.num_outputs, config.model.dropout
+            )
         else:
             net = ARCHITECTURES[config.model.arch](config.model, spec)
         params = sum(p.numel() for p in net.parameters())
