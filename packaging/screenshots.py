@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -63,7 +64,7 @@ def main(out_dir: str) -> int:
                 return
             time.sleep(0.01)
 
-    from studio.config import load_config
+    from studio.config import load_config, save_config
     from studio.engine.trainer import Trainer
 
     examples = Path(__file__).resolve().parents[1] / "resources" / "examples" / "digits.toml"
@@ -213,6 +214,27 @@ def main(out_dir: str) -> int:
     shot("studio-line-fit.png")
     w.tabs.setCurrentIndex(0)
     shot("studio-line-fit-training.png")
+
+    # File › Follow Run: a run that `studio train` writes in another process, shown live.
+    followed = runs / "20261122-101500-digits-mlp-cli"
+    followed.mkdir(parents=True)
+    save_config(
+        Config().replace_value("train.epochs", 40).replace_value("train.log_every", 5), followed / "config.toml"
+    )
+    w.tabs.setCurrentIndex(0)
+    w.opener.follow_run(followed)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "studio", "train", str(followed / "config.toml"), "--run-dir", str(followed), "-q"],
+        env=env,
+    )
+    pump(180, lambda: len(w.history.epoch_x["val"]) >= 4)
+    shot("follow-run.png")
+    w.stop_training()  # through the run folder's control.json: the CLI run saves itself and stops
+    pump(60, lambda: cli.poll() is not None)
+    if cli.poll() is None:
+        cli.terminate()
+    cli.wait()
 
     w.shutdown(30.0)
     w.close()

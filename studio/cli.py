@@ -118,6 +118,13 @@ def _fit(cfg: Any, run_dir: Path, quiet: bool, resume: bool, ctx: Any = None) ->
         if ctx.is_main:
             print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RuntimeError as exc:
+        if not ctx.active:
+            raise
+        if ctx.is_main:  # a peer died (gloo/NCCL says the connection broke): summary.json says failed
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            print(f"error: another process of the run failed ({first}); the last checkpoint is kept", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if ctx.is_main:
             _say_interrupted(run_dir)

@@ -162,7 +162,11 @@ def join(device_name: str, environ: Mapping[str, str] | None = None) -> Dist:
         torch.cuda.set_device(device)
     timeout = timedelta(seconds=float(os.environ.get("STUDIO_DIST_TIMEOUT", "1800")))
     try:
-        dist.init_process_group(backend=backend, timeout=timeout)
+        store = _attempt_store(ctx, timeout)
+        if store is None:  # no rendezvous address: env:// says what is missing
+            dist.init_process_group(backend=backend, timeout=timeout)
+        else:
+            dist.init_process_group(backend, store=store, rank=ctx.rank, world_size=ctx.world_size, timeout=timeout)
     except (RuntimeError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise DistributedError(
@@ -170,6 +174,20 @@ def join(device_name: str, environ: Mapping[str, str] | None = None) -> Dist:
             f"({backend}: {first}); start the run with `torchrun --standalone --nproc_per_node N -m studio ...`"
         ) from None
     return ctx
+
+
+def _attempt_store(ctx: Dist, timeout: timedelta) -> dist.Store | None:
+    """torchrun's rendezvous store, under a prefix of this attempt (`--max-restarts`), or None without an address.
+
+    A restarted attempt that read the store's plain keys found the previous attempt's gloo
+    addresses and could not connect; a prefix per attempt keeps each attempt's keys apart.
+    """
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not addr or not port:
+        return None
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # torchrun's agent hosts the store
+    store = dist.TCPStore(addr, int(port), ctx.world_size, is_master=not agent and ctx.rank == 0, timeout=timeout)
+    return dist.PrefixStore(f"studio/attempt_{restart_count()}", store)
 
 
 def leave() -> None:
@@ -204,19 +222,21 @@ def shard(x: torch.Tensor, y: torch.Tensor, ctx: Dist) -> tuple[torch.Tensor, to
     return x[ctx.rank :: ctx.world_size], y[ctx.rank :: ctx.world_size]
 
 
-def ddp_wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def ddp_wrap(model: torch.nn.Module, device: torch.device, partly_frozen: bool = False) -> torch.nn.Module:
     """The model under DistributedDataParallel: gradients are averaged over the ranks during backward.
 
     DDP also copies rank 0's weights to every rank when it wraps them (they are equal already:
-    every rank seeds its initialisation, or loads the same checkpoint).
+    every rank seeds its initialisation, or loads the same checkpoint). `partly_frozen`: some
+    parameters will get no gradient for a while (fine-tuning's frozen backbone), which DDP must
+    be told, at the cost of a walk over the autograd graph each step.
     """
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=partly_frozen)
 
 
-def checkpoint_keys(ctx: Dist) -> dict[str, Any]:
+def checkpoint_keys(ctx: Dist, gather: bool = True) -> dict[str, Any]:
     """What a checkpoint adds under DDP: the world size and every rank's generators (a collective: all ranks call it).
 
     Every rank draws its own dropout masks, and an epoch's last shards may differ in size, so the
@@ -224,7 +244,7 @@ def checkpoint_keys(ctx: Dist) -> dict[str, Any]:
     """
     from studio.engine.checkpoint import rng_state
 
-    return {"world_size": ctx.world_size} | ({"rank_rng": ctx.gather(rng_state())} if ctx.active else {})
+    return {"world_size": ctx.world_size} | ({"rank_rng": ctx.gather(rng_state())} if ctx.active and gather else {})
 
 
 def restore_rank_rng(state: dict[str, Any], ctx: Dist) -> None:

@@ -9,7 +9,8 @@ first thing that does not fit a small folder). After that the whole model trains
 optimizer's backbone groups carry that `lr_scale` from the start, see `optim.param_groups`).
 
 The phase follows from the epoch in progress alone, so a resumed run, even from the middle of an
-epoch, continues in the phase it was saved in.
+epoch, continues in the phase it was saved in. Under DDP the backbone is frozen by a zero rate
+instead of `requires_grad` (DDP waits for a gradient of every parameter it wrapped).
 """
 
 from __future__ import annotations
@@ -60,11 +61,18 @@ class FineTune(Callback):
         self.frozen = frozen
         model = trainer.model
         assert model is not None and self.head is not None
-        norms = norm_parameter_names(model)
-        head = self.head + "."
-        for name, p in model.named_parameters():
-            p.requires_grad_(not frozen or name.startswith(head) or name in norms)
         scale = trainer.config.train.backbone_lr_scale
+        # DDP expects a gradient for every parameter it wrapped, so there the backbone is frozen by a
+        # zero rate instead (its batch norm then waits for phase 2 too): the update is exactly zero.
+        distributed = bool(getattr(getattr(trainer, "dist", None), "active", False))
+        for group in trainer.optimizer.param_groups:
+            if "lr_scale" in group:  # the backbone's groups (optim.param_groups)
+                group["lr_scale"] = 0.0 if frozen and distributed else scale
+        if not distributed:
+            norms = norm_parameter_names(model)
+            head = self.head + "."
+            for name, p in model.named_parameters():
+                p.requires_grad_(not frozen or name.startswith(head) or name in norms)
         if frozen:
             text = (
                 f"fine-tuning: the new head trains alone for {trainer.config.train.freeze_epochs} epoch(s); "

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from studio.config import Config
 from studio.data import DataBundle
 from studio.engine import checkpoint as ckpt
+from studio.engine.control import TrainingControl
 from studio.engine.device import device_name
 from studio.engine.distributed import SINGLE, Dist, check_split
 from studio.engine.evaluate import REGRESSION_FIGURES
@@ -65,6 +66,19 @@ def prepare(
                 "warning",
             )
     return Prepared(setup, resume_state, edits)
+
+
+def apply_resume_edits(edits: dict[str, Any], control: TrainingControl, state: LoopState) -> list[str]:
+    """Queue config.toml's edited rate or batch size as live changes for the first step; the lines that say so."""
+    lines = []
+    for key, value in edits.items():
+        (control.set_lr if key == "lr" else control.set_batch_size)(value)
+        lines.append(
+            f"config.toml sets [train] {key} = {value:g}; the run was at "
+            f"{state.base_lr if key == 'lr' else state.batch_size:g}: applied from step "
+            f"{state.step + 1} and recorded in metrics.jsonl"
+        )
+    return lines
 
 
 def fit_start(

@@ -5,13 +5,14 @@ The trainer calls these between its `StepInFlight` and its commit; they change n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 
 from studio.engine.distributed import Dist, shard
 from studio.engine.evaluate import compute_loss
-from studio.engine.loop_state import LoopState, RunningSums, StepInFlight
+from studio.engine.loop_state import EpochMetrics, LoopState, RunningSums, StepInFlight
 from studio.engine.records import StepRecord
 from studio.engine.training_setup import TrainingSetup
 
@@ -38,6 +39,8 @@ def forward_backward(
         with setup.autocast():
             out = net(x)
         loss = compute_loss(out, y, setup.loss_fn, setup.spec)
+        if int(y.shape[0]) == 0:  # fewer samples left than ranks (after a live batch-size change): no share,
+            loss = out.sum() * 0.0  # but DDP's backward must still run on every rank
         weight = int(y.shape[0]) * ctx.world_size / taken if ctx.active else 1.0
         setup.scaler.scale(loss * weight / accumulate if ctx.active else loss / accumulate).backward()
         step.add_batch(loss, out, y, setup.classify, taken=taken)
@@ -82,3 +85,16 @@ def step_record(
         changed=dict(step.changed) or None,
         world_size=world_size,
     )
+
+
+def epoch_train_metrics(sums: RunningSums, state: LoopState, setup: TrainingSetup, loss_name: str) -> EpochMetrics:
+    """The epoch's training loss and accuracy from the meter's sums (and RMSE for an MSE regression)."""
+    loss_sum, correct, count = sums.epoch_totals()
+    if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
+        last = state.last_metrics
+        return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
+    loss = float(loss_sum) / count * setup.loss_scale
+    metrics: EpochMetrics = {"loss": loss, "accuracy": float(correct) / count if setup.classify else None}
+    if setup.spec.task == "regression" and loss_name in ("auto", "mse") and loss >= 0:
+        metrics["rmse"] = math.sqrt(loss)  # the MSE loss is in the target's units squared
+    return metrics

@@ -30,7 +30,7 @@ from studio.engine.control_file import ControlExchange
 from studio.engine.device import device_name
 from studio.engine.distributed import SINGLE, Dist, checkpoint_keys, ddp_wrap, restore_rank_rng
 from studio.engine.estimates import remaining_seconds
-from studio.engine.evaluate import evaluate, train_rmse
+from studio.engine.evaluate import evaluate
 from studio.engine.events import EpochEnd, EpochStart, FitEnd, Message, RunStatus, ValidationEnd
 from studio.engine.fine_tune import FineTune
 from studio.engine.headline import headline_checkpoint, headline_model
@@ -45,10 +45,10 @@ from studio.engine.loop_state import (
 )
 from studio.engine.records import EpochRecord, StepRecord, epoch_record
 from studio.engine.run_dir import RunDir
-from studio.engine.run_lifecycle import Ending, fit_start, prepare, run_summary
+from studio.engine.run_lifecycle import Ending, apply_resume_edits, fit_start, prepare, run_summary
 from studio.engine.run_writer import RunWriter
 from studio.engine.schedule import ConfigSchedule, Schedule
-from studio.engine.step import forward_backward, reduce_step, step_record
+from studio.engine.step import epoch_train_metrics, forward_backward, reduce_step, step_record
 from studio.engine.stop_criteria import Decision, StopCriteria, TrainingFailed
 from studio.engine.tensorboard_live import live_loggers
 from studio.engine.training_setup import TrainingSetup, checkpoint_state, restore_checkpoint
@@ -285,7 +285,7 @@ class Trainer:
             # -- report
             if record is not None:
                 self.emit("step_end", record)
-        return self._epoch_train_metrics()
+        return epoch_train_metrics(self.sums, self.state, setup, self.config.train.loss)
 
     def _forward_backward(self, step: StepInFlight, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]) -> None:
         setup = self._built()
@@ -352,16 +352,6 @@ class Trainer:
         self.writer.add(record)
         return record
 
-    def _epoch_train_metrics(self) -> EpochMetrics:
-        setup = self._built()
-        loss_sum, correct, count = self.sums.epoch_totals()
-        if count == 0:  # a checkpoint from before the sums were saved, resumed at the epoch's end
-            last = self.state.last_metrics
-            return {"loss": last.get("train_loss"), "accuracy": last.get("train_accuracy")}
-        loss = float(loss_sum) / count * setup.loss_scale
-        accuracy = float(correct) / count if setup.classify else None
-        return {"loss": loss, "accuracy": accuracy} | train_rmse(loss, setup.spec, self.config.train.loss)
-
     def _commit_epoch(
         self, epoch: int, train: EpochMetrics, val: EpochMetrics
     ) -> tuple[bool, Decision, tuple[EpochRecord, ...]]:
@@ -410,7 +400,8 @@ class Trainer:
         """Refuse what cannot run, then build what the run trains with; nothing is written here."""
         prepared = prepare(self.config, self.data, self.run_files, self.resume, self.message, self.dist)
         self.setup, self._resume_edits = prepared.setup, prepared.resume_edits
-        self._net = ddp_wrap(self.setup.model, self.setup.device) if self.dist.active else None
+        tuning = bool(self.config.model.weights) and self.config.train.freeze_epochs > 0  # FineTune freezes a part
+        self._net = ddp_wrap(self.setup.model, self.setup.device, tuning) if self.dist.active else None
         # Marks the moment the update is in the weights, even if something interrupts the step after it.
         self.setup.optimizer.register_step_post_hook(self._on_update_applied)
         self.sums = RunningSums(self.setup.device)
@@ -422,14 +413,8 @@ class Trainer:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
         restore_rank_rng(state, self.dist)
-        for key, value in self._resume_edits.items():
-            (self.control.set_lr if key == "lr" else self.control.set_batch_size)(value)
-            self.message(
-                f"config.toml sets [train] {key} = {value:g}; the run was at "
-                f"{self.state.base_lr if key == 'lr' else self.state.batch_size:g}: applied from step "
-                f"{self.state.step + 1} and recorded in metrics.jsonl",
-                "info",
-            )
+        for text in apply_resume_edits(self._resume_edits, self.control, self.state):
+            self.message(text, "info")
 
     def _announce(self, resumed: bool) -> None:
         event, lines = fit_start(self.config, self._built(), self.state, self.run_dir, resumed)
@@ -439,16 +424,17 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def save(self, which: str = "last") -> None:
+    def save(self, which: str = "last", together: bool = True) -> None:
+        """Write checkpoint `which` (rank 0); `together`: every rank calls this here (DDP gathers their generators)."""
         if self.run_files is not None:
             state = checkpoint_state(self.config, self._built(), self.state, self.sums, self.elapsed())
-            state |= checkpoint_keys(self.dist)
+            state |= checkpoint_keys(self.dist, gather=together)
             self.writer.save(which, state, (self.state.epoch, self.state.step))
 
-    def _save_checkpoints(self) -> None:
-        self.save("last")
+    def _save_checkpoints(self, together: bool = True) -> None:
+        self.save("last", together)
         if self.writer.best_due:
-            self.save("best")
+            self.save("best", together)
             self.writer.best_due = False
 
     def _save_after_interrupt(self, ending: Ending) -> Ending:
@@ -464,7 +450,7 @@ class Trainer:
             self.state.base_lr, self.state.batch_size = step.base_lr, step.batch_size
             self._in_flight = None
         self.writer.flush()
-        self._save_checkpoints()
+        self._save_checkpoints(together=False)  # no collective: under DDP the other ranks may be elsewhere
         return ending
 
     def _end_on_cuda_failure(self, failure: cuda_errors.CudaFailure) -> Ending:

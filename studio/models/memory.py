@@ -81,6 +81,7 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
     from studio.models import ARCHITECTURES
 
     batch = max(1, config.train.batch_size)
+    net: nn.Module
     with torch.device("meta"):
         if config.model.weights == "imagenet":  # the ImageNet layout, enlarging small images first
             from studio.models.pretrained import build_pretrained
@@ -100,8 +101,8 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
         try:
             net(torch.empty(batch, *spec.input_shape))
         finally:
-            for h in hooks:
-                h.remove()
+            for hook in hooks:
+                hook.remove()
     inputs = batch * math.prod(spec.input_shape) * FLOAT_BYTES
     activations = inputs + sum(outputs) + max(outputs, default=0)
     weights = params * FLOAT_BYTES

@@ -8,6 +8,7 @@ guides `muted`, the data splits `Theme.split(name)`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyqtgraph as pg
@@ -83,9 +84,26 @@ def _style(plot: pg.PlotWidget, title: str, x_label: str, y_label: str) -> None:
         item.setLabel("left", y_label, color=t.text)
 
 
+def log_axis_range(lo: float, hi: float, decades: float = 4.0, above: float = 0.3) -> tuple[float, float]:
+    """A log axis's range (in log10 units) for positive values from `lo` to `hi`.
+
+    At most `decades` below the highest value (a schedule's tail towards 0 is not the story), at
+    least two decades in all (pyqtgraph then ticks whole decades, never a crowd of minor ticks),
+    and `above` of the span as headroom for labels.
+    """
+    top = math.log10(hi)
+    low = max(math.log10(lo), top - decades)
+    if top - low < 2.0:
+        mid = (top + low) / 2
+        low, top = mid - 1.0, mid + 1.0
+    span = top - low
+    return low - 0.05 * span, top + above * span
+
+
 def add_legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-10, 10)) -> pg.LegendItem:
     t = current_theme()
     legend = plot.getPlotItem().addLegend(offset=offset, labelTextColor=t.text)
+    legend.setLabelTextColor(t.text)  # an existing legend keeps the colours it was made with otherwise
     legend.setBrush(pg.mkBrush(qcolor(t.plot_bg, 220)))
     legend.setPen(pg.mkPen(t.border))
     return legend

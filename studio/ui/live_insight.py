@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSplitter, QVBoxLayout, QWidg
 
 from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import StepRecord
-from studio.ui.chart_style import add_legend, pen, styled_plot
+from studio.ui.chart_style import add_legend, log_axis_range, pen, styled_plot
 from studio.ui.history import RunHistory, StepSignals
 from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import SampleGridView
@@ -36,9 +36,6 @@ def _round_up(value: float) -> float:
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
     return next(m * power for m in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
-
-
-LR_DECADES = 4.0  # the learning-rate axis shows at most this many decades below the highest rate
 
 
 class LiveInsightView(QWidget):
@@ -198,10 +195,7 @@ class LiveInsightView(QWidget):
         bounds = (float(lr[ok].min()), float(lr[ok].max())) if ok.any() else None
         if bounds is not None and bounds != self._lr_top:  # at least a decade, so a constant rate reads as a level line
             self._lr_top = bounds
-            hi = math.log10(bounds[1])
-            lo = max(math.log10(bounds[0]), hi - LR_DECADES)  # a schedule's tail towards 0 is not the story
-            span = max(hi - lo, 2.0)  # two decades at least: decade ticks only, never crowded minor ones
-            self.lr_plot.setYRange(lo - 0.15 * span, hi + 0.25 * span, padding=0)
+            self.lr_plot.setYRange(*log_axis_range(*bounds), padding=0)
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
         # Axes that only grow, in round steps: re-ticking an axis on every redraw costs more than

@@ -19,7 +19,6 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QPaintEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QSplitter, QTabWidget, QWidget
 
 from studio.config import Config
-from studio.engine.runs_folder import RunsFolder, resolve_runs_folder
 from studio.errors import StudioError
 from studio.ui import settings as stored
 from studio.ui.actions.window_actions import WindowActions
@@ -28,11 +27,12 @@ from studio.ui.dialogs import ask_stop_and_close, show_error, show_info
 from studio.ui.garbage import collect_garbage_on_gui_thread
 from studio.ui.history import RunHistory
 from studio.ui.log_panel import LogDock
-from studio.ui.qt_helpers import application
+from studio.ui.qt_helpers import application, named
 from studio.ui.run_controller import CannotStart, RunController
 from studio.ui.run_dialogs import RunDialogs
 from studio.ui.run_opener import RunOpener
 from studio.ui.run_toolbar import RunToolBar
+from studio.ui.runs_location import RunsLocation
 from studio.ui.setup_sidebar import SetupSidebar
 from studio.ui.status_bar import TrainingStatusBar
 from studio.ui.theme import app_icon, apply_theme, current_theme
@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self._created_at = time.perf_counter()
         self.first_paint_s: float | None = None  # seconds from construction to the first paint
-        self.runs_dir = Path(runs_dir) if runs_dir else None
+        self.runs_location = RunsLocation(runs_dir)
         self.settings = stored.app_settings()
         self._engine_ready = False
         self.history = RunHistory(self)
@@ -75,13 +75,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         self.sidebar = SetupSidebar(self.controller)
         self.training_tab = TrainingTab(self.history, self.controller)
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("viewTabs")
+        self.tabs = named(QTabWidget(), "viewTabs")
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.training_tab, "Training")
-        self.views = ViewTabs(self.tabs, self.history, self.controller, self.runs_folder)
-        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.main_splitter.setObjectName("mainSplitter")
+        self.views = ViewTabs(self.tabs, self.history, self.controller, self.runs_location.folder)
+        self.main_splitter = named(QSplitter(Qt.Orientation.Horizontal), "mainSplitter")
         self.main_splitter.addWidget(self.sidebar)
         self.main_splitter.addWidget(self.tabs)
         self.main_splitter.setStretchFactor(0, 0)
@@ -97,7 +95,7 @@ class MainWindow(QMainWindow):
         self.window_actions.view_menu.addAction(self.log_dock.toggle)
         self.status = TrainingStatusBar(self.controller, self)
         self.setStatusBar(self.status)
-        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, lambda: self.runs_folder().path)
+        self.opener = RunOpener(self, self.controller, self.sidebar, self.settings, self.runs_location.path)
         self.dialogs = RunDialogs(self, self.controller, self.sidebar, self.load_engine)
 
         self.controller.message.connect(self.log.append)
@@ -112,7 +110,7 @@ class MainWindow(QMainWindow):
         self.controller.close_ready.connect(self._close_now)
         self.dialogs.exported.connect(self.views.exported)
         self.views.open_requested.connect(self._open_run_from_view)
-        self.views.runs_folder_changed.connect(self._use_runs_folder)
+        self.views.runs_folder_changed.connect(self.runs_location.use)
         self.views.notice.connect(self.status.showMessage)
         self.dialogs.notice.connect(self.status.showMessage)
         self.dialogs.message.connect(self.log.append)
@@ -132,6 +130,8 @@ class MainWindow(QMainWindow):
     # -- what tests, scripts and the menus reach: the parts own it ----------------------------------
 
     is_training = _part("controller", "is_training")
+    runs_dir = _part("runs_location", "explicit")  # the folder this window was given (or chose), else None
+    runs_folder = _part("runs_location", "folder")  # where Train puts a run, and why there
     current_run_dir = _part("controller", "run_dir")
     last_outcome = _part("controller", "last_outcome")
     control = _part("controller", "control")
@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
         if self.is_training:
             return False
         try:
-            request = self.controller.plan(self.config, resume, self.runs_folder().path, self.sidebar.processes())
+            request = self.controller.plan(self.config, resume, self.runs_location.path(), self.sidebar.processes())
         except CannotStart as exc:
             (show_info if exc.info else show_error)(self, exc.title, exc.message)
             return False
@@ -200,12 +200,6 @@ class MainWindow(QMainWindow):
             self.status.showMessage("A run is training: stop it before opening another", 6000)
         elif self.opener.open_run(run_dir):
             self.tabs.setCurrentIndex(0)
-
-    def runs_folder(self) -> RunsFolder:
-        return resolve_runs_folder(self.runs_dir)
-
-    def _use_runs_folder(self, path: Path) -> None:  # saved for all; here it wins over $STUDIO_RUNS_DIR too
-        self.runs_dir = None if resolve_runs_folder().path == path else path
 
     def _show_title(self, run_dir: Path | None) -> None:
         self.setWindowTitle(f"Studio — {run_dir.name}" if run_dir else "Studio")

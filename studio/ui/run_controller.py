@@ -26,8 +26,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,91 +42,31 @@ from studio.errors import StudioError
 from studio.ui.history import RunHistory
 from studio.ui.qt_helpers import application
 from studio.ui.run_follower import FollowRelay, Launch, RunFollowWorker, start_following
+from studio.ui.run_state import (
+    ENDED_STATUSES,
+    STATE_LABELS,
+    CannotStart,
+    OpenedRun,
+    RunProgress,
+    RunRequest,
+    RunState,
+)
 from studio.ui.worker import RunOutcome, TrainingWorker, start_training
+
+# The run's values live in run_state.py; the views import them from here, beside the controller.
+__all__ = [
+    "ENDED_STATUSES",
+    "STATE_LABELS",
+    "CannotStart",
+    "OpenedRun",
+    "RunController",
+    "RunProgress",
+    "RunRequest",
+    "RunState",
+]
 
 PROGRESS_MS = 250  # cards and status bar: four updates a second; the curves already show every point
 GIL_SWITCH_S = 0.001  # the GIL switch interval while a run trains (see `start`)
-
-
-class RunState(StrEnum):
-    """Where the window's run is; the ended states are summary.json's statuses."""
-
-    READY = "ready"
-    TRAINING = "training"
-    PAUSED = "paused"
-    STOPPING = "stopping"
-    FOLLOWING = "following"  # a run another process writes, shown live (File › Follow Run…)
-    COMPLETED = "completed"
-    EARLY_STOPPED = "early_stopped"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-    @property
-    def label(self) -> str:
-        return STATE_LABELS[self]
-
-    @property
-    def is_training(self) -> bool:
-        """A run is in the worker thread (the setup is locked)."""
-        return self in (RunState.TRAINING, RunState.PAUSED, RunState.STOPPING)
-
-    @classmethod
-    def of_status(cls, status: str | None, default: RunState) -> RunState:
-        """The state of a run that ended with `status` (summary.json's word)."""
-        return cls(status) if status in ENDED_STATUSES else default
-
-
-STATE_LABELS = {
-    RunState.READY: "Ready",
-    RunState.TRAINING: "Training",
-    RunState.PAUSED: "Paused",
-    RunState.STOPPING: "Stopping…",
-    RunState.FOLLOWING: "Following",
-    RunState.COMPLETED: "Completed",
-    RunState.EARLY_STOPPED: "Early stopped",
-    RunState.STOPPED: "Stopped",
-    RunState.FAILED: "Failed",
-}
-ENDED_STATUSES = ("completed", "early_stopped", "stopped", "failed")
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A run about to start: where, with what setup, and whether it continues from its last checkpoint."""
-
-    run_dir: Path
-    config: Config
-    resume: bool
-    nproc: int = 1  # processes under DDP: more than one run as child processes (torchrun)
-
-
-@dataclass(frozen=True)
-class OpenedRun:
-    """A finished or stopped run shown from its folder (File › Open Run, a recent run, a drop)."""
-
-    run_dir: Path
-    status: str | None
-    epochs_done: int
-    epochs_total: int
-    records: int
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """Where a training run is, from its latest step record (throttled to `PROGRESS_MS`)."""
-
-    step: StepRecord
-    epochs: int
-    fraction: float  # of the whole run, 0..1
-    eta_s: float | None
-
-
-class CannotStart(Exception):
-    """Why Train or Continue Run cannot go: a title and a message for the dialog."""
-
-    def __init__(self, title: str, message: str, *, info: bool = False) -> None:
-        super().__init__(message)
-        self.title, self.message, self.info = title, message, info
 
 
 class _QuitWatcher(QObject):

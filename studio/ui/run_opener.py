@@ -7,6 +7,7 @@ opened) and says what a dropped path means. Drops are refused while a run trains
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -80,17 +81,27 @@ class RunOpener(QObject):
             self.follow_run(Path(path))
 
     def follow_run(self, run_dir: Path) -> bool:
-        """Show a run another process writes, live; False (with a dialog) when it is no run folder."""
+        """Show a run another process writes, live; False (with a dialog) when it is no run folder.
+
+        A run on a cluster names data and weights by the cluster's paths: a setup that does not
+        load here is not shown, and the run is followed all the same.
+        """
         if self.controller.is_training:
             return False
         try:
             run_dir = check_run_dir(Path(run_dir))
-            cfg = load_config(RunDir(run_dir).config)
         except StudioError as exc:
             show_error(self.window, "Cannot follow this run", str(exc))
             return False
-        self.sidebar.set_config(cfg)
-        self.controller.follow(run_dir, cfg.train.epochs)
+        try:
+            cfg = load_config(RunDir(run_dir).config)
+        except StudioError as exc:
+            epochs = _epochs_of(RunDir(run_dir).config)
+            self.notice.emit(f"Following {run_dir.name} without showing its setup: {exc}", 15000)
+        else:
+            epochs = cfg.train.epochs
+            self.sidebar.set_config(cfg)
+        self.controller.follow(run_dir, epochs)
         add_recent_run(self.settings, str(run_dir))
         return True
 
@@ -151,3 +162,12 @@ class RunOpener(QObject):
 
     def _on_state(self, state: RunState) -> None:
         self.window.setAcceptDrops(not state.is_training)
+
+
+def _epochs_of(config_file: Path) -> int:
+    """[train] epochs of a config that does not load here (its data lives elsewhere); 0 when unreadable."""
+    try:
+        epochs = tomllib.loads(config_file.read_text(encoding="utf-8")).get("train", {}).get("epochs")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        return 0
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs > 0 else 0

@@ -137,6 +137,13 @@ def _choice_label(section: str, value: str) -> str:
 E = TypeVar("E", bound=QWidget)
 
 
+def _narrow(box: QComboBox) -> QComboBox:
+    """A combo box that can be narrower than its longest item (elided), so the sidebar never clips it."""
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(8)
+    return box
+
+
 class FieldEditor(QObject):
     """One config field's label and editor, with `value()` / `set_value()` in config types."""
 
@@ -179,14 +186,14 @@ class FieldEditor(QObject):
     def _make_editor(self) -> QWidget:
         meta, tp, name = self.meta, self.tp, self.name
         if "choices" in meta:
-            box = QComboBox()
+            box = _narrow(QComboBox())
             for choice in meta["choices"]:
                 box.addItem(_choice_label(self.section, choice), choice)
             box.currentIndexChanged.connect(self.changed)
             self.editor: QWidget = box
             return box
         if name == "device":
-            box = QComboBox()
+            box = _narrow(QComboBox())
             box.addItem("Auto (best available)", "auto")
             box.addItem("CPU", "cpu")
             box.currentIndexChanged.connect(self.changed)

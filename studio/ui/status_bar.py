@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QWidget
 
 from studio.engine.events import FitStart
+from studio.engine.progress import headline
 from studio.ui.run_controller import OpenedRun, RunController, RunProgress, RunState
 from studio.ui.worker import RunOutcome
 
@@ -59,8 +60,15 @@ class TrainingStatusBar(QStatusBar):
         controller.run_opened.connect(self._on_run_opened)
         controller.run_forgotten.connect(self.reset)
         controller.notice.connect(self.showMessage)
+        controller.state_changed.connect(self._on_state)
+        self._device_name = "–"  # this machine's device for a run trained here
 
     # -- following the run -----------------------------------------------------------------------
+
+    def _on_state(self, state: RunState) -> None:
+        # A followed run trains wherever its process is (a cluster node): not on this machine's device.
+        followed = state == RunState.FOLLOWING
+        self.device.setText("Device: the followed run's" if followed else f"Device: {self._device_name}")
 
     def _on_run_started(self, e: FitStart) -> None:
         self.set_device(e.device_name)
@@ -74,8 +82,8 @@ class TrainingStatusBar(QStatusBar):
     def _on_finished(self, outcome: RunOutcome) -> None:
         if outcome.error is None:
             s = outcome.summary
-            test_accuracy = (s.get("metrics") or {}).get("test_accuracy")
-            extra = f", test accuracy {test_accuracy:.2%}" if test_accuracy is not None else ""
+            figure = headline(s)  # the log's end line words the same number, naming its checkpoint
+            extra = f", {figure}" if figure else ""
             what = RunState.of_status(outcome.status, RunState.FAILED).label
             self.showMessage(f"{what}: {s.get('epochs_completed', 0)} epoch(s){extra}", 10000)
 
@@ -86,6 +94,7 @@ class TrainingStatusBar(QStatusBar):
     # -- the fields ------------------------------------------------------------------------------
 
     def set_device(self, name: str) -> None:
+        self._device_name = name
         self.device.setText(f"Device: {name}")
 
     def set_progress(self, epoch: int, epochs: int, fraction: float) -> None:

@@ -127,3 +127,31 @@ def test_without_pretrained_weights_nothing_is_frozen(tmp_path: Path, monkeypatc
     trainer.fit()
     assert trainer.model is not None and all(p.requires_grad for p in trainer.model.parameters())
     assert len(snaps.rates["start"]) == 2  # the plain decay / no-decay groups, no backbone rate
+
+
+def test_under_ddp_the_backbone_is_frozen_by_a_zero_rate(weights: Path) -> None:
+    from types import SimpleNamespace
+
+    from studio.engine.fine_tune import FineTune
+    from studio.engine.optim import build_optimizer
+    from studio.models import head_name
+
+    cfg = config(weights)
+    model = build_model(cfg.model, LOAD(cfg).spec)
+    optimizer = build_optimizer(model, cfg.train, head_name(model, cfg.model))
+    said: list[str] = []
+    trainer = SimpleNamespace(
+        model=model,
+        optimizer=optimizer,
+        config=cfg,
+        state=SimpleNamespace(epoch=0),
+        dist=SimpleNamespace(active=True),
+        message=said.append,
+    )
+    tune = FineTune()
+    tune.on_fit_start(trainer, None)  # type: ignore[arg-type]
+    assert all(p.requires_grad for p in model.parameters())  # DDP sees every parameter's gradient
+    assert [g.get("lr_scale") for g in optimizer.param_groups][-1] == 0.0
+    tune.on_epoch_start(trainer, SimpleNamespace(epoch=2))  # type: ignore[arg-type]
+    assert [g.get("lr_scale") for g in optimizer.param_groups][-1] == pytest.approx(0.1)
+    assert len(said) == 2

@@ -150,3 +150,31 @@ def test_regression_runs_have_no_accuracy_plot(qtbot) -> None:
     assert not view.acc_card.isVisible() and view.lr_card.isVisible()
     view.set_task("classification")
     assert view.acc_card.isVisible()
+
+
+def test_the_empty_plot_hint_never_sits_on_a_legend(qtbot) -> None:
+    h = RunHistory()
+    h.epochs_total = 1
+    view = CurvesView(h)
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.show()
+    view.redraw()
+    assert view._placeholder.isVisible() and not view.loss_card.legend.isVisible()
+    h.add_records(_steps(10, {}))
+    view.redraw()
+    assert not view._placeholder.isVisible() and view.loss_card.legend.isVisible()
+
+
+def test_an_explosion_after_a_change_reaches_the_log_and_the_status_bar(qtbot) -> None:
+    from studio.ui.run_controller import RunController
+
+    h = RunHistory()
+    controller = RunController(h)
+    notices: list[str] = []
+    messages: list[object] = []
+    controller.notice.connect(lambda text, _ms: notices.append(text))
+    controller.message.connect(messages.append)
+    h.add_records(_steps(120, {60: {"lr": [0.001, 10.0]}}, jump_at=62))
+    assert len(notices) == 1 and notices[0].startswith("⚠ The loss went from 1 to 1e+04 after lr → 10")
+    assert [m.level for m in messages] == ["warning"] and "lr → 10" in messages[0].text

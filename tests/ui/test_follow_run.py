@@ -59,6 +59,7 @@ def test_follow_run_shows_a_cli_run_while_it_trains(make_window: Any, tmp_path: 
     assert w.opener.follow_run(run)  # before the CLI has written a record
     assert w.controller.state == RunState.FOLLOWING and w.history.is_empty()
     assert w.state_label.text() == "Following"
+    assert w.status.device.text() == "Device: the followed run's"  # not this machine's
     assert w.window_actions["stop"].isEnabled()  # through the run folder's control.json
     assert w.window_actions["open_run"].isEnabled() and w.window_actions["follow_run"].isEnabled()
     assert not w.window_actions["train"].isEnabled()  # the setup shown is the followed run's, locked
@@ -98,6 +99,21 @@ def test_garbage_and_a_torn_last_line_wait_then_the_summary_ends_it(
     summary = {"status": "stopped", "epochs_completed": 0, "metrics": {}, "best": None, "error": None}
     RunDir(run).summary.write_text(json.dumps(summary), encoding="utf-8")
     qtbot.waitUntil(lambda: w.controller.state == RunState.STOPPED, timeout=10000)
+
+
+def test_a_run_whose_data_lives_elsewhere_is_followed_all_the_same(
+    make_window: Any, tmp_path: Path, qtbot: Any
+) -> None:
+    w = make_window()
+    run = tmp_path / "cluster-run"
+    run.mkdir()
+    cluster = 'seed = 0\n[data]\nsource = "csv"\npath = "/scratch/on/the/cluster.csv"\n[train]\nepochs = 7\n'
+    RunDir(run).config.write_text(cluster, encoding="utf-8")
+    RunDir(run).metrics.write_text(step_line(1) + "\n", encoding="utf-8")
+    assert w.opener.follow_run(run)
+    assert "without showing its setup" in w.status.currentMessage() and "cluster.csv" in w.status.currentMessage()
+    assert w.controller.state == RunState.FOLLOWING and w.controller.epochs_total == 7
+    qtbot.waitUntil(lambda: len(w.history.step_x) == 1, timeout=10000)
 
 
 def test_a_deleted_folder_leaves_the_window_alive_and_saying_so(make_window: Any, tmp_path: Path, qtbot: Any) -> None:
@@ -223,7 +239,7 @@ def test_a_killed_rank_fails_the_run_and_leaves_the_window_alive(make_window: An
     w.training_panel.processes_spin.setValue(2)
     assert w.start_training()
     qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=600000)
-    rank1 = _rank_pid(w.controller.worker.children.process.pid, 1)
+    rank1 = _rank_pid(w.controller.worker.child_processes.process.pid, 1)
     assert rank1 is not None
     os.kill(rank1, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=120000)
@@ -248,7 +264,7 @@ def test_a_killed_child_process_fails_the_run_clearly(make_window: Any, qtbot: A
     assert w.start_training()
     assert w.controller.state == RunState.TRAINING
     qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=120000)
-    os.killpg(w.controller.worker.children.process.pid, signal.SIGKILL)
+    os.killpg(w.controller.worker.child_processes.process.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=30000)
     assert w.isVisible() and not w.is_training
     assert any("killed (SIGKILL)" in text for _, _, text in dialogs.shown)
