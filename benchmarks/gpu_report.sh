@@ -53,6 +53,13 @@ if [ ! -x .venv/bin/python ] && { [ -n "${OFFLINE:-}" ] || ! pypi_answers; } && 
 fi
 .venv/bin/python -c "import torch, sys; print('python', sys.version.split()[0], '| torch', torch.__version__, '| cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" 2>&1 | tee -a "$OUT/env.txt"
 
+# The window test and the window benchmark need Qt's libraries (libEGL, libGL, libxkbcommon,
+# fontconfig...); an image without them skips both and says so here.
+if ! qt=$(.venv/bin/python -c "import PySide6.QtWidgets" 2>&1); then
+  echo "window: PySide6 cannot load here, so the window test and benchmark are skipped: ${qt##*$'\n'}" | tee -a "$OUT/env.txt"
+  BENCH_ARGS="${BENCH_ARGS:-} --skip window"
+fi
+
 echo "== make test-gpu"
 timeout "$TEST_TIMEOUT" make test-gpu 2>&1 | tee "$OUT/test-gpu.log"
 test_rc=${PIPESTATUS[0]}
