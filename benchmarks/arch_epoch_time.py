@@ -11,6 +11,7 @@ with the stride-1 CIFAR stem every size got before, the baseline the ratio is ag
     python benchmarks/arch_epoch_time.py                  # every architecture, 2 epochs each
     python benchmarks/arch_epoch_time.py --old-stem       # and the old resnet18 stem at 64 px
     python benchmarks/arch_epoch_time.py --archs cnn vit --epochs 3
+    python benchmarks/arch_epoch_time.py --pretrained     # and the ImageNet models, when cached
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ sys.path.insert(0, str(REPO))
 ARCHS = ["lenet", "cnn", "mobilenet_v3_small", "vit", "resnet18"]
 
 
-def epoch_times(arch: str, size: int, epochs: int, device: str, old_stem: bool = False) -> dict[str, Any]:
+def epoch_times(
+    arch: str, size: int, epochs: int, device: str, old_stem: bool = False, weights: str = ""
+) -> dict[str, Any]:
     """Train `arch` on the shapes at `size` px; the median epoch time, FLOPs/image and parameters."""
     import studio.models.resnet as resnet
     from studio.config import Config, with_overrides
@@ -61,6 +64,7 @@ def epoch_times(arch: str, size: int, epochs: int, device: str, old_stem: bool =
             f"data.image_size={size}",
             "data.channels=3",
             f'model.arch="{arch}"',
+            f'model.weights="{weights}"',
             f"train.epochs={epochs}",
             "train.batch_size=32",
             f'train.device="{device}"',
@@ -69,7 +73,7 @@ def epoch_times(arch: str, size: int, epochs: int, device: str, old_stem: bool =
     times = Times()
     saved = resnet.stem_stride
     if old_stem:
-        resnet.stem_stride = lambda size: 1  # type: ignore[assignment]  # the stride-1 stem at every size
+        resnet.stem_stride = lambda size: 1  # the stride-1 stem at every size
     try:
         trainer = Trainer(cfg, None, callbacks=[times])
         trainer.fit()
@@ -92,6 +96,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--old-stem", action="store_true", help="also resnet18 at 64 px with the stride-1 stem")
+    parser.add_argument(
+        "--pretrained", action="store_true", help="also resnet18 and mobilenet_v3_small with cached ImageNet weights"
+    )
     args = parser.parse_args()
 
     rows: list[tuple[str, int, dict[str, Any]]] = []
@@ -100,6 +107,16 @@ def main() -> None:
         rows.append((arch, 64, epoch_times(arch, 64, args.epochs, args.device)))
         if arch == "resnet18":
             rows.append((arch, 32, epoch_times(arch, 32, args.epochs, args.device)))
+    if args.pretrained:
+        from studio.models.pretrained import is_cached
+
+        for arch in ("resnet18", "mobilenet_v3_small"):
+            if is_cached(arch):
+                rows.append(
+                    (f"{arch} imagenet", 64, epoch_times(arch, 64, args.epochs, args.device, weights="imagenet"))
+                )
+            else:
+                print(f"{arch}: ImageNet weights not cached; skipped")
     if args.old_stem:
         rows.append(("resnet18 (old stride-1 stem)", 64, epoch_times("resnet18", 64, 1, args.device, old_stem=True)))
 

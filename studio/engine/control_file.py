@@ -100,41 +100,78 @@ class ControlFile:
 
 
 class ControlExchange:
-    """At each step boundary: rank 0 reads control.json and its control; every rank then holds the same control.
+    """What the loop obeys (`control`), the same on every rank: rank 0's user control and control.json.
 
-    With one process it only polls the file. Under DDP rank 0 broadcasts one small dict (the live
-    changes, pause, stop) and the other ranks set their own `TrainingControl` from it, so the
-    loop's unchanged code (pause wait, stop rule, live changes) makes the same decision on every rank.
+    With one process, `control` is the user's own `TrainingControl` and only control.json is read
+    in addition. Under DDP, `control` is a per-rank copy that only decisions shared by every rank
+    write: rank 0 packs its user control's changes, pause and stop into the numbers each step
+    all-reduces anyway (`pack`, zeros on the other ranks, so the sum is rank 0's values), and every
+    rank applies them after the step (`unpack`): a change lands at the same step everywhere, at no
+    extra collective. While the shared decision is a pause, the ranks exchange by broadcast.
+    A window that touches rank 0's control between two steps thus never splits the ranks.
     """
 
-    def __init__(self, ctx: Dist, control_path: Path | None, say: Say) -> None:
-        self.ctx = ctx
-        self.say = say
-        self.file = ControlFile(control_path, say) if control_path is not None and ctx.is_main else None
+    SIZE = 6  # has_lr, lr, has_batch_size, batch_size, pause, stop
 
-    def exchange(self, control: TrainingControl) -> None:
+    def __init__(self, ctx: Dist, control_path: Path | None, say: Say, user: TrainingControl) -> None:
+        self.ctx, self.say, self.user = ctx, say, user
+        self.file = ControlFile(control_path, say) if control_path is not None and ctx.is_main else None
+        self.control = TrainingControl() if ctx.active else user
+
+    def _poll(self) -> None:
         if self.file is not None:
-            self.file.poll(control)
+            self.file.poll(self.user)
+
+    def between_steps(self) -> None:
+        """Wait here while paused. One process: its own control. DDP: the shared decision, renewed by broadcast."""
+        self._poll()
         if not self.ctx.active:
+            while not self.control.wait_if_paused(0.1):
+                self._poll()
             return
-        mine = None
-        if self.ctx.is_main:
-            changes = control.take_changes()
-            bs = changes.get("batch_size")
-            if bs is not None and bs % self.ctx.world_size:
-                self.say(
-                    f"batch size {bs} does not split over {self.ctx.world_size} processes; "
-                    f"kept (use a multiple of {self.ctx.world_size})",
-                    "warning",
-                )
-                del changes["batch_size"]
-            mine = {"changes": changes, "pause": control.paused, "stop": control.stop_requested}
-        decided = self.ctx.broadcast(mine)
-        for key, value in decided["changes"].items():
-            (control.set_lr if key == "lr" else control.set_batch_size)(value)
-        if decided["stop"]:
-            control.stop()
-        elif decided["pause"]:
-            control.pause()
+        while self.control.paused and not self.control.stop_requested:
+            (self.user if self.ctx.is_main else self.control).wait_if_paused(0.1)
+            self._poll()
+            self.unpack(self.ctx.broadcast(self.pack()))
+
+    def pack(self) -> list[float]:
+        """Rank 0's live changes, pause and stop as numbers (zeros on the other ranks); empty for one process."""
+        if not self.ctx.active:
+            return []
+        if not self.ctx.is_main:
+            return [0.0] * self.SIZE
+        self._poll()
+        changes = self.user.take_changes()
+        bs = changes.get("batch_size")
+        if bs is not None and bs % self.ctx.world_size:
+            self.say(
+                f"batch size {bs} does not split over {self.ctx.world_size} processes; "
+                f"kept (use a multiple of {self.ctx.world_size})",
+                "warning",
+            )
+            bs = None
+        lr = changes.get("lr")
+        return [
+            float(lr is not None),
+            float(lr or 0.0),
+            float(bs is not None),
+            float(bs or 0),
+            float(self.user.paused),
+            float(self.user.stop_requested),
+        ]
+
+    def unpack(self, values: list[float]) -> None:
+        """Apply rank 0's packed decisions to this rank's `control`."""
+        if not values:
+            return
+        has_lr, lr, has_bs, bs, pause, stop = values
+        if has_lr:
+            self.control.set_lr(lr)
+        if has_bs:
+            self.control.set_batch_size(round(bs))
+        if stop:
+            self.control.stop()
+        elif pause:
+            self.control.pause()
         else:
-            control.resume()
+            self.control.resume()

@@ -46,15 +46,20 @@ def forward_backward(
         step.add_batch(loss, out, y, setup.classify, taken=taken)
 
 
-def reduce_step(step: StepInFlight, ctx: Dist, device: torch.device) -> None:
-    """Replace the step's loss, hits and count by their sums over every rank (one all-reduce)."""
+def reduce_step(step: StepInFlight, ctx: Dist, device: torch.device, extra: list[float]) -> list[float]:
+    """Replace the step's loss, hits and count by their sums over every rank, in one all-reduce with `extra`.
+
+    `extra` rides along (rank 0's live control, `ControlExchange.pack`); its sums come back.
+    """
     if not ctx.active:
-        return
+        return extra
     assert step.loss is not None
-    loss, correct, count = ctx.all_sum([step.loss, 0.0 if step.correct is None else step.correct, step.count], device)
+    hits = 0.0 if step.correct is None else step.correct
+    loss, correct, count, *rest = ctx.all_sum([step.loss, hits, step.count, *extra], device)
     step.loss, step.count = loss, int(count)
     if step.correct is not None:
         step.correct = correct
+    return [float(v) for v in rest]
 
 
 def step_record(

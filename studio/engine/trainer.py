@@ -99,13 +99,15 @@ class Trainer:
         self.status = RunStatus.FAILED  # until the run ends; set in `_finish` only
         self.reason: str | None = None
         self.state = LoopState.start(config.train)  # a checkpoint replaces it when resuming
-        self.stops = StopCriteria(config.train, self.control)
+        # What the loop obeys: `control` itself, or under DDP the decisions every rank shares (control_file.py).
+        control_json = self.run_files.control if self.run_files else None
+        self._controls = ControlExchange(dist, control_json, self.message, self.control)
+        self.stops = StopCriteria(config.train, self._controls.control)
         self.setup: TrainingSetup | None = None  # built by `fit`, under the run directory's lock
         self.sums = RunningSums(torch.device("cpu"))  # on the training device once set up
         # Every file the fit writes goes through the writer; under DDP only rank 0's writes anything.
         self.writer = RunWriter(self.run_files if dist.is_main else None)
         self._net: torch.nn.Module | None = None  # what the step runs: the model, or its DDP wrapper
-        self._controls = ControlExchange(dist, self.run_files.control if self.run_files else None, self.message)
         self._interrupts = DeferredInterrupt()
         self._in_flight: StepInFlight | None = None
         self._resume_edits: dict[str, Any] = {}
@@ -254,15 +256,13 @@ class Trainer:
         setup, state = self._built(), self.state
         n = len(setup.train_src)
         setup.model.train()
-        # The source asks for the batch size as it cuts each batch, so a live change applies next batch.
-        # Under DDP every rank cuts these same global batches and trains its shard of each (step.py).
+        # The source asks for the batch size as it cuts each batch, so a live change applies next batch;
+        # under DDP every rank cuts these same global batches and trains its shard of each (step.py).
         batches = setup.train_src.batches(epoch_order(n, self.config.seed, epoch), state.pos, lambda: state.batch_size)
         self._win_t = time.perf_counter()
         while state.pos < n:
             # -- between steps: the only place a pause, a stop or a live change takes effect
-            self._controls.exchange(self.control)  # control.json, and under DDP rank 0's decisions
-            while not self.control.wait_if_paused(0.1):
-                self._controls.exchange(self.control)
+            self._controls.between_steps()  # waits while paused; reads control.json
             if self.stops.user_stop()[0]:
                 return None
             step = StepInFlight(
@@ -334,7 +334,8 @@ class Trainer:
         setup, state, sums = self._built(), self.state, self.sums
         assert step.updated
         if reduce:  # under DDP, every rank's loss, hits and count: the records are over all samples
-            reduce_step(step, self.dist, setup.device)
+            shared = reduce_step(step, self.dist, setup.device, self._controls.pack())
+            self._controls.unpack(shared)  # rank 0's live control, on every rank from the next step
         sums.add(step, state.step + 1)
         window_loss = float(sums.win_loss) if step.log_now else 0.0  # a sync, once per log interval
         stop, reason = self.stops.non_finite(window_loss, sums.first_bad_step, step.lr)
@@ -380,7 +381,7 @@ class Trainer:
     def _apply_control(self, changed: dict[str, Any]) -> None:
         """Take the live changes asked for since the last batch and note them for the next record."""
         state = self.state
-        for key, value in self.control.take_changes().items():
+        for key, value in self._controls.control.take_changes().items():
             if key == "lr" and value != state.base_lr:
                 changed["lr"] = [changed.get("lr", [state.base_lr])[0], value]
                 state.base_lr = value  # the new value becomes the schedule's base rate
@@ -413,7 +414,7 @@ class Trainer:
         assert self.run_dir is not None
         restore_checkpoint(state, self._built(), self.state, self.sums, self.run_dir)
         restore_rank_rng(state, self.dist)
-        for text in apply_resume_edits(self._resume_edits, self.control, self.state):
+        for text in apply_resume_edits(self._resume_edits, self._controls.control, self.state):
             self.message(text, "info")
 
     def _announce(self, resumed: bool) -> None:

@@ -81,12 +81,15 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
     from studio.models import ARCHITECTURES
 
     batch = max(1, config.train.batch_size)
+    net: nn.Module
     with torch.device("meta"):
         if config.model.weights == "imagenet":  # the ImageNet layout, enlarging small images first
             from studio.models.pretrained import build_pretrained
 
-            c, h, w = spec.input_shape
-            net = build_pretrained(config.model.arch, c, h, w, spec.num_outputs, config.model.dropout)
+            channels, height, width = spec.input_shape
+            net: nn.Module = build_pretrained(
+                config.model.arch, channels, height, width, spec.num_outputs, config.model.dropout
+            )
         else:
             net = ARCHITECTURES[config.model.arch](config.model, spec)
         params = sum(p.numel() for p in net.parameters())
@@ -100,8 +103,8 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
         try:
             net(torch.empty(batch, *spec.input_shape))
         finally:
-            for h in hooks:
-                h.remove()
+            for hook in hooks:
+                hook.remove()
     inputs = batch * math.prod(spec.input_shape) * FLOAT_BYTES
     activations = inputs + sum(outputs) + max(outputs, default=0)
     weights = params * FLOAT_BYTES

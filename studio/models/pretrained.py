@@ -42,7 +42,7 @@ def weights_url(arch: str) -> str:
 def cached_path(arch: str) -> Path:
     """Where torch.hub keeps the file: `$TORCH_HOME/hub/checkpoints/<the URL's file name>`."""
     name = os.path.basename(urlparse(weights_url(arch)).path)
-    return Path(torch.hub.get_dir()) / "checkpoints" / name
+    return Path(torch.hub.get_dir(), "checkpoints", name)  # torch.hub's folder, not a run's checkpoints
 
 
 def is_cached(arch: str) -> bool:

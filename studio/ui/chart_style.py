@@ -103,6 +103,7 @@ def log_axis_range(lo: float, hi: float, decades: float = 4.0, above: float = 0.
 def add_legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-10, 10)) -> pg.LegendItem:
     t = current_theme()
     legend = plot.getPlotItem().addLegend(offset=offset, labelTextColor=t.text)
+    legend.setLabelTextColor(t.text)  # an existing legend keeps the colours it was made with otherwise
     legend.setBrush(pg.mkBrush(qcolor(t.plot_bg, 220)))
     legend.setPen(pg.mkPen(t.border))
     return legend

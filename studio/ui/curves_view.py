@@ -7,7 +7,6 @@ share an x axis in epochs, carry legends, and a hover line reads values out unde
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -17,10 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFrame,
-    QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QSlider,
     QSplitter,
     QVBoxLayout,
@@ -31,69 +27,11 @@ from studio.ui.change_markers import ChangeMarkers
 from studio.ui.chart_style import log_axis_range, pen
 from studio.ui.history import RunHistory
 from studio.ui.loss_smoothing import PointSmoother
+from studio.ui.plot_card import PlotCard, fmt, nearest
 from studio.ui.theme import Theme, current_theme
 
 REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
-
-
-def _fmt(v: float | None, digits: int = 4) -> str:
-    if v is None or not math.isfinite(v):
-        return "–"
-    return f"{v:.{digits}g}"
-
-
-def _nearest(xs: np.ndarray, ys: np.ndarray, x: float, max_dx: float) -> float | None:
-    """y of the point nearest to x (xs ascending), or None when none is within max_dx."""
-    if not len(xs):
-        return None
-    i = int(np.searchsorted(xs, x))
-    best = None
-    for j in (i - 1, i):
-        if 0 <= j < len(xs) and (best is None or abs(xs[j] - x) < abs(xs[best] - x)):
-            best = j
-    if best is None or abs(xs[best] - x) > max_dx:
-        return None
-    v = float(ys[best])
-    return v if math.isfinite(v) else None
-
-
-class _PlotCard(QFrame):
-    """A titled card around one PlotWidget, with a read-out line under the title."""
-
-    def __init__(self, title: str, object_name: str, y_label: str, legend: tuple[int, int] | None = (-8, 8)) -> None:
-        super().__init__()
-        self.setObjectName("plotCard")
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(12, 10, 12, 8)
-        lay.setSpacing(2)
-        head = QHBoxLayout()
-        self.title = QLabel(title)
-        self.title.setObjectName("plotTitle")
-        self.readout = QLabel("")
-        self.readout.setObjectName("plotReadout")
-        self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.readout.setTextFormat(Qt.TextFormat.RichText)
-        head.addWidget(self.title)
-        head.addStretch(1)
-        head.addWidget(self.readout)
-        self.head = head
-        lay.addLayout(head)
-        self.plot = pg.PlotWidget()
-        self.plot.setObjectName(object_name)
-        self.plot.setMinimumHeight(120)
-        self.plot.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        item = self.plot.getPlotItem()
-        # No grid: pyqtgraph redraws grid lines with every range change, which doubles the paint cost
-        # on the GUI thread while training; the hover read-out gives exact values instead.
-        item.showGrid(x=False, y=False)
-        item.setLabel("left", y_label)
-        item.setMenuEnabled(True)
-        item.hideButtons()
-        # Legends sit where the curves usually are not: top right for loss, bottom right for
-        # accuracy, bottom left for the learning rate (schedules end low on the right).
-        self.legend = item.addLegend(offset=legend, labelTextSize="8pt", verSpacing=-4) if legend else None
-        lay.addWidget(self.plot, 1)
 
 
 class CurvesView(QWidget):
@@ -113,9 +51,9 @@ class CurvesView(QWidget):
         self._drawn_lr_steps = -1
         self._task = "classification"
 
-        self.loss_card = _PlotCard("Loss", "lossPlot", "loss")
-        self.acc_card = _PlotCard("Accuracy", "accuracyPlot", "accuracy", legend=(-8, -8))
-        self.lr_card = _PlotCard("Learning rate", "lrPlot", "lr", legend=(8, -8))
+        self.loss_card = PlotCard("Loss", "lossPlot", "loss")
+        self.acc_card = PlotCard("Accuracy", "accuracyPlot", "accuracy", legend=(-8, -8))
+        self.lr_card = PlotCard("Learning rate", "lrPlot", "lr", legend=(8, -8))
         self.loss_plot = self.loss_card.plot
         self.accuracy_plot = self.acc_card.plot
         self.lr_plot = self.lr_card.plot
@@ -325,8 +263,8 @@ class CurvesView(QWidget):
 
     def redraw(self) -> None:
         """Copy what is new in the history into the curves (the timer calls this)."""
-        if not self._dirty or (not self.isVisible() and self.window().isVisible()):
-            return  # another tab is on screen: catch up when this one is shown
+        if not self._dirty or self._waiting_hidden():
+            return
         self._dirty = False
         h = self.history
         x = h.step_x.view()
@@ -426,7 +364,10 @@ class CurvesView(QWidget):
             vb.enableAutoRange(y=True)
 
     def point_count(self) -> int:
-        """Step points on the loss plot (what tests and the status line read)."""
+        """Step points on the loss plot (what tests and the status line read); while another tab is on
+        screen, the points the plot draws when it is shown again."""
+        if self._waiting_hidden():
+            return len(self.history.step_x)
         x, _ = self.c_step_smooth.getOriginalDataset()
         return 0 if x is None else len(x)
 
@@ -459,23 +400,27 @@ class CurvesView(QWidget):
         def span(color: str, text: str) -> str:
             return f"<span style='color:{color}'>{text}</span>"
 
-        step_loss = _nearest(sx, self.smoother.values(), x, max_dx)
+        step_loss = nearest(sx, self.smoother.values(), x, max_dx)
         ex = {s: h.epoch_x[s].view() for s in ("train", "val")}
         parts = [f"epoch {x:.2f}"]
         if step_loss is not None:
-            parts.append(span(t.train, f"train {_fmt(step_loss)}"))
-        val = _nearest(ex["val"], h.epoch_loss["val"].view(), x, max(max_dx, 0.25))
+            parts.append(span(t.train, f"train {fmt(step_loss)}"))
+        val = nearest(ex["val"], h.epoch_loss["val"].view(), x, max(max_dx, 0.25))
         if val is not None:
-            parts.append(span(t.val, f"val {_fmt(val)}"))
+            parts.append(span(t.val, f"val {fmt(val)}"))
         self.loss_card.readout.setText("  ·  ".join(parts))
         acc_parts = [f"epoch {x:.2f}"]
         for split, color in (("train", t.train), ("val", t.val)):
-            v = _nearest(ex[split], h.epoch_acc[split].view(), x, max(max_dx, 0.25))
+            v = nearest(ex[split], h.epoch_acc[split].view(), x, max(max_dx, 0.25))
             if v is not None:
                 acc_parts.append(span(color, f"{split} {v:.2%}"))
         self.acc_card.readout.setText("  ·  ".join(acc_parts))
-        lr = _nearest(sx, h.step_lr.view(), x, max_dx)
+        lr = nearest(sx, h.step_lr.view(), x, max_dx)
         self.lr_card.readout.setText(f"epoch {x:.2f}" + (f"  ·  {span(t.lr, f'lr {lr:.3g}')}" if lr else ""))
+
+    def _waiting_hidden(self) -> bool:
+        """Another tab is on screen: drawing waits until this one is shown (`showEvent`)."""
+        return not self.isVisible() and self.window().isVisible()
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)

@@ -27,7 +27,7 @@ class DropArea(QFrame):
         self.setAcceptDrops(True)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setStyleSheet("#predictDropArea { border: 2px dashed palette(mid); border-radius: 6px; }")
-        self.setMinimumHeight(70)
+        self.setMinimumHeight(48)
         label = QLabel("Drop images here")
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         layout = QVBoxLayout(self)
@@ -66,7 +66,7 @@ class ProbabilityBars(pg.PlotWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("predictBarPlot")
-        self.setMinimumHeight(150)  # five bars a line apart, with their labels, at any window size
+        self.setMinimumHeight(130)  # five bars a line apart, with their labels, at any window size
         self.setBackground(None)
         self.setMenuEnabled(False)
         self.setMouseEnabled(x=False, y=False)
@@ -105,6 +105,11 @@ class ProbabilityBars(pg.PlotWidget):
             self._texts.append(text)
         self.setYRange(-0.6, max(k, 1) - 0.4, padding=0)
         self.setXRange(0, 1, padding=0.02)
+
+    def apply_theme(self) -> None:
+        """Redraw in the current theme's colours (the labels' colour is fixed when they are drawn)."""
+        self.bars.setOpts(brush=pg.mkBrush(qcolor(current_theme().accent, 200)))
+        self.show_top([[label, p] for label, p in zip(self.labels, self.probabilities, strict=True)])
 
     def clear_bars(self) -> None:
         self.show_top([])

@@ -95,7 +95,7 @@ class RunFollowWorker(QObject):
         self.writer = control_writer(self.run_dir if launch is None else None)
         self._detached = threading.Event()
         self._tail = MetricsTail(self.files.metrics)
-        self.processes = ChildProcesses(launch, self.run_dir, self.message.emit) if launch else None
+        self.child_processes = ChildProcesses(launch, self.run_dir, self.message.emit) if launch else None
         self._t0 = time.time()
         self._last_change = time.monotonic()
         self._quiet_said = False
@@ -120,12 +120,12 @@ class RunFollowWorker(QObject):
         self.started.emit()
         outcome: RunOutcome | None = None
         try:
-            if self.processes is not None:
-                self.processes.start()
+            if self.child_processes is not None:
+                self.child_processes.start()
             self._poll_files(first=True)
             while outcome is None:
                 if self._detached.wait(self.poll_s):
-                    if self.processes is None:
+                    if self.child_processes is None:
                         outcome = RunOutcome(str(self.run_dir), "following")  # let go: nobody listens
                         break
                     time.sleep(self.poll_s)  # a launched run is supervised to its end
@@ -137,8 +137,8 @@ class RunFollowWorker(QObject):
             self.errored.emit(error)
             outcome = RunOutcome(str(self.run_dir), "failed", {}, error)
         finally:
-            if self.processes is not None:
-                self.processes.close()
+            if self.child_processes is not None:
+                self.child_processes.close()
         self.finished.emit(outcome)
         QThread.currentThread().quit()
 
@@ -161,8 +161,8 @@ class RunFollowWorker(QObject):
         elif not self._quiet_said and self.launch is None and time.monotonic() - self._last_change > QUIET_S:
             self._quiet_said = True
             self.notice.emit(f"No new records for {QUIET_S:.0f} s: the run may have ended without a summary", 0)
-        if self.processes is not None:
-            self.processes.read_output()
+        if self.child_processes is not None:
+            self.child_processes.read_output()
 
     def _emit_records(self, records: list[Record]) -> None:
         steps = [r for r in records if isinstance(r, StepRecord)]
@@ -201,16 +201,16 @@ class RunFollowWorker(QObject):
         return summary
 
     def _ended(self) -> RunOutcome | None:
-        if self.processes is None:
+        if self.child_processes is None:
             summary = self._summary()
             if summary is None or self._tail.pending:
                 return None
             return RunOutcome(str(self.run_dir), str(summary["status"]), summary)
-        rc = self.processes.poll()
+        rc = self.child_processes.poll()
         if rc is None:
             return None
         self._poll_files()  # the last records and lines the processes wrote
-        return self.processes.outcome(rc, self._summary())
+        return self.child_processes.outcome(rc, self._summary())
 
     def _steer(self) -> None:
         """Pass the window's Stop, Pause and live changes on to the run (control.json; Stop: the processes too)."""
@@ -222,8 +222,8 @@ class RunFollowWorker(QObject):
                 changes["stop"] = True
             if changes:
                 self._write_control(changes)
-        if self.processes is not None and self.control.stop_requested:
-            self.processes.stop(asked_through_file=self._stop_written)
+        if self.child_processes is not None and self.control.stop_requested:
+            self.child_processes.stop(asked_through_file=self._stop_written)
 
     def _write_control(self, values: dict[str, Any]) -> None:
         assert self.writer is not None

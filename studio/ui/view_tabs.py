@@ -206,6 +206,7 @@ class ViewTabs(QObject):
         for plot in self.findChildren(PlotWidget):
             restyle_plot(plot)
         self.evaluation.apply_theme()
+        self.predict.bar_plot.apply_theme()
 
     def exported(self, run_dir: Path) -> None:
         """A model was exported: Predict uses it, and comes on screen."""

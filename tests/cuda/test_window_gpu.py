@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("PySide6")
+pytest.importorskip("PySide6.QtWidgets", reason="the window needs Qt and its system libraries", exc_type=ImportError)
 pytest.importorskip("pytestqt")
 
 from studio.config import Config

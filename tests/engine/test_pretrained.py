@@ -135,3 +135,17 @@ def test_the_setup_hint_proposes_cached_weights_and_says_how_to_get_missing_ones
     assert "mobilenet_v3_small are cached" in pretrained_hint("lenet", "", "folder")
     assert pretrained_hint("mobilenet_v3_small", "imagenet", "folder") == ""  # already chosen and cached
     assert "download when training starts" in pretrained_hint("resnet18", "imagenet", "digits")
+
+
+def test_studio_train_offline_is_one_error_line_and_exit_2(
+    hub: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from studio.cli import main
+
+    cfg = tmp_path / "pretrained.toml"
+    cfg.write_text('[model]\narch = "resnet18"\nweights = "imagenet"\n[train]\nepochs = 1\ndevice = "cpu"\n')
+    assert main(["train", str(cfg), "--run-dir", str(tmp_path / "run"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    assert "https://download.pytorch.org/models/resnet18-0123abcd.pth" in err[0]
+    assert str(hub / "hub" / "checkpoints" / "resnet18-0123abcd.pth") in err[0]

@@ -239,7 +239,7 @@ def test_a_killed_rank_fails_the_run_and_leaves_the_window_alive(make_window: An
     w.training_panel.processes_spin.setValue(2)
     assert w.start_training()
     qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=600000)
-    rank1 = _rank_pid(w.controller.worker.processes.process.pid, 1)
+    rank1 = _rank_pid(w.controller.worker.child_processes.process.pid, 1)
     assert rank1 is not None
     os.kill(rank1, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=120000)
@@ -264,7 +264,7 @@ def test_a_killed_child_process_fails_the_run_clearly(make_window: Any, qtbot: A
     assert w.start_training()
     assert w.controller.state == RunState.TRAINING
     qtbot.waitUntil(lambda: len(w.history.step_x) > 0, timeout=120000)
-    os.killpg(w.controller.worker.processes.process.pid, signal.SIGKILL)
+    os.killpg(w.controller.worker.child_processes.process.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: w.controller.state == RunState.FAILED, timeout=30000)
     assert w.isVisible() and not w.is_training
     assert any("killed (SIGKILL)" in text for _, _, text in dialogs.shown)

@@ -44,3 +44,22 @@ def test_an_image_folder_gets_the_pretrained_hint(
     hint = w.findChild(QLabel, "modelHint")
     qtbot.waitUntil(lambda: hint.isVisible() and "imagenet" in hint.text(), timeout=30000)
     assert "resnet18-" in hint.text() and "empty-torch-home" in hint.text()  # where to put the file
+
+
+def test_each_architecture_shows_its_own_settings(qtbot: Any, make_window: Any) -> None:
+    w = make_window()
+    panel = w.sidebar.model_panel
+    model = w.findChild(QComboBox, "modelCombo")
+    shown = {}
+    for arch in ("cnn", "vit", "mobilenet_v3_small", "mlp"):
+        model.setCurrentIndex(model.findData(arch))
+        panel.refresh_visibility()
+        shown[arch] = {
+            k for k in ("widths", "patch_size", "weights", "hidden") if not panel.fields[f"model.{k}"].widget.isHidden()
+        }
+    assert shown == {
+        "cnn": {"widths"},
+        "vit": {"patch_size"},
+        "mobilenet_v3_small": {"weights"},
+        "mlp": {"hidden"},
+    }

@@ -40,3 +40,24 @@ def test_learning_rate_axes_span_whole_decades(lo: float, hi: float) -> None:
     assert b - a >= 2.0  # decade ticks only, never a crowd of minor ones
     assert a <= max(lo, hi * 1e-4) and hi <= 10**b
     assert a >= math.log10(hi) - 4.5  # a tail towards 0 does not flatten the rest
+
+
+def test_predict_bars_keep_their_height_and_follow_the_dark_theme(qtbot: Any, qapp: Any) -> None:
+    from PySide6.QtGui import QColor
+
+    from studio.ui.predict_widgets import ProbabilityBars
+    from studio.ui.theme import DARK, LIGHT, apply_theme
+
+    apply_theme(qapp, "light")
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    assert bars.minimumHeight() >= 26 * 5  # five bars never squash into stacked labels
+    bars.show_top([["4", 0.93], ["8", 0.036], ["6", 0.006]])
+    assert [t.textItem.toPlainText() for t in bars._texts] == ["93.0%", "3.6%", "0.6%"]
+    assert bars._texts[1].color == QColor(LIGHT.text)
+    try:
+        apply_theme(qapp, "dark")
+        bars.apply_theme()
+        assert bars._texts[1].color == QColor(DARK.text) and bars.labels == ["4", "8", "6"]
+    finally:
+        apply_theme(qapp, "light")
