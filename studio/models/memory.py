@@ -81,7 +81,6 @@ def estimate_training_memory(config: Config, spec: DataSpec) -> MemoryEstimate:
     from studio.models import ARCHITECTURES
 
     batch = max(1, config.train.batch_size)
-    net: nn.Module
     with torch.device("meta"):
         if config.model.weights == "imagenet":  # the ImageNet layout, enlarging small images first
             from studio.models.pretrained import build_pretrained

@@ -30,6 +30,8 @@ from studio.ui.worker import RunError, RunOutcome
 STOP_GRACE_S = 30.0  # after Stop, how long the processes get to save and end before they are terminated
 KILL_GRACE_S = 5.0  # after terminate, before kill
 MAX_OUTPUT_READ = 1 << 20  # bytes of the processes' output read per look
+# What a rank says when another rank of its process group is gone (gloo, NCCL, c10d).
+LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "NCCL communicator was aborted", "Broken pipe")
 INTERRUPT = signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT  # type: ignore[attr-defined]
 KILL = signal.SIGTERM if os.name == "nt" else signal.SIGKILL
 
@@ -165,19 +167,27 @@ class ChildProcesses:
         """The run's end, from the exit code and a summary.json this launch wrote (None if it wrote none)."""
         run = str(self.files.path)
         details = "\n".join(self.last_lines)
-        if summary is not None and (rc in (0, 130) or summary["status"] == "failed"):
-            error = None
-            if summary["status"] == "failed":
-                error = RunError("processes", str(summary.get("error") or f"The training processes {exit_words(rc)}."))
-            return RunOutcome(run, str(summary["status"]), summary, error)
-        said = next((line[7:] for line in reversed(self.last_lines) if line.startswith("error: ")), None)
-        if rc == 2 and said:
-            return RunOutcome(run, "failed", {}, RunError("input", said))
         kept = ""
         if self.files.has_checkpoint("last"):
             kept = f" The last checkpoint is kept ({RunDir.LAST_CHECKPOINT}): Continue Run resumes it."
-        message = f"The training processes {exit_words(rc)}{f': {said}' if said else ''}.{kept}"
+        if summary is not None and (rc in (0, 130) or summary["status"] == "failed"):
+            error = None
+            if summary["status"] == "failed":
+                said = str(summary.get("error") or summary.get("reason") or "")
+                error = RunError("processes", self._failure_words(rc, said) + kept, details)
+            return RunOutcome(run, str(summary["status"]), summary, error)
+        said = next((line[7:] for line in reversed(self.last_lines) if line.startswith("error: ")), "")
+        if rc == 2 and said:
+            return RunOutcome(run, "failed", {}, RunError("input", said))
+        message = self._failure_words(rc, said) + kept
         return RunOutcome(run, "failed", self._write_failed_summary(message), RunError("processes", message, details))
+
+    def _failure_words(self, rc: int, said: str) -> str:
+        """`The training processes were killed (SIGKILL): ...`, naming a lost peer for what it usually is."""
+        words = f"The training processes {exit_words(rc)}"
+        if self.launch.nproc > 1 and any(sign in said for sign in LOST_PEER):
+            words += ": another process of the run ended first (killed or crashed), and the others lost it"
+        return f"{words}{f' ({said})' if said else ''}."
 
     def _write_failed_summary(self, message: str) -> dict[str, Any]:
         """A run whose processes died without a summary says so in its folder (the Runs tab, `studio eval`)."""

@@ -203,10 +203,13 @@ class ViewTabs(QObject):
             return
         from pyqtgraph import PlotWidget
 
-        for plot in self.findChildren(PlotWidget):
-            restyle_plot(plot)
+        for host in self.hosts.values():  # the views live in the tab hosts, not under this object
+            for plot in host.findChildren(PlotWidget):
+                restyle_plot(plot)
         self.evaluation.apply_theme()
         self.predict.bar_plot.apply_theme()
+        if self.explorer.overview is not None:  # its header and bars carry the old theme's colours
+            self.explorer.show_overview(self.explorer.overview)
 
     def exported(self, run_dir: Path) -> None:
         """A model was exported: Predict uses it, and comes on screen."""

@@ -122,3 +122,10 @@ def test_eval_export_and_predict_default_to_the_headline_checkpoint() -> None:
     assert parser.parse_args(["export", "RUN"]).checkpoint == "best"
     assert inspect.signature(export_run).parameters["checkpoint"].default == "best"
     assert inspect.signature(CheckpointPredictor).parameters["which"].default == "best"
+
+
+def test_a_run_without_a_test_split_is_evaluated_on_val_and_says_so(tmp_path: Path) -> None:
+    toml = toml_for("linear", "linear", epochs=1, extra_data="val_split = 0.2\ntest_split = 0.0\n")
+    report = evaluate_run(train_run(tmp_path, "no-test", toml))
+    assert report["split"] == "val" and report["note"] == "evaluated on val (no test split)"
+    assert "note" not in evaluate_run(train_run(tmp_path, "all", toml_for("linear", "linear", epochs=1)))

@@ -65,10 +65,17 @@ def test_the_option_turns_it_off(tmp_path: Path) -> None:
 
 
 def test_a_resumed_run_does_not_show_a_step_twice(tmp_path: Path) -> None:
+    """Events written after the checkpoint a run resumes from (a crash) are purged, as metrics.jsonl's are."""
     run_dir = tmp_path / "run"
-    Trainer(_config(epochs=2), run_dir).fit()
-    Trainer(_config(epochs=3), run_dir, resume=True).fit()
-    steps = [s for s, _ in _scalars(run_dir)["step/loss"]]
-    assert steps == sorted(set(steps)) and len(steps) == len(
-        [r for r in read_metrics(run_dir) if isinstance(r, StepRecord)]
-    )
+    Trainer(_config(epochs=1), run_dir).fit()
+    last = run_dir / "checkpoints" / "last.pt"
+    saved = last.read_bytes()
+    Trainer(_config(epochs=2), run_dir, resume=True).fit()  # events up to the end of epoch 2 ...
+    last.write_bytes(saved)  # ... then that epoch is lost, as if the process had died before saving it
+    Trainer(_config(epochs=2), run_dir, resume=True).fit()
+    scalars = _scalars(run_dir)
+    records = read_metrics(run_dir)
+    steps = [r.step for r in records if isinstance(r, StepRecord)]
+    assert [s for s, _ in scalars["step/loss"]] == steps and len(set(steps)) == len(steps)
+    val = [r for r in records if isinstance(r, EpochRecord) and r.split == "val"]
+    assert [s for s, _ in scalars["epoch/val_loss"]] == [r.step for r in val] and len(val) == 2
