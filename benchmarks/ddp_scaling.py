@@ -7,6 +7,7 @@ alternate, repeated, so a busy machine slows both alike. Prints each case and th
 
     python benchmarks/ddp_scaling.py                 # CPU: 1 and 2 processes (OMP_NUM_THREADS=1 each)
     python benchmarks/ddp_scaling.py --repeats 3     # and, with GPUs here, 1 GPU and all of them
+    python benchmarks/ddp_scaling.py --cpu-arch lenet --epochs 2   # more compute per step on the CPU
 """
 
 from __future__ import annotations
@@ -71,11 +72,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--nproc", type=int, default=2, help="processes to compare with 1 on the CPU")
+    parser.add_argument("--cpu-arch", default="mlp", help="the CPU case's model (mlp, lenet, cnn, ...)")
     parser.add_argument("--skip-cpu", action="store_true")
     args = parser.parse_args()
     print(f"torch {torch.__version__}; {os.cpu_count()} CPU cores; {torch.cuda.device_count()} CUDA device(s)")
     if not args.skip_cpu:
-        compare("CPU (gloo)", "cpu", "mlp", (1, args.nproc), args.repeats, args.epochs, 128)
+        compare("CPU (gloo)", "cpu", args.cpu_arch, (1, args.nproc), args.repeats, args.epochs, 128)
     gpus = torch.cuda.device_count()
     if gpus >= 1:
         name = torch.cuda.get_device_name(0)

@@ -1,9 +1,11 @@
 """A rank that reports what it did: run by torchrun from test_distributed.py, never collected by pytest.
 
-`python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_probe.py CONFIG RUN_DIR OUT_DIR`
+`python -m torch.distributed.run --standalone --nproc_per_node 2 ddp_probe.py CONFIG RUN_DIR OUT_DIR [pause]`
 trains like `studio train`, and each rank writes OUT_DIR/rank<R>.json: the steps at which its
 learning rate changed and a digest of its final parameters. Rank 0 also writes control.json (a
-new rate) once it has logged step 3, as a window following the run would.
+new rate) once it has logged step 3, as a window following the run would. With `pause`, it writes
+`"pause": true` instead, and `"pause": false` once the loop holds in the pause (held_in_pause in
+its report).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +28,9 @@ NEW_LR = 0.0005
 
 
 class Probe(Callback):
-    def __init__(self, ctx: distributed.Dist, run_dir: Path, out: Path) -> None:
-        self.ctx, self.run_dir, self.out = ctx, run_dir, out
+    def __init__(self, ctx: distributed.Dist, run_dir: Path, out: Path, pause: bool) -> None:
+        self.ctx, self.run_dir, self.out, self.pause = ctx, run_dir, out, pause
+        self.held: list[bool] = []
         self.lr_by_step: list[tuple[int, float]] = []
         self.asked = False
 
@@ -36,22 +40,38 @@ class Probe(Callback):
             self.lr_by_step.append((record.step, lr))
         if self.ctx.is_main and record.step >= 3 and not self.asked:
             self.asked = True
-            write_control(RunDir(self.run_dir).control, lr=NEW_LR)
+            path = RunDir(self.run_dir).control
+            if not self.pause:
+                write_control(path, lr=NEW_LR)
+                return
+            write_control(path, pause=True)
+
+            def resume_once_held() -> None:  # as a window would: resume after the run has paused
+                self.held.append(trainer.control.wait_until_held(120))
+                write_control(path, pause=False)
+
+            threading.Thread(target=resume_once_held, daemon=True).start()
 
     def on_fit_end(self, trainer: Any, event: Any) -> None:
         digest = hashlib.sha256()
         for p in trainer.model.parameters():
             digest.update(p.detach().cpu().numpy().tobytes())
-        report = {"rank": self.ctx.rank, "lr_by_step": self.lr_by_step, "params": digest.hexdigest()}
+        report = {
+            "rank": self.ctx.rank,
+            "lr_by_step": self.lr_by_step,
+            "params": digest.hexdigest(),
+            "held_in_pause": self.held,
+        }
         (self.out / f"rank{self.ctx.rank}.json").write_text(json.dumps(report))
 
 
 def main() -> None:
     config, run_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    pause = sys.argv[4:] == ["pause"]
     cfg = load_config(config)
     ctx = distributed.join(cfg.train.device)
     try:
-        Trainer(cfg, run_dir, callbacks=[Probe(ctx, run_dir, out)], dist=ctx).fit()
+        Trainer(cfg, run_dir, callbacks=[Probe(ctx, run_dir, out, pause)], dist=ctx).fit()
     finally:
         distributed.leave()
 

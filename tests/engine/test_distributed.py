@@ -347,3 +347,35 @@ def test_torchrun_max_restarts_continues_from_last_pt(tmp_path: Path) -> None:
     assert s["status"] == "completed" and s["epochs_completed"] == 6
     steps = [r["step"] for r in records(run) if r["kind"] == "step"]
     assert steps == sorted(set(steps))  # the resumed run cut metrics.jsonl back to last.pt: no step twice
+
+
+@pytest.mark.slow
+def test_a_pause_through_control_json_holds_every_rank_then_resumes(tmp_path: Path) -> None:
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    cfg = small_config(tmp_path, epochs=2, log_every=1)
+    done = subprocess.run(
+        torchrun(str(HERE / "ddp_probe.py"), str(cfg), str(run), str(out), "pause"),
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["held_in_pause"] == [True]  # rank 0's loop held in the pause before the resume came
+    assert ranks[0]["params"] == ranks[1]["params"]
+    assert summary(run)["status"] == "completed" and summary(run)["epochs_completed"] == 2
+
+
+@pytest.mark.slow
+def test_resume_with_another_number_of_processes_says_it_is_not_bit_exact(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = studio("train", str(small_config(tmp_path, epochs=1)), "--nproc", "2", "--run-dir", str(run))
+    assert first.returncode == 0, first.stderr
+    again = studio("resume", str(run), "--epochs", "2", "--nproc", "1")
+    assert again.returncode == 0, again.stderr
+    assert "trained with 2 process(es) and continues with 1" in again.stderr and "not bit for bit" in again.stderr
+    s = summary(run)
+    assert s["status"] == "completed" and s["world_size"] == 1 and s["epochs_completed"] == 2
+    assert load_config(run / "config.toml").train.nproc == 1
