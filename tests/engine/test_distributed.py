@@ -7,12 +7,14 @@ for training).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,29 +252,31 @@ def _ranks_of(parent: int) -> dict[int, int]:
 
 
 @pytest.mark.slow
-def test_kill_9_of_one_rank_then_resume_completes(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    cfg = small_config(tmp_path, epochs=40)
-    proc = subprocess.Popen(
-        torchrun("-m", "studio", "train", str(cfg), "--run-dir", str(run)),
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@contextlib.contextmanager
+def running_until_checkpoint(command: list[str], run: Path) -> Iterator[subprocess.Popen[str]]:
+    """Start `command` and yield it once the run wrote its first checkpoint; kill it if still alive after."""
+    proc = subprocess.Popen(command, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + TIMEOUT
         last = run / "checkpoints" / "last.pt"
         while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)  # polling for the event (the first checkpoint), not timing it
-        assert last.exists(), "no checkpoint before the kill"
-        ranks = _ranks_of(proc.pid)
-        assert set(ranks) == {0, 1}
-        os.kill(ranks[1], signal.SIGKILL)
-        proc.communicate(timeout=TIMEOUT)
+        assert last.exists(), "no checkpoint was written"
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_kill_9_of_one_rank_then_resume_completes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = small_config(tmp_path, epochs=40)
+    with running_until_checkpoint(torchrun("-m", "studio", "train", str(cfg), "--run-dir", str(run)), run) as proc:
+        ranks = _ranks_of(proc.pid)
+        assert set(ranks) == {0, 1}
+        os.kill(ranks[1], signal.SIGKILL)
+        proc.communicate(timeout=TIMEOUT)
     assert proc.returncode != 0
     s = summary(run)
     assert s["status"] == "failed" and s["error"]
@@ -294,23 +298,10 @@ def test_a_single_process_run_is_as_before(tmp_path: Path) -> None:
 def test_ctrl_c_of_studio_train_nproc_stops_every_rank_cleanly(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = small_config(tmp_path, epochs=100)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "studio", "train", str(cfg), "--nproc", "2", "--run-dir", str(run)],
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (run / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)  # polling for the event (the first checkpoint), not timing it
+    command = [sys.executable, "-m", "studio", "train", str(cfg), "--nproc", "2", "--run-dir", str(run)]
+    with running_until_checkpoint(command, run) as proc:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     s = summary(run)
@@ -322,25 +313,12 @@ def test_ctrl_c_of_studio_train_nproc_stops_every_rank_cleanly(tmp_path: Path) -
 def test_torchrun_max_restarts_continues_from_last_pt(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cfg = small_config(tmp_path, epochs=6)
-    proc = subprocess.Popen(
-        torchrun("--max-restarts", "1", "-m", "studio", "train", str(cfg), "--run-dir", str(run)),
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not (run / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)  # polling for the event (the first checkpoint), not timing it
+    command = torchrun("--max-restarts", "1", "-m", "studio", "train", str(cfg), "--run-dir", str(run))
+    with running_until_checkpoint(command, run) as proc:
         ranks = _ranks_of(proc.pid)
         assert set(ranks) == {0, 1}
         os.kill(ranks[1], signal.SIGKILL)
         _, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     assert "torchrun restarted the run: continuing from" in err
     s = summary(run)

@@ -74,7 +74,9 @@ def test_train_then_signals_evaluation_predict_and_runs_follow(qtbot: Any, make_
     show_tab(qtbot, w, "Signals")
     click(qtbot, w, "trainButton")
     # Live signals while it trains: gradient norms per step, then the validation grid after epoch 1.
-    qtbot.waitUntil(lambda: w.views.signals.point_count() > 0, timeout=15000)
+    qtbot.waitUntil(
+        lambda: w.views.signals.point_count() > 0, timeout=60000
+    )  # the first points; a generous cap for a loaded machine
     qtbot.waitUntil(lambda: not w.is_training, timeout=60000)
     assert w.last_outcome.status == "completed"
     signals = w.views.signals
@@ -180,7 +182,9 @@ def test_close_during_training_with_busy_views_is_clean(
     w.views.predict.set_run(run)
     show_tab(qtbot, w, "Data")  # and the data overview
     click(qtbot, w, "trainButton")
-    qtbot.waitUntil(lambda: w.curves.point_count() > 0, timeout=15000)
+    qtbot.waitUntil(
+        lambda: w.curves.point_count() > 0, timeout=60000
+    )  # the first points; a generous cap for a loaded machine
     w.close()
     assert dialogs.shown and dialogs.shown[-1][0] == "question"
     qtbot.waitUntil(lambda: not w.isVisible() and not w.is_training, timeout=10000)
