@@ -49,9 +49,11 @@ def flops_per_image(model: nn.Module, spec: DataSpec, cfg: ModelConfig | None = 
 
 
 def describe_flops(flops: int) -> str:
-    """`142 MFLOPs/image`, `1.8 GFLOPs/image` or `35 kFLOPs/image`."""
+    """`142 MFLOPs/image`, `1.8 GFLOPs/image`, `35 kFLOPs/image` or, for a tiny model, `4 FLOPs/image`."""
     if flops >= 1e9:
         return f"{flops / 1e9:.1f} GFLOPs/image"
     if flops >= 1e6:
         return f"{flops / 1e6:.0f} MFLOPs/image" if flops >= 1e7 else f"{flops / 1e6:.1f} MFLOPs/image"
-    return f"{flops / 1e3:.0f} kFLOPs/image"
+    if flops >= 1e3:
+        return f"{flops / 1e3:.0f} kFLOPs/image"
+    return f"{flops} FLOPs/image"

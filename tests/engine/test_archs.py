@@ -136,3 +136,4 @@ def test_flops_are_counted_once_per_setup_and_described() -> None:
     assert describe_flops(1_820_000_000) == "1.8 GFLOPs/image"
     assert describe_flops(142_300_000) == "142 MFLOPs/image"
     assert describe_flops(830_000) == "830 kFLOPs/image"
+    assert describe_flops(4) == "4 FLOPs/image"  # the line fit's linear model: not "0 kFLOPs"
