@@ -212,19 +212,24 @@ def test_resume_at_2_processes_is_bit_exact(
 
 
 @pytest.mark.slow
-def test_a_live_lr_change_lands_at_the_same_step_on_both_ranks(tmp_path: Path) -> None:
-    run, out = tmp_path / "run", tmp_path / "out"
-    out.mkdir()
-    cfg = small_config(tmp_path, epochs=4, log_every=1)
+def probe_ranks(cfg: Path, run: Path, out: Path, *mode: str) -> list[dict[str, Any]]:
+    """Train `cfg` with ddp_probe.py on 2 ranks; each rank's report (what it saw, its parameters)."""
     done = subprocess.run(
-        torchrun(str(HERE / "ddp_probe.py"), str(cfg), str(run), str(out)),
+        torchrun(str(HERE / "ddp_probe.py"), str(cfg), str(run), str(out), *mode),
         env=env(),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_a_live_lr_change_lands_at_the_same_step_on_both_ranks(tmp_path: Path) -> None:
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    cfg = small_config(tmp_path, epochs=4, log_every=1)
+    ranks = probe_ranks(cfg, run, out)
     assert ranks[0]["lr_by_step"] == ranks[1]["lr_by_step"]
     (start, lr0), (changed_at, lr1) = ranks[0]["lr_by_step"]
     assert (start, lr0, lr1) == (1, 0.003, 0.0005) and changed_at > 3
@@ -332,15 +337,7 @@ def test_a_pause_through_control_json_holds_every_rank_then_resumes(tmp_path: Pa
     run, out = tmp_path / "run", tmp_path / "out"
     out.mkdir()
     cfg = small_config(tmp_path, epochs=2, log_every=1)
-    done = subprocess.run(
-        torchrun(str(HERE / "ddp_probe.py"), str(cfg), str(run), str(out), "pause"),
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert done.returncode == 0, done.stderr
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    ranks = probe_ranks(cfg, run, out, "pause")
     assert ranks[0]["held_in_pause"] == [True]  # rank 0's loop held in the pause before the resume came
     assert ranks[0]["params"] == ranks[1]["params"]
     assert summary(run)["status"] == "completed" and summary(run)["epochs_completed"] == 2
