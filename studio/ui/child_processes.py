@@ -185,7 +185,9 @@ class ChildProcesses:
     def _failure_words(self, rc: int, said: str) -> str:
         """`The training processes were killed (SIGKILL): ...`, naming a lost peer for what it usually is."""
         words = f"The training processes {exit_words(rc)}"
-        if self.launch.nproc > 1 and any(sign in said for sign in LOST_PEER):
+        # Several processes that end with no word of their own (torchrun tore them down) or with a lost
+        # connection: one of them ended first, the usual case being a killed or crashed rank.
+        if self.launch.nproc > 1 and rc != 0 and (not said or any(sign in said for sign in LOST_PEER)):
             words += ": another process of the run ended first (killed or crashed), and the others lost it"
         return f"{words}{f' ({said})' if said else ''}."
 
