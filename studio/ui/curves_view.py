@@ -1,8 +1,9 @@
 """`CurvesView(history)`: the live loss, accuracy and learning-rate plots (pyqtgraph).
 
-Curves are created once; a `QTimer` copies what arrived into them at most ~15 times a second,
-with auto downsampling ("peak") and clip-to-view so 100k+ step points stay smooth. The plots
-share an x axis in epochs, carry legends, and a hover line reads values out under each plot.
+Curves are created once; a `QTimer` copies what arrived into them, one plot a tick so that no
+repaint is long, each plot five times a second; axes move only when the data needs it. Auto
+downsampling ("peak") and clip-to-view keep 100k+ step points smooth. The plots share an x axis
+in epochs, carry legends, and a hover line reads values out under each plot.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from studio.ui.chart_style import log_axis_range, pen
 from studio.ui.history import RunHistory
 from studio.ui.loss_smoothing import PointSmoother
 from studio.ui.plot_card import PlotCard, fmt, nearest
+from studio.ui.sticky_range import RunningBounds, StickyRange
 from studio.ui.theme import Theme, current_theme
 
-REDRAW_MS = 200  # 5 redraws a second: live to the eye, light on the GUI thread
+REDRAW_MS = 200  # each plot is redrawn 5 times a second: live to the eye, light on the GUI thread
+PLOT_NAMES = ("loss", "accuracy", "lr")  # the timer redraws one in turn (see `_on_tick`)
 DEFAULT_SMOOTHING = 0.6  # TensorBoard's default
 
 
@@ -40,16 +43,16 @@ class CurvesView(QWidget):
     def __init__(self, history: RunHistory, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history = history
-        self._dirty = True
-        self._markers_drawn = 0
-        self._alarms_drawn = 0
-        self._drawn_steps = -1
-        self._drawn_epochs = (-1, -1)
+        self._drawn: dict[str, tuple[int, ...]] = {}  # what each plot drew last (see `redraw`)
+        self._turn = 0
         self._lr_top = (-1.0, -1.0)
         self._fitted_to = -1.0
         self._lr_drawn_at = 0.0
-        self._drawn_lr_steps = -1
         self._task = "classification"
+        # The loss and accuracy axes move only when the data needs it (`StickyRange`): an axis that
+        # refits at every redraw redraws its ticks each time, the costliest part of a live repaint.
+        self._loss_bounds = RunningBounds()
+        self._y_ranges = {"loss": StickyRange(), "accuracy": StickyRange()}
 
         self.loss_card = PlotCard("Loss", "lossPlot", "loss")
         self.acc_card = PlotCard("Accuracy", "accuracyPlot", "accuracy", legend=(-8, -8))
@@ -69,8 +72,7 @@ class CurvesView(QWidget):
             for axis in ("left", "bottom"):
                 item.getAxis(axis).enableAutoSIPrefix(False)
             vb = item.getViewBox()
-            vb.enableAutoRange(x=False, y=True)
-            vb.setAutoVisible(y=True)
+            vb.enableAutoRange(x=False, y=False)
             vb.sigRangeChangedManually.connect(self._on_manual_range)
             vb.sigXRangeChanged.connect(lambda _vb, rng, src=p: self._sync_x(src, rng))
             p.scene().sigMouseClicked.connect(self._on_click)
@@ -103,7 +105,7 @@ class CurvesView(QWidget):
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setObjectName("lossLogScaleCheck")
         self.log_scale.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
-        self.log_scale.toggled.connect(lambda on: self.loss_plot.getPlotItem().setLogMode(y=on))
+        self.log_scale.toggled.connect(self._on_log_scale)
         self.loss_card.head.insertWidget(1, self.log_scale)
         self.loss_card.head.insertSpacing(1, 12)
         # TensorBoard's smoothing slider: 0 draws every point's loss, 0.99 a slow moving average.
@@ -143,11 +145,10 @@ class CurvesView(QWidget):
             p.scene().sigMouseMoved.connect(lambda pos, plot=p: self._on_hover(plot, pos))
         self.apply_theme(current_theme())
 
-        history.changed.connect(self._mark_dirty)
         history.reset.connect(self._on_reset)
         self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self.redraw)
+        self._timer.setInterval(REDRAW_MS // len(PLOT_NAMES))
+        self._timer.timeout.connect(self._on_tick)
         self._timer.start()
 
     # -- construction ----------------------------------------------------------------------------
@@ -225,17 +226,19 @@ class CurvesView(QWidget):
     def _on_smoothing(self, value: int) -> None:
         self.smoother.set_weight(value / 100)
         self.smoothing_label.setText(f"Smoothing {value / 100:.2f}")
-        self._drawn_steps = -1
-        self._dirty = True
-
-    def _mark_dirty(self) -> None:
-        self._dirty = True
+        self._drawn.pop("loss", None)
 
     def follow_run(self) -> None:
         """Show the whole run again (after a zoom), as a new run does."""
         self._follow = True
         self._fitted_to = -1.0
-        self._dirty = True
+        self._refit_y()
+
+    def _refit_y(self) -> None:
+        for sticky in self._y_ranges.values():
+            sticky.clear()
+        self._fit_loss_y()
+        self._fit_accuracy_y()
 
     def _on_reset(self) -> None:
         for curve in (
@@ -251,54 +254,22 @@ class CurvesView(QWidget):
         for markers in self.markers:
             markers.clear()
         self.smoother.clear()
-        self._markers_drawn = 0
-        self._alarms_drawn = 0
-        self._drawn_steps = -1
-        self._drawn_lr_steps = -1
-        self._drawn_epochs = (-1, -1)
+        self._loss_bounds.clear()
+        for sticky in self._y_ranges.values():
+            sticky.clear()
+        self._drawn.clear()
         self._lr_top = (-1.0, -1.0)
         self._fitted_to = -1.0
         self._follow = True
-        self._dirty = True
 
-    def redraw(self) -> None:
-        """Copy what is new in the history into the curves (the timer calls this)."""
-        if not self._dirty or self._waiting_hidden():
+    def redraw(self, plots: tuple[str, ...] = PLOT_NAMES) -> None:
+        """Copy what is new in the history into `plots` (all three unless the timer names one)."""
+        if self._waiting_hidden():
             return
-        self._dirty = False
         h = self.history
-        x = h.step_x.view()
-        # Only curves with new points are touched: an unchanged plot is not repainted.
-        if len(x) != self._drawn_steps:
-            self._drawn_steps = len(x)
-            self.c_step_raw.setData(x, h.step_loss.view())
-            self.c_step_smooth.setData(x, self.smoother.smooth(h.step_loss.view()))
-        # The learning rate changes rarely: its plot is redrawn twice a second, or at once on a change.
-        now = time.perf_counter()
-        if len(x) != self._drawn_lr_steps and (now - self._lr_drawn_at >= 0.5 or len(h.markers) != self._markers_drawn):
-            self._drawn_lr_steps, self._lr_drawn_at = len(x), now
-            self.c_lr.setData(x, h.step_lr.view())
-            lrs = h.step_lr.view()
-            positive = lrs[np.isfinite(lrs) & (lrs > 0)]
-            lo, hi = (float(positive.min()), float(positive.max())) if len(positive) else (1e-3, 1e-3)
-            if (lo, hi) != self._lr_top:
-                # A decade of room at least (a constant rate is a flat line, not noise around it), and
-                # headroom above for the change labels.
-                self._lr_top = (lo, hi)
-                self.lr_plot.setYRange(*log_axis_range(lo, hi, above=0.35), padding=0)  # room for the labels
-        if len(x) != self._drawn_lr_steps:
-            self._dirty = True  # the learning-rate plot still owes points: come back next tick
-        epoch_counts = (len(h.epoch_x["train"]), len(h.epoch_x["val"]))
-        if epoch_counts != self._drawn_epochs:
-            self._drawn_epochs = epoch_counts
-            self._draw_epoch_curves()
-        if len(h.markers) != self._markers_drawn or len(h.alarms) != self._alarms_drawn:
-            self._markers_drawn, self._alarms_drawn = len(h.markers), len(h.alarms)
-            for markers in self.markers:
-                markers.set_markers(h.markers)
-                for i, why in h.alarms.items():
-                    markers.set_alarm(i, why)
-        empty = len(x) == 0 and len(h.epoch_x["train"]) == 0
+        for name in plots:
+            getattr(self, f"_draw_{name}")(h)
+        empty = len(h.step_x) == 0 and len(h.epoch_x["train"]) == 0
         if empty != self._empty_shown:
             self._empty_shown = empty
             self._placeholder.setVisible(empty)
@@ -307,6 +278,105 @@ class CurvesView(QWidget):
                     card.legend.setVisible(not empty)
         if self._follow:
             self._fit_x()
+
+    def _on_tick(self) -> None:
+        """The timer's redraw: one plot a tick, in turn. Each repaint is then a third of one that
+        redraws all three plots at once, so the window never waits long for any of them."""
+        self._turn += 1
+        name = PLOT_NAMES[self._turn % len(PLOT_NAMES)]
+        if name == "accuracy" and self._task != "classification":
+            return
+        self.redraw((name,))
+
+    # Each plot is drawn only when what it shows changed: `_drawn` keeps what each drew last.
+    def _draw_loss(self, h: RunHistory) -> None:
+        x = h.step_x.view()
+        drawn = (len(x), len(h.epoch_x["train"]), len(h.epoch_x["val"]), len(h.markers), len(h.alarms))
+        before = self._drawn.get("loss", (-1,) * 5)
+        if drawn == before:
+            return
+        self._drawn["loss"] = drawn
+        if drawn[0] != before[0]:
+            self.c_step_raw.setData(x, h.step_loss.view())
+            self.c_step_smooth.setData(x, self.smoother.smooth(h.step_loss.view()))
+        if drawn[1:3] != before[1:3]:
+            self._set_epoch_curves((self.c_epoch_train, self.c_epoch_val), h.epoch_loss, 1.0)
+        if drawn[3:] != before[3:]:
+            self._draw_markers(self.markers[0])
+        self._fit_loss_y()
+
+    def _draw_accuracy(self, h: RunHistory) -> None:
+        drawn = (len(h.epoch_x["train"]), len(h.epoch_x["val"]), len(h.markers), len(h.alarms))
+        before = self._drawn.get("accuracy", (-1,) * 4)
+        if drawn == before:
+            return
+        self._drawn["accuracy"] = drawn
+        if drawn[:2] != before[:2]:
+            self._set_epoch_curves((self.c_acc_train, self.c_acc_val), h.epoch_acc, 100.0)
+        if drawn[2:] != before[2:]:
+            self._draw_markers(self.markers[1])
+        self._fit_accuracy_y()
+
+    def _draw_lr(self, h: RunHistory) -> None:
+        x = h.step_x.view()
+        drawn = (len(x), len(h.markers), len(h.alarms))
+        before = self._drawn.get("lr", (-1,) * 3)
+        now = time.perf_counter()
+        # The learning rate changes rarely: its plot is redrawn twice a second, or at once on a change.
+        if drawn == before or (drawn[1:] == before[1:] and now - self._lr_drawn_at < 0.5):
+            return
+        self._drawn["lr"], self._lr_drawn_at = drawn, now
+        if drawn[0] != before[0]:
+            lrs = h.step_lr.view()
+            self.c_lr.setData(x, lrs)
+            positive = lrs[np.isfinite(lrs) & (lrs > 0)]
+            lo, hi = (float(positive.min()), float(positive.max())) if len(positive) else (1e-3, 1e-3)
+            if (lo, hi) != self._lr_top:
+                # A decade of room at least (a constant rate is a flat line, not noise around it), and
+                # headroom above for the change labels.
+                self._lr_top = (lo, hi)
+                self.lr_plot.setYRange(*log_axis_range(lo, hi, above=0.35), padding=0)
+        if drawn[1:] != before[1:]:
+            self._draw_markers(self.markers[2])
+
+    def _draw_markers(self, markers: ChangeMarkers) -> None:
+        markers.set_markers(self.history.markers)
+        for i, why in self.history.alarms.items():
+            markers.set_alarm(i, why)
+
+    def _set_epoch_curves(self, curves: tuple[pg.PlotDataItem, pg.PlotDataItem], values: Any, scale: float) -> None:
+        h = self.history
+        for curve, split in zip(curves, ("train", "val"), strict=True):
+            xs, ys = h.epoch_x[split].view(), values[split].view()
+            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
+            curve.setData(xs[keep], ys[keep] * scale)
+
+    def _on_log_scale(self, on: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+        self._y_ranges["loss"].clear()  # the axis is in log10 units now, or no longer
+        self._fit_loss_y()
+
+    def _fit_loss_y(self) -> None:
+        """The loss axis spans every step's loss and every epoch's, on the log axis too."""
+        if not self._follow:
+            return  # the user zoomed: the range is theirs until a double-click
+        h = self.history
+        self._loss_bounds.update(h.step_loss.view())
+        lo, hi, positive = self._loss_bounds.lo, self._loss_bounds.hi, self._loss_bounds.positive_lo
+        for split in ("train", "val"):
+            ys = h.epoch_loss[split].view()
+            ys = ys[np.isfinite(ys)]
+            if len(ys):
+                lo, hi = min(lo, float(ys.min())), max(hi, float(ys.max()))
+                above = ys[ys > 0]
+                positive = min(positive, float(above.min())) if len(above) else positive
+        if self.log_scale.isChecked():
+            if not (np.isfinite(positive) and hi > 0):
+                return
+            lo, hi = float(np.log10(positive)), float(np.log10(hi))
+        rng = self._y_ranges["loss"].fit(lo, hi)
+        if rng is not None:
+            self.loss_plot.setYRange(*rng, padding=0)
 
     def _fit_x(self, force: bool = False) -> None:
         h = self.history
@@ -344,24 +414,18 @@ class CurvesView(QWidget):
         if event.double():  # double-click: back to showing the whole run
             self._follow = True
             self._fit_x(force=True)
+            self._refit_y()
 
-    def _draw_epoch_curves(self) -> None:
+    def _fit_accuracy_y(self) -> None:
+        if not self._follow:
+            return
         h = self.history
-        for curve, (ex, ey) in (
-            (self.c_epoch_train, (h.epoch_x["train"], h.epoch_loss["train"])),
-            (self.c_epoch_val, (h.epoch_x["val"], h.epoch_loss["val"])),
-            (self.c_acc_train, (h.epoch_x["train"], h.epoch_acc["train"])),
-            (self.c_acc_val, (h.epoch_x["val"], h.epoch_acc["val"])),
-        ):
-            xs, ys = ex.view(), ey.view()
-            keep = np.isfinite(ys)  # a diverged epoch has no point; symbols cannot draw NaN
-            ys = ys[keep] * (100 if curve in (self.c_acc_train, self.c_acc_val) else 1)
-            curve.setData(xs[keep], ys)
-        vb = self.accuracy_plot.getPlotItem().getViewBox()
-        if len(h.epoch_x["train"]) == 0:
-            vb.setYRange(0, 100, padding=0.02)  # an empty accuracy plot still reads as 0-100 %
-        else:
-            vb.enableAutoRange(y=True)
+        acc = np.concatenate([h.epoch_acc["train"].view(), h.epoch_acc["val"].view()]) * 100
+        acc = acc[np.isfinite(acc)]
+        # An empty accuracy plot still reads as 0-100 %.
+        rng = self._y_ranges["accuracy"].fit(*((float(acc.min()), float(acc.max())) if len(acc) else (0.0, 100.0)))
+        if rng is not None:
+            self.accuracy_plot.setYRange(*rng, padding=0)
 
     def point_count(self) -> int:
         """Step points on the loss plot (what tests and the status line read); while another tab is on

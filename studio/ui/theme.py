@@ -8,6 +8,7 @@ renders a line icon from `resources/icons/` in the current text colour so it sta
 
 from __future__ import annotations
 
+import functools
 import string
 import tempfile
 from dataclasses import dataclass
@@ -190,8 +191,15 @@ def _svg_text(name: str, color: str) -> str:
 
 
 def themed_icon(name: str, color: str | None = None, size: int = 20) -> QIcon:
-    """A line icon from resources/icons in `color` (default: the theme's text colour), sharp at 2x."""
-    renderer = QSvgRenderer(QByteArray(_svg_text(name, color or _current.text).encode()))
+    """A line icon from resources/icons in `color` (default: the theme's text colour), sharp at 2x.
+
+    Rendered once per name, colour and size: actions ask again on every state change of a run."""
+    return QIcon(_rendered_icon(name, color or _current.text, size))  # a copy shares the pixmaps
+
+
+@functools.lru_cache(maxsize=256)
+def _rendered_icon(name: str, color: str, size: int) -> QIcon:
+    renderer = QSvgRenderer(QByteArray(_svg_text(name, color).encode()))
     icon = QIcon()
     for scale in (1, 2):
         pm = QPixmap(size * scale, size * scale)

@@ -76,9 +76,11 @@ class WindowActions(QObject):
             self.by_name[name].setEnabled(name in ENABLED[state] and NEEDS.get(name, _always)(run) and steer)
         paused = state == RunState.PAUSED
         pause = self.by_name["pause"]
-        pause.setText("Resume" if paused else "Pause")
-        pause.setData("play" if paused else "pause")
-        pause.setIcon(themed_icon(pause.data()))
+        icon = "play" if paused else "pause"
+        if pause.data() != icon:  # refresh runs at every epoch's end: only a change repaints the toolbar
+            pause.setText("Resume" if paused else "Pause")
+            pause.setData(icon)
+            pause.setIcon(themed_icon(icon))
 
     def apply_theme(self) -> None:
         """Re-colour the icons in the theme's text colour."""
