@@ -1,16 +1,24 @@
 """How late a 10 ms QTimer fires on the GUI thread while the studio trains (the UI's responsiveness).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/gui_timer_lag.py [--seconds 20] [--log-every 10] [--tab Signals]
+        [--live-changes] [--against REV [--rounds 2]]
 
 Opens the main window on the default setup (bundled digits, MLP), clicks Train, and for
 `--seconds` records how late each tick of a precise 10 ms timer comes; prints p50, p95, p99 and
 the maximum, and exits 1 when p99 is 50 ms or more.
+
+`--against REV` measures the git revision REV (checked out in a temporary worktree) and this
+tree side by side, alternating, `--rounds` times each, and prints the medians and their ratios:
+the same machine at the same time, so its load weighs on both alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +41,11 @@ def main() -> int:
         default="Training",
         help="the tab on screen while it trains (Signals redraws its plots and sample grid live)",
     )
+    parser.add_argument("--against", metavar="REV", help="also measure this git revision, side by side")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: runs of each, alternating")
     args = parser.parse_args()
+    if args.against:
+        return compare(args)
 
     tmp = Path(tempfile.mkdtemp(prefix="studio-bench-"))
     os.environ["STUDIO_RUNS_DIR"] = str(tmp / "runs")
@@ -92,6 +104,48 @@ def main() -> int:
         f"p95 {probe.percentile(95):.1f} ms"
     )
     return 0 if probe.percentile(99) < 50 else 1
+
+
+RESULT = re.compile(r"late by p50 [\d.]+ ms, p99 ([\d.]+) ms, max ([\d.]+) ms")
+
+
+def compare(args: argparse.Namespace) -> int:
+    """Run this benchmark at `args.against` and on this tree, alternating, and print both."""
+    root = Path(__file__).resolve().parents[1]
+    flags = ["--seconds", str(args.seconds), "--log-every", str(args.log_every), "--tab", args.tab]
+    flags += ["--live-changes"] if args.live_changes else []
+    results: dict[str, list[tuple[float, float]]] = {args.against: [], "this tree": []}
+    with tempfile.TemporaryDirectory(prefix="studio-bench-base-") as tmp:
+        base = Path(tmp) / "base"
+        done = subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", str(base), args.against],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            print(f"error: cannot check out {args.against}: {done.stderr.strip()}", file=sys.stderr)
+            return 2
+        try:
+            for _ in range(args.rounds):
+                for name, script in ((args.against, base), ("this tree", root)):
+                    cmd = [sys.executable, str(script / "benchmarks" / "gui_timer_lag.py"), *flags]
+                    out = subprocess.run(cmd, capture_output=True, text=True, cwd=script)
+                    found = RESULT.search(out.stdout)
+                    if found is None:
+                        print(f"error: no result from {name}:\n{out.stdout}{out.stderr}", file=sys.stderr)
+                        return 2
+                    results[name].append((float(found[1]), float(found[2])))
+                    print(f"{name}: {out.stdout.strip().splitlines()[-1]}", flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(base)], capture_output=True)
+    (b99, bmax), (t99, tmax) = (
+        (statistics.median(p for p, _ in results[k]), statistics.median(m for _, m in results[k])) for k in results
+    )
+    print(
+        f"median of {args.rounds}: {args.against} p99 {b99:.1f} ms, max {bmax:.1f} ms; this tree p99 {t99:.1f} ms, "
+        f"max {tmax:.1f} ms; ratio this/{args.against}: p99 {t99 / b99:.2f}, max {tmax / bmax:.2f}"
+    )
+    return 0 if t99 < 50 else 1
 
 
 if __name__ == "__main__":

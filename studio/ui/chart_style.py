@@ -14,6 +14,7 @@ from typing import Any
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QGraphicsItem
 
 from studio.ui.theme import current_theme
 
@@ -44,6 +45,18 @@ def pen(color: str, width: float = 2.0, alpha: int = 255, style: Qt.PenStyle = Q
     return pg.mkPen(qcolor(color, alpha), width=width, style=style)
 
 
+def cache_axes(plot: pg.PlotWidget) -> None:
+    """Paint each axis (ticks, labels, grid lines) from a cached image while its range stays put.
+
+    pyqtgraph replays an axis's recorded drawing at every repaint of its plot, shaping each tick
+    label's text again: on a live plot that was the larger part of each repaint. Cached, a repaint
+    copies the axis's pixels; a range change still redraws it.
+    """
+    item = plot.getPlotItem()
+    for side in ("left", "bottom", "right", "top"):
+        item.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
 def styled_plot(title: str = "", x_label: str = "", y_label: str = "", object_name: str = "") -> pg.PlotWidget:
     """A `PlotWidget` on the theme's plot background, with its axes, a light grid and labelled axes."""
     plot = pg.PlotWidget(background=current_theme().plot_bg)
@@ -54,6 +67,7 @@ def styled_plot(title: str = "", x_label: str = "", y_label: str = "", object_na
     item = plot.getPlotItem()
     item.showGrid(x=True, y=True, alpha=GRID_ALPHA)
     item.setMenuEnabled(False)
+    cache_axes(plot)
     return plot
 
 

@@ -10,7 +10,11 @@ second); reference counting still frees everything that is not in a cycle at onc
 A collection holds the GUI thread for as long as it scans: a full one over the heap that torch's
 import leaves took 30-230 ms, felt as a stutter while training. So the timer runs often (each
 step scans little), and once torch is imported `freeze_startup_objects` moves what the start-up
-created, which lives as long as the app, out of every later scan.
+created, which lives as long as the app, out of every later scan. A run does the same with what
+its set-up created (the data, the model, the engine's modules imported on the way): once its first
+steps arrive, `freeze_run_objects` leaves them out of the scans until the run ends, when
+`release_run_objects` lets a full collection at an idle moment free whatever of them is garbage.
+Without it a full collection while training scanned ~150k objects: a 45-60 ms stutter.
 """
 
 from __future__ import annotations
@@ -63,3 +67,18 @@ def freeze_startup_objects() -> None:
         _frozen = True
         gc.collect()
         gc.freeze()
+
+
+def freeze_run_objects() -> None:
+    """A run's set-up is done: leave what is alive now out of the scans while the run trains.
+
+    No collection first (that would be the stutter this avoids): garbage frozen with the rest is
+    freed after the run, by `release_run_objects`."""
+    gc.freeze()
+
+
+def release_run_objects() -> None:
+    """The run ended: collect everything once (the run's garbage cycles too), then freeze again."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()

@@ -27,6 +27,8 @@ from studio.ui.qt_helpers import named
 from studio.ui.sample_grid import SampleGridView
 from studio.ui.theme import SERIES, current_theme
 
+PLOTS = ("grad", "lr", "speed")  # the timer redraws one in turn; "speed" brings the CUDA memory plot with it
+SAMPLES_EVERY_S = 1.0  # the validation grid is rebuilt at most this often
 SAMPLES_HINT = "Validation predictions appear here after the first epoch"
 
 
@@ -45,7 +47,10 @@ class LiveInsightView(QWidget):
         super().__init__(parent)
         self.setObjectName("liveInsightView")
         self.history = history if history is not None else RunHistory(self)
-        self._dirty = False
+        self._dirty: set[str] = set()
+        self._turn = 0
+        self._pending_samples: PredictionSamples | None = None
+        self._samples_at = -math.inf
         self._lr_top: tuple[float, float] | None = None
         self._tops: dict[str, float] = {}
         self._stats_at = 0.0
@@ -59,6 +64,9 @@ class LiveInsightView(QWidget):
             plot.getPlotItem().getAxis("left").enableAutoSIPrefix(False)
             plot.setClipToView(True)
             plot.setDownsampling(auto=True, mode="peak")
+            # No grid, as on the Training tab's plots: a live axis's grid lines are redrawn across the
+            # whole plot at each range change (20-50 ms on the GUI thread while training).
+            plot.getPlotItem().showGrid(x=False, y=False)
         t = current_theme()
         # Raw values thin and faint, their running mean drawn over them.
         self.grad_raw = self.grad_plot.plot([], [], pen=pen(t.accent, 1.0, alpha=90))
@@ -113,12 +121,13 @@ class LiveInsightView(QWidget):
         layout.addWidget(split)
 
         self._timer = QTimer(self)
-        self._timer.setInterval(200)  # five repaints a second, as the curves: live to the eye, light on the GUI thread
-        self._timer.timeout.connect(self._redraw)
+        # Each plot five times a second, as the curves: live to the eye, light on the GUI thread.
+        self._timer.setInterval(200 // len(PLOTS))
+        self._timer.timeout.connect(self._on_tick)
         self._timer.start()
         self.history.changed.connect(self._mark_dirty)
         self.history.reset.connect(self._on_reset)
-        self._dirty = not self.history.is_empty()
+        self._dirty = set() if self.history.is_empty() else set(PLOTS)
 
     # -- feeding -------------------------------------------------------------------------------
 
@@ -128,12 +137,13 @@ class LiveInsightView(QWidget):
         return self.history.signals
 
     def _mark_dirty(self) -> None:
-        self._dirty = True
+        self._dirty = set(PLOTS)
 
     def _on_reset(self) -> None:
         """The history was cleared or reloaded: a new run, or another run opened."""
         self._lr_top, self._tops, self._stats_at = None, {}, 0.0
-        self._dirty = True
+        self._dirty = set(PLOTS)
+        self._pending_samples, self._samples_at = None, -math.inf
         self.samples.set_message("")
         self.samples_title.setText(SAMPLES_HINT)
 
@@ -146,7 +156,19 @@ class LiveInsightView(QWidget):
         self.history.add_records([record])
 
     def set_predictions(self, samples: PredictionSamples) -> None:
-        """Show one epoch's predictions for the watched validation images, wrong ones outlined in red."""
+        """Show one epoch's predictions for the watched validation images, wrong ones outlined in red.
+
+        At most once a second, and only on screen: short epochs end several times a second, and each
+        grid costs the GUI thread a few dozen thumbnails. The latest epoch waits for the next tick."""
+        self._pending_samples = samples
+        self._show_pending_samples()
+
+    def _show_pending_samples(self) -> None:
+        samples = self._pending_samples
+        hidden = not self.isVisible() and self.window().isVisible()  # another tab is on screen
+        if samples is None or hidden or time.monotonic() - self._samples_at < SAMPLES_EVERY_S:
+            return
+        self._pending_samples, self._samples_at = None, time.monotonic()
         labels = samples.labels
         captions, states, tips = [], [], []
         for t, p, c in zip(samples.true, samples.pred, samples.confidence, strict=True):
@@ -178,35 +200,51 @@ class LiveInsightView(QWidget):
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         self._redraw()  # what arrived while another tab was on screen
+        self._show_pending_samples()
 
-    def _redraw(self) -> None:
+    def _redraw(self, plots: tuple[str, ...] = PLOTS) -> None:
+        """Copy what is new into `plots` (all of them unless the timer names one)."""
         if not self._dirty or not self.isVisible():  # a hidden tab costs the GUI thread nothing
             return
-        self._dirty = False
-        # Each setData re-paths a curve in Python while training competes for the GIL: only what
-        # changed is touched, and the read-out text once a second.
-        s = self.series
+        for name in plots:
+            if name in self._dirty:
+                self._dirty.discard(name)
+                getattr(self, f"_draw_{name}")(self.series)
+        now = time.monotonic()
+        if now - self._stats_at >= 1.0 or self.series.n <= 1:
+            self._stats_at = now
+            self.grad_stats.setText(self._stats_text())
+
+    def _on_tick(self) -> None:
+        """The timer redraws one plot a tick, in turn: three short repaints instead of one long one."""
+        self._turn += 1
+        self._redraw((PLOTS[self._turn % len(PLOTS)],))
+        self._show_pending_samples()
+
+    # Each setData re-paths a curve in Python while training competes for the GIL: only what changed
+    # is touched. Axes only grow, in round steps: re-ticking an axis costs more than drawing the
+    # curves, and a steady scale is easier to read as the lines grow into it.
+    def _draw_grad(self, s: StepSignals) -> None:
         x = s.view("step")
         self.grad_raw.setData(x, s.view("grad_norm"), connect="finite")
         self.grad_curve.setData(x, s.view("grad_norm_smooth"), connect="finite")
-        lr = s.view("lr")
+        self._grow_axes("grad_norm", self.grad_plot)
+
+    def _draw_lr(self, s: StepSignals) -> None:
+        x, lr = s.view("step"), s.view("lr")
         ok = np.isfinite(lr) & (lr > 0)  # a log axis: 0.001 beside 10 must not read as 0
         self.lr_curve.setData(x[ok], lr[ok])
         bounds = (float(lr[ok].min()), float(lr[ok].max())) if ok.any() else None
         if bounds is not None and bounds != self._lr_top:  # at least a decade, so a constant rate reads as a level line
             self._lr_top = bounds
             self.lr_plot.setYRange(*log_axis_range(*bounds), padding=0)
+        self._grow_axes(None, self.lr_plot)
+
+    def _draw_speed(self, s: StepSignals) -> None:
+        x = s.view("step")
         self.speed_raw.setData(x, s.view("samples_per_s"), connect="finite")
         self.speed_curve.setData(x, s.view("samples_per_s_smooth"), connect="finite")
-        # Axes that only grow, in round steps: re-ticking an axis on every redraw costs more than
-        # drawing the curves, and a steady scale is easier to read as the lines grow into it.
-        if len(x):
-            self._grow("x", float(x[-1]), (self.grad_plot, self.lr_plot, self.speed_plot, self.memory_plot))
-        for key, plot in (("grad_norm", self.grad_plot), ("samples_per_s", self.speed_plot)):
-            v = s.view(key)
-            v = v[np.isfinite(v)]
-            if len(v):
-                self._grow(key, float(v.max()), (plot,))
+        self._grow_axes("samples_per_s", self.speed_plot)
         self._show_memory_plot(self.history.cuda_seen)
         if self.history.cuda_seen:
             self.alloc_curve.setData(x, s.view("cuda_allocated_mb"), connect="finite")
@@ -214,22 +252,30 @@ class LiveInsightView(QWidget):
             self.reserved_curve.setData(x, reserved, connect="finite")
             if np.isfinite(reserved).any():  # headroom above the lines for the legend
                 self.memory_plot.setYRange(0, float(np.nanmax(reserved)) * 1.4, padding=0)
-        now = time.monotonic()
-        if now - self._stats_at >= 1.0 or s.n <= 1:
-            self._stats_at = now
-            self.grad_stats.setText(self._stats_text())
+            self._grow_axes(None, self.memory_plot)
 
-    def _grow(self, key: str, high: float, plots: tuple[pg.PlotWidget, ...]) -> None:
-        """Widen an axis (from zero) to a round value above `high`, only when `high` passes its end."""
+    def _grow_axes(self, key: str | None, plot: pg.PlotWidget) -> None:
+        """Widen `plot`'s x axis to the steps so far, and its y axis to the series `key`."""
+        x = self.series.view("step")
+        if len(x):
+            self._grow(f"x.{plot.objectName()}", float(x[-1]), plot, "x")
+        if key is not None:
+            v = self.series.view(key)
+            v = v[np.isfinite(v)]
+            if len(v):
+                self._grow(key, float(v.max()), plot, "y")
+
+    def _grow(self, key: str, high: float, plot: pg.PlotWidget, axis: str) -> None:
+        """Widen an axis (from zero) to a round value well above `high`, only when `high` passes its
+        end: half as much again, so that a growing run re-ticks its axes a few times, not at every step."""
         if not math.isfinite(high) or high <= self._tops.get(key, 0.0):
             return
-        top = _round_up(high * 1.1)
+        top = _round_up(high * 1.5)
         self._tops[key] = top
-        for plot in plots:
-            if key == "x":
-                plot.setXRange(0, top, padding=0)
-            else:
-                plot.setYRange(0, top, padding=0)
+        if axis == "x":
+            plot.setXRange(0, top, padding=0)
+        else:
+            plot.setYRange(0, top, padding=0)
 
     def _stats_text(self) -> str:
         s = self.series

@@ -9,6 +9,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout
 
+from studio.ui.chart_style import cache_axes
+
 
 def fmt(v: float | None, digits: int = 4) -> str:
     if v is None or not math.isfinite(v):
@@ -63,6 +65,7 @@ class PlotCard(QFrame):
         item.setLabel("left", y_label)
         item.setMenuEnabled(True)
         item.hideButtons()
+        cache_axes(self.plot)
         # Legends sit where the curves usually are not: top right for loss, bottom right for
         # accuracy, bottom left for the learning rate (schedules end low on the right).
         self.legend = item.addLegend(offset=legend, labelTextSize="8pt", verSpacing=-4) if legend else None

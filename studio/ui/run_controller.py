@@ -39,6 +39,7 @@ from studio.engine.events import EpochEnd, FitStart, Message
 from studio.engine.records import Record, StepRecord
 from studio.engine.run_dir import RunDir, new_run_dir, read_metrics, read_summary
 from studio.errors import StudioError
+from studio.ui.garbage import freeze_run_objects, release_run_objects
 from studio.ui.history import RunHistory
 from studio.ui.qt_helpers import application
 from studio.ui.run_follower import FollowRelay, Launch, RunFollowWorker, start_following
@@ -120,6 +121,7 @@ class RunController(QObject):
         self.relay: FollowRelay | None = None  # while a RunFollowWorker is the run's
         self._let_go: list[FollowRelay] = []  # followed runs no longer shown, until their threads end
         self.close_after_stop = False  # the window closes (and maybe quits) once the run has saved itself
+        self._run_objects_frozen = False
         self.quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
         self._quit_watcher = _QuitWatcher(self._on_quit_requested)
         self._fit_t0 = 0.0
@@ -216,6 +218,7 @@ class RunController(QObject):
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
+        self._run_objects_frozen = False
         self._progress_timer.start()
         self._set_state(RunState.TRAINING)
         self.run_changed.emit(self.run_dir)
@@ -327,6 +330,9 @@ class RunController(QObject):
             self._fit_frac0 = (steps[-1].epoch_float) / max(self.epochs_total, 1)
 
     def _on_steps(self, records: list[StepRecord]) -> None:
+        if records and not self._run_objects_frozen:
+            self._run_objects_frozen = True
+            freeze_run_objects()  # the run's set-up stays out of the collector's scans while it trains
         if records:
             self.history.add_records(records)
             self._latest_step = records[-1]
@@ -364,6 +370,9 @@ class RunController(QObject):
         sys.setswitchinterval(self._switch_interval)
         self._progress_timer.stop()
         application().removeEventFilter(self._quit_watcher)
+        if self._run_objects_frozen:
+            self._run_objects_frozen = False
+            release_run_objects()
         if self.run_dir is not None and not self.run_dir.exists():
             self.run_dir = None  # the setup failed before the run folder was made
             self.run_changed.emit(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -95,7 +94,9 @@ def test_steps_already_loaded_from_the_file_are_not_added_twice() -> None:
     assert len(h.step_x) == 3 and h.last_step == 30
 
 
-def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
+def test_curves_draw_100k_points_downsampled(qtbot: Any) -> None:
+    # How fast is `benchmarks/gui_timer_lag.py`'s to say; this holds that every point is kept and
+    # that the plot draws far fewer of them than it holds.
     h = RunHistory()
     view = CurvesView(h)
     qtbot.addWidget(view)
@@ -119,10 +120,10 @@ def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
             )
             for j in range(i, i + 1000)
         )
-    t0 = time.perf_counter()
     view.redraw()
     view.grab()  # paint once, with downsampling and clip-to-view doing their work
-    first = time.perf_counter() - t0
+    shown, _ = view.c_step_smooth.getData()
+    assert shown is not None and 0 < len(shown) < n // 10
     h.add_records(
         [
             StepEnd(
@@ -138,12 +139,9 @@ def test_curves_stay_fast_at_100k_points(qtbot: Any) -> None:
             )
         ]
     )
-    t0 = time.perf_counter()
     view.redraw()
     view.grab()
-    again = time.perf_counter() - t0
     assert view.point_count() == n + 1
-    assert first < 2.0 and again < 1.0, (first, again)
 
 
 def test_learning_rate_ladder_and_typing(qtbot: Any) -> None:

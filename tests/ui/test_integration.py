@@ -82,7 +82,8 @@ def test_train_then_signals_evaluation_predict_and_runs_follow(qtbot: Any, make_
     signals = w.views.signals
     grad = signals.series.view("grad_norm")
     assert np.isfinite(grad).all() and (grad > 0).all()
-    assert signals.samples_title.text().startswith("Validation predictions after epoch 2")
+    # The grid is rebuilt at most once a second: the last epoch's predictions come at the next tick.
+    qtbot.waitUntil(lambda: signals.samples_title.text().startswith("Validation predictions after epoch 2"))
 
     evaluation = show_tab(qtbot, w, "Evaluation").view
     qtbot.waitUntil(lambda: evaluation.details is not None, timeout=30000)
