@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 from studio.engine.runs_index import RunInfo, delete_run, epoch_curves, export_metrics_csv, list_runs
 from studio.engine.tensorboard_export import MISSING, export_tensorboard, tensorboard_available
 from studio.errors import StudioError
-from studio.ui.chart_style import add_legend, styled_plot
+from studio.ui.chart_style import styled_plot
 from studio.ui.qt_helpers import named
 from studio.ui.theme import current_theme, series_color
 
@@ -148,8 +148,8 @@ class RunsView(QWidget):
         self.loss_plot = styled_plot("Validation loss", "epoch", "loss", object_name="runsLossPlot")
         self.acc_plot = styled_plot("Validation accuracy", "epoch", "accuracy (%)", object_name="runsAccuracyPlot")
         self.hint = QLabel(
-            "Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves; "
-            "dashed lines are the training split."
+            "Select runs in the table (Ctrl- or Shift-click for several) to overlay their curves, each in "
+            "the colour of its row's swatch; dashed lines are the training split."
         )
         self.hint.setStyleSheet(f"color: {theme.muted};")
         plots = QSplitter(Qt.Orientation.Horizontal)
@@ -276,10 +276,8 @@ class RunsView(QWidget):
         for plot, key in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy")):
             item = plot.getPlotItem()
             item.clear()
-            if item.legend is not None:
-                item.legend.scene().removeItem(item.legend)
-                item.legend = None
-            legend = add_legend(plot, offset=(-10, 10) if key == "loss" else (-10, -10))
+            # No legend on the plot: with long run names it covered the curves. Each run's colour is
+            # the swatch in its table row, just above, and a curve's tooltip names its run.
             for i, run in enumerate(runs):
                 curves = epoch_curves(run.path)
                 color = series_color(i)
@@ -303,8 +301,7 @@ class RunsView(QWidget):
                         symbolBrush=color,
                         symbolPen=None,
                     )
-                    if split == "val":
-                        legend.addItem(line, run.name)
+                    line.curve.setToolTip(f"{run.name} · {'validation' if split == 'val' else 'training'}")
         # A colour swatch in the name cell ties each table row to its curves.
         colors = {str(run.path): series_color(i) for i, run in enumerate(runs)}
         for row in range(self.table.rowCount()):

@@ -43,11 +43,12 @@ class RunningBounds:
 class StickyRange:
     """Decides when a y range must move: `fit(lo, hi)` returns the new range, or None to keep it.
 
-    The range moves when the data leaves it or fills less than `fill` of it; it is then the data's
-    span with `pad` of it above and below.
+    The range moves when the data comes closer to an edge than half the padding (a marker drawn at
+    the last point would be cut), or fills less than `fill` of it; it is then the data's span with
+    `pad` of it above and below.
     """
 
-    def __init__(self, pad: float = 0.06, fill: float = 0.55) -> None:
+    def __init__(self, pad: float = 0.08, fill: float = 0.55) -> None:
         self.pad = pad
         self.fill = fill
         self.range: tuple[float, float] | None = None
@@ -61,7 +62,8 @@ class StickyRange:
         span = max(hi - lo, abs(hi) * 1e-3, 1e-9)  # a flat line still gets a band around it
         if self.range is not None:
             a, b = self.range
-            if a <= lo and hi <= b and span >= self.fill * (b - a):
+            edge = 0.5 * self.pad * (b - a) / (1 + 2 * self.pad)
+            if a + edge <= lo and hi <= b - edge and span >= self.fill * (b - a):
                 return None
         self.range = (lo - self.pad * span, hi + self.pad * span)
         return self.range

@@ -322,7 +322,10 @@ def test_runs_view_lists_and_overlays(qtbot, runs: Path) -> None:
     assert len(view.selected_runs()) == 2
     curves = [i for i in view.loss_plot.getPlotItem().items if type(i).__name__ == "PlotDataItem"]
     assert len(curves) == 4  # val and train for each run
-    assert view.loss_plot.getPlotItem().legend is not None
+    # No legend over the curves: each run's colour is its row's swatch, and a curve's tooltip names it.
+    assert view.loss_plot.getPlotItem().legend is None
+    assert {c.curve.toolTip().split(" · ")[0] for c in curves} == {r.name for r in view.runs}
+    assert all(not view.table.item(row, 0).icon().isNull() for row in range(2))
     with qtbot.waitSignal(view.run_opened) as opened:
         view.select_runs([view.runs[0].name])
         qtbot.mouseClick(view.open_button, Qt.MouseButton.LeftButton)
