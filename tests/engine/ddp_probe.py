@@ -43,8 +43,10 @@ class Probe(Callback):
             path = RunDir(self.run_dir).control
             if not self.pause:
                 write_control(path, lr=NEW_LR)
+                look_at_control_now(trainer)
                 return
             write_control(path, pause=True)
+            look_at_control_now(trainer)
 
             def resume_once_held() -> None:  # as a window would: resume after the run has paused
                 self.held.append(trainer.control.wait_until_held(120))
@@ -63,6 +65,12 @@ class Probe(Callback):
             "held_in_pause": self.held,
         }
         (self.out / f"rank{self.ctx.rank}.json").write_text(json.dumps(report))
+
+
+def look_at_control_now(trainer: Any) -> None:
+    """Rank 0 reads control.json before the next step instead of at its next poll (every POLL_S): a
+    short run on a fast machine could otherwise end before it looked, and never pause."""
+    trainer._controls.file._next = 0.0
 
 
 def main() -> None:
