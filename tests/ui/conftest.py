@@ -77,3 +77,23 @@ def make_window(qtbot: Any, tmp_path: Path) -> Any:
     yield make
     for w in made:
         assert w.shutdown(30.0), "the training thread did not finish"
+
+
+@pytest.fixture
+def curves_view(qtbot: Any) -> Any:
+    """Build a `CurvesView` over a new `RunHistory` (`view.history`) of `epochs_total` epochs; shown at
+    `size` when one is given."""
+    from studio.ui.curves_view import CurvesView
+    from studio.ui.history import RunHistory
+
+    def make(epochs_total: int, size: tuple[int, int] | None = None) -> Any:
+        history = RunHistory()
+        history.epochs_total = epochs_total
+        view = CurvesView(history)
+        qtbot.addWidget(view)
+        if size is not None:
+            view.resize(*size)
+            view.show()
+        return view
+
+    return make

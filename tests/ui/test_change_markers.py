@@ -51,11 +51,9 @@ def test_labels_never_overlap_at_any_width(width: float) -> None:
     assert max(p.row for p in placed) < 4  # at most four rows: the curves below stay visible
 
 
-def test_the_markers_on_the_plots_neither_overlap_nor_clip_at_small_and_large_sizes(qtbot) -> None:
-    h = RunHistory()
-    h.epochs_total = 3
-    view = CurvesView(h)
-    qtbot.addWidget(view)
+def test_the_markers_on_the_plots_neither_overlap_nor_clip_at_small_and_large_sizes(qtbot, curves_view) -> None:
+    view = curves_view(3)
+    h = view.history
     changes = {
         50: {"lr": [0.001, 0.01]},
         51: {"batch_size": [64, 256]},
@@ -78,13 +76,9 @@ def test_the_markers_on_the_plots_neither_overlap_nor_clip_at_small_and_large_si
         assert {p.marker.key for p in view.markers[2].placed} <= {"lr"}  # the lr plot names its own changes
 
 
-def test_a_marker_tooltip_gives_the_full_change(qtbot) -> None:
-    h = RunHistory()
-    h.epochs_total = 2
-    view = CurvesView(h)
-    qtbot.addWidget(view)
-    view.resize(900, 600)
-    view.show()
+def test_a_marker_tooltip_gives_the_full_change(curves_view) -> None:
+    view = curves_view(2, (900, 600))
+    h = view.history
     h.add_records(_steps(100, {40: {"lr": [0.001, 0.01]}}))
     view.redraw()
     markers = view.markers[0]
@@ -101,11 +95,9 @@ def test_the_learning_rate_axis_is_logarithmic(qtbot) -> None:
     assert view.lr_plot.getPlotItem().getAxis("left").logMode
 
 
-def test_the_smoothing_slider_goes_from_raw_to_smooth(qtbot) -> None:
-    h = RunHistory()
-    h.epochs_total = 1
-    view = CurvesView(h)
-    qtbot.addWidget(view)
+def test_the_smoothing_slider_goes_from_raw_to_smooth(curves_view) -> None:
+    view = curves_view(1)
+    h = view.history
     rng = np.random.default_rng(1)
     recs = _steps(100, {})
     recs = [StepRecord(**{**r.__dict__, "loss": float(1 + rng.normal())}) for r in recs]
@@ -152,13 +144,9 @@ def test_regression_runs_have_no_accuracy_plot(qtbot) -> None:
     assert view.acc_card.isVisible()
 
 
-def test_the_empty_plot_hint_never_sits_on_a_legend(qtbot) -> None:
-    h = RunHistory()
-    h.epochs_total = 1
-    view = CurvesView(h)
-    qtbot.addWidget(view)
-    view.resize(700, 400)
-    view.show()
+def test_the_empty_plot_hint_never_sits_on_a_legend(curves_view) -> None:
+    view = curves_view(1, (700, 400))
+    h = view.history
     view.redraw()
     assert view._placeholder.isVisible() and not view.loss_card.legend.isVisible()
     h.add_records(_steps(10, {}))

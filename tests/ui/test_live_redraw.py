@@ -17,7 +17,7 @@ import pytest
 from studio.engine.events import StepEnd
 from studio.engine.prediction_samples import PredictionSamples
 from studio.engine.records import EpochRecord
-from studio.ui.curves_view import PLOT_NAMES, CurvesView
+from studio.ui.curves_view import PLOT_NAMES
 from studio.ui.garbage import freeze_run_objects, release_run_objects
 from studio.ui.history import RunHistory
 from studio.ui.live_insight import LiveInsightView
@@ -69,11 +69,9 @@ def _points(curve: Any) -> int:
     return 0 if x is None else len(x)
 
 
-def test_curves_timer_redraws_one_plot_a_tick(qtbot: Any) -> None:
-    h = RunHistory()
-    h.epochs_total = 10
-    view = CurvesView(h)
-    qtbot.addWidget(view)
+def test_curves_timer_redraws_one_plot_a_tick(curves_view: Any) -> None:
+    view = curves_view(10)
+    h = view.history
     view._timer.stop()  # the test drives the ticks
     _steps(h, 1, 50, 1.0)
     h.add_records([EpochRecord("train", 1, 50, 0.9, 0.6), EpochRecord("val", 1, 50, 1.0, 0.55)])
@@ -85,11 +83,9 @@ def test_curves_timer_redraws_one_plot_a_tick(qtbot: Any) -> None:
     assert drawn == [(0, 1, 0), (0, 1, 50), (50, 1, 50)]
 
 
-def test_loss_axis_stays_put_while_the_loss_stays_inside_it(qtbot: Any) -> None:
-    h = RunHistory()
-    h.epochs_total = 10
-    view = CurvesView(h)
-    qtbot.addWidget(view)
+def test_loss_axis_stays_put_while_the_loss_stays_inside_it(curves_view: Any) -> None:
+    view = curves_view(10)
+    h = view.history
     view._timer.stop()
     _steps(h, 1, 50, 2.0)
     _steps(h, 51, 50, 1.0)
