@@ -121,7 +121,7 @@ class RunController(QObject):
         self.relay: FollowRelay | None = None  # while a RunFollowWorker is the run's
         self._let_go: list[FollowRelay] = []  # followed runs no longer shown, until their threads end
         self.close_after_stop = False  # the window closes (and maybe quits) once the run has saved itself
-        self._run_objects_frozen = False
+        self._run_objects_frozen = False  # from a run's first steps until its thread ends (garbage.py)
         self.quit_requested = False  # the application is quitting: stop the run, ask nothing, then go
         self._quit_watcher = _QuitWatcher(self._on_quit_requested)
         self._fit_t0 = 0.0
@@ -218,7 +218,6 @@ class RunController(QObject):
         self._fit_t0 = time.perf_counter()
         self._fit_frac0 = 0.0
         self._latest_step = None
-        self._run_objects_frozen = False
         self._progress_timer.start()
         self._set_state(RunState.TRAINING)
         self.run_changed.emit(self.run_dir)
@@ -330,10 +329,10 @@ class RunController(QObject):
             self._fit_frac0 = (steps[-1].epoch_float) / max(self.epochs_total, 1)
 
     def _on_steps(self, records: list[StepRecord]) -> None:
-        if records and not self._run_objects_frozen:
-            self._run_objects_frozen = True
-            freeze_run_objects()  # the run's set-up stays out of the collector's scans while it trains
         if records:
+            if not self._run_objects_frozen:
+                self._run_objects_frozen = True
+                freeze_run_objects()  # the run's set-up stays out of the collector's scans while it trains
             self.history.add_records(records)
             self._latest_step = records[-1]
 
