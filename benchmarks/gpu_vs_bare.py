@@ -306,6 +306,17 @@ def alternate(sides: dict[str, Callable[[], Any]], rounds: int) -> dict[str, lis
     return out
 
 
+def print_rates(title: str, got: dict[str, list[float]], width: int, ratio_name: str, goal: str) -> float:
+    """Print each side's samples/s and the ratio of their medians (the first side over the second)."""
+    first, second = (statistics.median(v) for v in got.values())
+    ratio = first / second
+    print(f"\n{title}")
+    for k, v in got.items():
+        print(f"   {k:{width}s} " + ", ".join(f"{s:,.0f}" for s in v))
+    print(f"   {ratio_name}: {ratio:.3f}  ({goal})")
+    return ratio
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -369,24 +380,16 @@ def main() -> int:
         epochs = 2 if quick else 4
         alternate(samples_per_s(cfg, bundle, 2, tmp), 1)  # warm-up
         got = alternate(samples_per_s(cfg, bundle, epochs, tmp), rounds)
-        med = {k: statistics.median(v) for k, v in got.items()}
-        ratio = med["studio"] / med["bare"]
-        print(f"\n2. resnet18, 32 px RGB, bf16, batch {cfg.train.batch_size}: training samples/s (epochs 2-{epochs})")
-        for k, v in got.items():
-            print(f"   {k:7s} " + ", ".join(f"{s:,.0f}" for s in v))
-        print(f"   studio / bare samples/s: {ratio:.3f}  (goal >= 0.91, i.e. within 1.1x)")
+        title = f"2. resnet18, 32 px RGB, bf16, batch {cfg.train.batch_size}: training samples/s (epochs 2-{epochs})"
+        ratio = print_rates(title, got, 7, "studio / bare samples/s", "goal >= 0.91, i.e. within 1.1x")
         report["resnet18_bf16"] = {"runs": got, "ratio": ratio}
 
     if "window" not in args.skip:
         cfg = recipe(device)
         epochs = 2 if quick else 4
         got = alternate(window_vs_headless(cfg, epochs, tmp), rounds)
-        med = {k: statistics.median(v) for k, v in got.items()}
-        ratio = med["window"] / med["headless"]
-        print(f"\n3. the window (offscreen, app.exec) vs headless: samples/s of {cfg.model.arch}, epochs 2-{epochs}")
-        for k, v in got.items():
-            print(f"   {k:8s} " + ", ".join(f"{s:,.0f}" for s in v))
-        print(f"   window / headless: {ratio:.3f}  (goal >= 0.95)")
+        title = f"3. the window (offscreen, app.exec) vs headless: samples/s of {cfg.model.arch}, epochs 2-{epochs}"
+        ratio = print_rates(title, got, 8, "window / headless", "goal >= 0.95")
         report["window"] = {"runs": got, "ratio": ratio}
 
     if args.json:
